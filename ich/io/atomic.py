@@ -1,0 +1,46 @@
+"""Atomic writes: an interrupted stage leaves either the old output or none, never half of one."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+
+
+@contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield a sibling temporary folder that replaces ``path`` only if the block succeeds."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(path, ignore_errors=True)
+    os.replace(tmp, path)
+
+
+def _replace_with(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def write_json(path: str | Path, data: object) -> None:
+    """Write ``data`` as indented, key-sorted JSON (stable diffs), atomically."""
+    text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    _replace_with(Path(path), lambda tmp: tmp.write_text(text))
+
+
+def write_csv(path: str | Path, frame: pd.DataFrame) -> None:
+    """Write ``frame`` as CSV without its index, atomically."""
+    _replace_with(Path(path), lambda tmp: frame.to_csv(tmp, index=False))

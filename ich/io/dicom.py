@@ -1,0 +1,639 @@
+"""Read one CT slice from a DICOM file into Hounsfield units.
+
+Every way a file can be unusable raises :class:`UnusableSliceError` with a specific,
+human-readable ``reason``; the caller (``convert``) quarantines the file with that reason
+and never drops it silently. Problems that do not make the slice unusable are recorded in
+:attr:`CTSlice.notes` instead.
+
+Decisions (see also the docstring of :func:`read_ct_slice`):
+
+* **Missing RescaleSlope/RescaleIntercept -> quarantine.** Stored values are only HU after
+  the modality rescale; guessing an identity rescale is right for some scanners and off by
+  1024 HU for others, so a file without both tags is rejected with
+  ``"missing RescaleSlope/RescaleIntercept: cannot convert to HU"``.
+* **Matrix size.** Rows and columns must each lie in ``accepted_sizes`` (default
+  256..1024 inclusive: every axial head-CT matrix in practice is 256, 512, 768 or 1024).
+  Smaller images are thumbnails or secondary captures, larger ones are scanned films.
+  Pass ``accepted_sizes=None`` to accept any 2D size.
+* **Missing ImagePositionPatient -> quarantine** by default, because slices cannot be
+  ordered or spaced along z. With ``allow_z_fallback=True`` z falls back to SliceLocation
+  (mm), then InstanceNumber (slice number, not mm); the choice is reported in
+  :attr:`CTSlice.z_source` and :attr:`CTSlice.notes` so the caller can flag the study.
+* **MONOCHROME1** only changes how the *display* maps grey levels (minimum = white after
+  the VOI transform); the modality rescale to HU is unaffected, so HU are computed the same
+  way as for MONOCHROME2 and nothing is inverted. The fact is recorded in ``notes``.
+* **Multi-valued WindowCenter/WindowWidth** (common in RSNA files) never break reading:
+  the first value is used and the other values are recorded in ``notes``.
+* **PixelRepresentation/BitsStored** are honoured by pydicom (sign extension, masking of
+  unused high bits); HU are returned as float32.
+* **Compressed transfer syntaxes** decode through pydicom's plugins (pylibjpeg with
+  pylibjpeg-libjpeg for JPEG baseline/extended/lossless and JPEG-LS, pylibjpeg-openjpeg for
+  JPEG 2000 and HTJ2K, native RLE/deflate). A syntax without an installed decoder is
+  quarantined with the syntax name and the packages to install.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import FileMetaDataset
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+DEFAULT_ACCEPTED_SIZES: range = range(256, 1025)
+"""Default accepted number of rows and of columns (inclusive 256..1024)."""
+
+DEFAULT_MAX_OBLIQUITY_DEG: float = 45.0
+"""Largest angle between the slice normal and the patient's z axis still called axial."""
+
+Z_SOURCES: tuple[str, ...] = ("ImagePositionPatient", "SliceLocation", "InstanceNumber")
+"""Possible values of :attr:`CTSlice.z_source`, most to least trustworthy."""
+
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+
+# Packages that provide a pydicom decoder, by transfer syntax UID (for the error message).
+_LIBJPEG = "pylibjpeg pylibjpeg-libjpeg"
+_OPENJPEG = "pylibjpeg pylibjpeg-openjpeg"
+_DECODER_PACKAGES: dict[str, str] = {
+    "1.2.840.10008.1.2.4.50": _LIBJPEG,  # JPEG Baseline (8-bit)
+    "1.2.840.10008.1.2.4.51": _LIBJPEG,  # JPEG Extended (12-bit)
+    "1.2.840.10008.1.2.4.57": _LIBJPEG,  # JPEG Lossless
+    "1.2.840.10008.1.2.4.70": _LIBJPEG,  # JPEG Lossless SV1
+    "1.2.840.10008.1.2.4.80": _LIBJPEG,  # JPEG-LS Lossless
+    "1.2.840.10008.1.2.4.81": _LIBJPEG,  # JPEG-LS Near-Lossless
+    "1.2.840.10008.1.2.4.90": _OPENJPEG,  # JPEG 2000 Lossless
+    "1.2.840.10008.1.2.4.91": _OPENJPEG,  # JPEG 2000
+    "1.2.840.10008.1.2.4.201": _OPENJPEG,  # HTJ2K Lossless
+    "1.2.840.10008.1.2.4.202": _OPENJPEG,  # HTJ2K Lossless RPCL
+    "1.2.840.10008.1.2.4.203": _OPENJPEG,  # HTJ2K
+    "1.2.840.10008.1.2.5": "pylibjpeg pylibjpeg-rle",  # RLE (pydicom also decodes natively)
+}
+# Transfer syntaxes newer than some pydicom releases, named for the error message.
+_EXTRA_TS_NAMES: dict[str, str] = {
+    "1.2.840.10008.1.2.4.110": "JPEG XL Lossless",
+    "1.2.840.10008.1.2.4.111": "JPEG XL JPEG Recompression",
+    "1.2.840.10008.1.2.4.112": "JPEG XL",
+}
+
+
+class UnusableSliceError(Exception):
+    """A source file that cannot become a slice; ``reason`` goes to the quarantine table."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+@dataclass(frozen=True, eq=False)
+class CTSlice:
+    """One slice in HU with the header fields the pipeline needs.
+
+    Fields after ``slice_thickness`` have defaults so the record can be extended freely.
+    """
+
+    hu: np.ndarray  # float32 (rows, cols), Hounsfield units
+    patient_id: str
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    z: float  # mm along the slice normal, growing towards the head (= ImagePositionPatient[2] when axial)
+    pixel_spacing: tuple[float, float]  # (row, col) mm; (nan, nan) when the file has no PixelSpacing
+    slice_thickness: float | None  # mm
+    z_source: str = "ImagePositionPatient"  # one of Z_SOURCES; "InstanceNumber" means z is not in mm
+    instance_number: int | None = None
+    window_center: float | None = None  # first value of WindowCenter, if any
+    window_width: float | None = None  # first value of WindowWidth, if any
+    transfer_syntax: str = ""  # UID of the file's transfer syntax
+    photometric: str = "MONOCHROME2"
+    notes: tuple[str, ...] = ()  # non-fatal issues, human readable
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, cols) of the pixel matrix."""
+        return (int(self.hu.shape[0]), int(self.hu.shape[1]))
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _first_float(value: Any) -> tuple[float | None, bool]:
+    """First numeric value of a (possibly multi-valued) element and whether it had several."""
+    if value is None:
+        return None, False
+    multi = False
+    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+        if len(value) == 0:
+            return None, False
+        multi = len(value) > 1
+        value = value[0]
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    if isinstance(value, str):
+        value = value.strip().split("\\")[0].strip()
+        if value == "":
+            return None, multi
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None, multi
+    return (number if math.isfinite(number) else None), multi
+
+
+def _floats(value: Any, n: int) -> list[float] | None:
+    """Exactly ``n`` finite floats from a multi-valued element, else None."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)):
+        text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
+        items: list[Any] = [v for v in text.split("\\")]
+    else:
+        try:
+            items = list(value)
+        except TypeError:
+            return None
+    if len(items) != n:
+        return None
+    out = []
+    for item in items:
+        try:
+            number = float(item)
+        except (TypeError, ValueError):
+            return None
+        if not math.isfinite(number):
+            return None
+        out.append(number)
+    return out
+
+
+def _text(ds: pydicom.Dataset, keyword: str) -> str:
+    try:
+        value = ds.get(keyword)
+    except Exception:  # an unparseable value counts as missing
+        return ""
+    if value is None:
+        return ""
+    if isinstance(value, pydicom.multival.MultiValue):
+        value = "\\".join(str(v) for v in value)
+    return str(value).strip()
+
+
+def _get(ds: pydicom.Dataset, keyword: str) -> Any:
+    try:
+        return ds.get(keyword)
+    except Exception:
+        return None
+
+
+def _describe_sizes(accepted: Collection[int]) -> str:
+    if isinstance(accepted, range) and accepted.step == 1 and len(accepted) > 0:
+        return f"{accepted.start}..{accepted.stop - 1}"
+    return ", ".join(str(v) for v in sorted(accepted))
+
+
+def _ts_name(uid: str) -> str:
+    if uid in _EXTRA_TS_NAMES:
+        return _EXTRA_TS_NAMES[uid]
+    name = UID(uid).name
+    return name if name and name != uid else "unknown transfer syntax"
+
+
+def _get_decoder(uid: UID) -> Any:
+    """pydicom's decoder for ``uid`` (a seam for tests)."""
+    from pydicom.pixels import get_decoder
+
+    return get_decoder(uid)
+
+
+def _truncation_reason(ds: pydicom.Dataset) -> str | None:
+    """Detect a file that ends inside an element (pydicom reads such files silently)."""
+    try:
+        tags = list(ds.keys())
+    except Exception:
+        return None
+    if not tags:
+        return None
+    last_tag = max(tags)
+    elem = ds.get_item(last_tag)
+    if not isinstance(elem, RawDataElement) or elem.length == _UNDEFINED_LENGTH:
+        return None
+    got = len(elem.value) if elem.value is not None else 0
+    if got < elem.length:
+        return (
+            f"truncated file: ends inside element {last_tag} after {got} of "
+            f"{elem.length} bytes"
+        )
+    return None
+
+
+def _stray_tail(ds: pydicom.Dataset, size: int) -> bool:
+    """True when 1-7 bytes follow the last complete element (a cut element header)."""
+    try:
+        tags = list(ds.keys())
+        if not tags:
+            return False
+        elem = ds.get_item(max(tags))
+        if not isinstance(elem, RawDataElement) or elem.length == _UNDEFINED_LENGTH:
+            return False
+        if elem.value_tell is None:
+            return False
+        end = int(elem.value_tell) + int(elem.length)
+    except Exception:
+        return False
+    return 0 < size - end < 8
+
+
+def _read_dataset(path: Path) -> tuple[pydicom.Dataset, list[str]]:
+    notes: list[str] = []
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise UnusableSliceError(path, "file not found") from None
+    except OSError as exc:
+        raise UnusableSliceError(path, f"cannot access file ({exc.strerror or exc})") from exc
+    if not path.is_file():
+        raise UnusableSliceError(path, "not a regular file")
+    if size == 0:
+        raise UnusableSliceError(path, "empty file (0 bytes)")
+    try:
+        ds = pydicom.dcmread(path)
+    except InvalidDicomError:
+        # No 128-byte preamble + "DICM": old ACR-NEMA style files are still valid datasets.
+        try:
+            ds = pydicom.dcmread(path, force=True)
+        except Exception as exc:
+            raise UnusableSliceError(
+                path, f"not a DICOM file (no 'DICM' prefix; forced read failed: {type(exc).__name__})"
+            ) from exc
+        if "PixelData" not in ds and "SOPInstanceUID" not in ds and "Rows" not in ds:
+            raise UnusableSliceError(
+                path, "not a DICOM file (no 'DICM' prefix and no DICOM image elements)"
+            )
+        notes.append("no DICOM preamble/file meta information: read with force=True")
+    except Exception as exc:  # pydicom raises many types for corrupt files
+        raise UnusableSliceError(
+            path, f"corrupted DICOM header ({type(exc).__name__}: {exc})"
+        ) from exc
+    truncated = _truncation_reason(ds)
+    if truncated:
+        raise UnusableSliceError(path, truncated)
+    if "PixelData" not in ds and _stray_tail(ds, size):
+        raise UnusableSliceError(
+            path, "truncated file: ends inside an element header before PixelData"
+        )
+    return ds, notes
+
+
+def _transfer_syntax(ds: pydicom.Dataset) -> UID:
+    meta = getattr(ds, "file_meta", None)
+    uid = meta.get("TransferSyntaxUID") if meta is not None else None
+    if uid:
+        return UID(str(uid))
+    implicit, little = getattr(ds, "original_encoding", (None, None))
+    if implicit is None:
+        implicit, little = True, True
+    uid = ImplicitVRLittleEndian if implicit else (
+        ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+    )
+    if meta is None:
+        ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = uid
+    return uid
+
+
+def _check_decoder(path: Path, uid: UID) -> None:
+    text = str(uid)
+    try:
+        compressed = uid.is_compressed
+    except ValueError:  # not in pydicom's UID dictionary: a syntax newer than pydicom
+        raise UnusableSliceError(
+            path,
+            f"compressed transfer syntax {_ts_name(text)} ({text}) is not supported by "
+            f"pydicom {pydicom.__version__}: no decoder; decompress the file first "
+            "(e.g. dcmtk dcmdjpeg/dcmdjpls or gdcmconv --raw)",
+        ) from None
+    if not compressed:
+        return
+    try:
+        decoder = _get_decoder(uid)
+    except NotImplementedError:
+        raise UnusableSliceError(
+            path,
+            f"compressed transfer syntax {_ts_name(text)} ({text}) has no pydicom decoder; "
+            "decompress the file first (e.g. gdcmconv --raw)",
+        ) from None
+    if not decoder.is_available:
+        packages = _DECODER_PACKAGES.get(text, "a pydicom pixel-data plugin for it")
+        raise UnusableSliceError(
+            path,
+            f"compressed transfer syntax {_ts_name(text)} ({text}) has no installed decoder: "
+            f"pip install {packages}",
+        )
+
+
+# --------------------------------------------------------------------------- main API
+
+
+def read_ct_slice(
+    path: str | Path,
+    *,
+    accepted_sizes: Collection[int] | None = DEFAULT_ACCEPTED_SIZES,
+    allow_z_fallback: bool = False,
+    require_patient_id: bool = True,
+    max_obliquity_deg: float | None = DEFAULT_MAX_OBLIQUITY_DEG,
+) -> CTSlice:
+    """Read ``path`` and return its pixels in HU, or raise :class:`UnusableSliceError`.
+
+    Parameters
+    ----------
+    accepted_sizes:
+        Allowed values for Rows and for Columns (default 256..1024 inclusive); ``None``
+        accepts any size.
+    allow_z_fallback:
+        Without ImagePositionPatient, use SliceLocation (mm) or InstanceNumber (a slice
+        number, not mm) for z instead of quarantining; see :attr:`CTSlice.z_source`.
+    require_patient_id:
+        Quarantine files without PatientID (patient-level splits need it). The one-study
+        report command may pass False; patient_id is then "".
+    max_obliquity_deg:
+        Quarantine slices whose normal is further than this from the patient's z axis
+        (sagittal/coronal reformats); ``None`` disables the check. Gantry tilt (< 30 deg)
+        passes with the default 45.
+
+    Reasons raised (the caller prefixes the file name), in the order they are checked:
+    ``file not found``, ``empty file (0 bytes)``, ``not a DICOM file (...)``,
+    ``corrupted DICOM header (...)``, ``truncated file: ...``,
+    ``missing Modality: expected CT``, ``non-CT modality 'MR': only CT slices are used``,
+    ``missing PixelData: the file holds no image``,
+    ``localizer (scout) image, not an axial slice``,
+    ``multi-frame image (N frames): expected one 2D slice per file``,
+    ``colour image (RGB, 3 samples per pixel): expected greyscale CT``,
+    ``missing Rows/Columns``, ``unexpected matrix size RxC: accepted rows/columns are 256..1024``,
+    ``missing RescaleSlope/RescaleIntercept: cannot convert to HU``,
+    ``invalid RescaleSlope '...': cannot convert to HU`` (or ``...Intercept``),
+    ``RescaleSlope is 0: cannot convert to HU``,
+    ``missing SOPInstanceUID: ...``, ``missing StudyInstanceUID: ...``,
+    ``missing SeriesInstanceUID: ...``, ``missing PatientID: ...``,
+    ``missing ImagePositionPatient: cannot order the slice along z ...``,
+    ``not an axial slice: ...``,
+    ``compressed transfer syntax NAME (UID) has no installed decoder: pip install ...``,
+    ``compressed transfer syntax NAME (UID) is not supported by pydicom ...``,
+    ``truncated or corrupted pixel data (...)``, ``pixel data cannot be decoded (...)``,
+    ``non-finite HU values after rescale``, ``unexpected error reading DICOM (...)``.
+    """
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom warns on every odd VR value
+            return _read(path, accepted_sizes, allow_z_fallback, require_patient_id,
+                         max_obliquity_deg)
+    except UnusableSliceError:
+        raise
+    except MemoryError:
+        raise
+    except Exception as exc:  # never let one odd file crash a conversion of thousands
+        raise UnusableSliceError(
+            path, f"unexpected error reading DICOM ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def _read(
+    path: Path,
+    accepted_sizes: Collection[int] | None,
+    allow_z_fallback: bool,
+    require_patient_id: bool,
+    max_obliquity_deg: float | None,
+) -> CTSlice:
+    ds, notes = _read_dataset(path)
+
+    # -- what kind of object is this?
+    modality = _text(ds, "Modality")
+    if not modality:
+        raise UnusableSliceError(path, "missing Modality: expected CT")
+    if modality.upper() != "CT":
+        raise UnusableSliceError(path, f"non-CT modality {modality!r}: only CT slices are used")
+    if "PixelData" not in ds:
+        if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
+            raise UnusableSliceError(path, "float pixel data: expected integer CT pixel data")
+        raise UnusableSliceError(path, "missing PixelData: the file holds no image")
+    image_type = _text(ds, "ImageType").upper()
+    if "LOCALIZER" in image_type.split("\\"):
+        raise UnusableSliceError(path, "localizer (scout) image, not an axial slice")
+    frames, _ = _first_float(_get(ds, "NumberOfFrames"))
+    if frames is not None and frames > 1:
+        raise UnusableSliceError(
+            path, f"multi-frame image ({int(frames)} frames): expected one 2D slice per file"
+        )
+    samples, _ = _first_float(_get(ds, "SamplesPerPixel"))
+    photometric = _text(ds, "PhotometricInterpretation").upper() or "MONOCHROME2"
+    if (samples is not None and samples != 1) or photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        spp = int(samples) if samples is not None else 1
+        raise UnusableSliceError(
+            path,
+            f"colour image ({photometric}, {spp} samples per pixel): expected greyscale CT",
+        )
+    rows, _ = _first_float(_get(ds, "Rows"))
+    cols, _ = _first_float(_get(ds, "Columns"))
+    if not rows or not cols:
+        raise UnusableSliceError(path, "missing Rows/Columns")
+    rows_i, cols_i = int(rows), int(cols)
+    if accepted_sizes is not None and (rows_i not in accepted_sizes or cols_i not in accepted_sizes):
+        raise UnusableSliceError(
+            path,
+            f"unexpected matrix size {rows_i}x{cols_i}: accepted rows/columns are "
+            f"{_describe_sizes(accepted_sizes)}",
+        )
+
+    # -- HU conversion parameters
+    raw_slope, raw_intercept = _get(ds, "RescaleSlope"), _get(ds, "RescaleIntercept")
+    if raw_slope in (None, "") or raw_intercept in (None, ""):
+        raise UnusableSliceError(path, "missing RescaleSlope/RescaleIntercept: cannot convert to HU")
+    slope, _ = _first_float(raw_slope)
+    intercept, _ = _first_float(raw_intercept)
+    if slope is None:
+        raise UnusableSliceError(path, f"invalid RescaleSlope {str(raw_slope)!r}: cannot convert to HU")
+    if intercept is None:
+        raise UnusableSliceError(
+            path, f"invalid RescaleIntercept {str(raw_intercept)!r}: cannot convert to HU"
+        )
+    if slope == 0:
+        raise UnusableSliceError(path, "RescaleSlope is 0: cannot convert to HU")
+    rescale_type = _text(ds, "RescaleType").upper()
+    if rescale_type and rescale_type != "HU":
+        notes.append(f"RescaleType {rescale_type!r} (expected 'HU'): values used as HU")
+
+    # -- identity
+    sop_uid = _text(ds, "SOPInstanceUID")
+    if not sop_uid:
+        raise UnusableSliceError(path, "missing SOPInstanceUID: the slice cannot be keyed to its labels")
+    study_uid = _text(ds, "StudyInstanceUID")
+    if not study_uid:
+        raise UnusableSliceError(path, "missing StudyInstanceUID: the slice cannot be grouped into a study")
+    series_uid = _text(ds, "SeriesInstanceUID")
+    if not series_uid:
+        raise UnusableSliceError(path, "missing SeriesInstanceUID: the slice cannot be grouped into a series")
+    patient_id = _text(ds, "PatientID")
+    if not patient_id and require_patient_id:
+        raise UnusableSliceError(
+            path, "missing PatientID: the slice cannot be assigned to a patient for splitting"
+        )
+
+    # -- position along z
+    instance, _ = _first_float(_get(ds, "InstanceNumber"))
+    instance_number = int(instance) if instance is not None else None
+    position = _floats(_get(ds, "ImagePositionPatient"), 3)
+    orientation = _floats(_get(ds, "ImageOrientationPatient"), 6)
+    normal = None
+    if orientation is not None:
+        row_cos = np.asarray(orientation[:3])
+        col_cos = np.asarray(orientation[3:])
+        cross = np.cross(row_cos, col_cos)
+        norm = float(np.linalg.norm(cross))
+        if norm > 1e-3:
+            normal = cross / norm
+            if normal[2] < 0:
+                normal = -normal  # z grows towards the head whatever the row/column directions
+    if normal is not None and max_obliquity_deg is not None:
+        angle = math.degrees(math.acos(min(1.0, abs(float(normal[2])))))
+        if angle > max_obliquity_deg:
+            raise UnusableSliceError(
+                path,
+                f"not an axial slice: slice normal is {angle:.0f} degrees from the patient z axis "
+                f"(limit {max_obliquity_deg:g}; sagittal/coronal reformat?)",
+            )
+    if position is not None:
+        z_source = "ImagePositionPatient"
+        if normal is not None:
+            z = float(np.dot(np.asarray(position), normal))
+        else:
+            z = float(position[2])
+            notes.append("missing ImageOrientationPatient: z = ImagePositionPatient[2]")
+    else:
+        location, _ = _first_float(_get(ds, "SliceLocation"))
+        if not allow_z_fallback:
+            raise UnusableSliceError(
+                path,
+                "missing ImagePositionPatient: cannot order the slice along z "
+                "(allow_z_fallback=True would use SliceLocation/InstanceNumber)",
+            )
+        if location is not None:
+            z, z_source = float(location), "SliceLocation"
+            notes.append("missing ImagePositionPatient: z from SliceLocation (mm)")
+        elif instance_number is not None:
+            z, z_source = float(instance_number), "InstanceNumber"
+            notes.append("missing ImagePositionPatient: z from InstanceNumber (slice number, not mm)")
+        else:
+            raise UnusableSliceError(
+                path,
+                "missing ImagePositionPatient, SliceLocation and InstanceNumber: "
+                "cannot order the slice along z",
+            )
+
+    # -- decode
+    uid = _transfer_syntax(ds)
+    _check_decoder(path, uid)
+    try:
+        pixels = ds.pixel_array
+    except ValueError as exc:
+        message = str(exc)
+        if "less than expected" in message or "truncat" in message.lower():
+            raise UnusableSliceError(path, f"truncated or corrupted pixel data ({message})") from exc
+        raise UnusableSliceError(
+            path, f"pixel data cannot be decoded ({_ts_name(str(uid))}: {message})"
+        ) from exc
+    except Exception as exc:
+        message = " ".join(str(exc).split())
+        raise UnusableSliceError(
+            path,
+            f"pixel data cannot be decoded ({_ts_name(str(uid))}: {type(exc).__name__}: {message})",
+        ) from exc
+    if pixels.ndim != 2 or pixels.shape != (rows_i, cols_i):
+        raise UnusableSliceError(
+            path,
+            f"decoded pixel array has shape {tuple(pixels.shape)}, expected ({rows_i}, {cols_i})",
+        )
+    hu = pixels.astype(np.float32) * np.float32(slope) + np.float32(intercept)
+    if not np.isfinite(hu).all():
+        raise UnusableSliceError(path, "non-finite HU values after rescale")
+    if photometric == "MONOCHROME1":
+        notes.append("MONOCHROME1: HU from the rescale as usual; display inversion not applied")
+
+    # -- descriptive fields
+    center_raw, width_raw = _get(ds, "WindowCenter"), _get(ds, "WindowWidth")
+    center, center_multi = _first_float(center_raw)
+    width, width_multi = _first_float(width_raw)
+    if center_multi or width_multi:
+        centers = _text(ds, "WindowCenter").replace("\\", ", ")
+        widths = _text(ds, "WindowWidth").replace("\\", ", ")
+        notes.append(
+            f"multi-valued WindowCenter/WindowWidth ([{centers}] / [{widths}]): first value used"
+        )
+    spacing = _floats(_get(ds, "PixelSpacing"), 2)
+    if spacing is None or min(spacing) <= 0:
+        pixel_spacing = (float("nan"), float("nan"))
+        notes.append("missing or invalid PixelSpacing: spacing unknown")
+    else:
+        pixel_spacing = (spacing[0], spacing[1])
+    thickness, _ = _first_float(_get(ds, "SliceThickness"))
+    if thickness is not None and thickness <= 0:
+        thickness = None
+
+    return CTSlice(
+        hu=hu,
+        patient_id=patient_id,
+        study_uid=study_uid,
+        series_uid=series_uid,
+        sop_uid=sop_uid,
+        z=z,
+        pixel_spacing=pixel_spacing,
+        slice_thickness=thickness,
+        z_source=z_source,
+        instance_number=instance_number,
+        window_center=center,
+        window_width=width,
+        transfer_syntax=str(uid),
+        photometric=photometric,
+        notes=tuple(notes),
+    )
+
+
+def read_dicom_header(path: str | Path, tags: Collection[str] | None = None) -> pydicom.Dataset:
+    """Header only (no pixel data), for fast scans of a tree; raises UnusableSliceError."""
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            kwargs: dict[str, Any] = {"stop_before_pixels": True}
+            if tags is not None:
+                kwargs["specific_tags"] = list(tags)
+            try:
+                return pydicom.dcmread(path, **kwargs)
+            except InvalidDicomError:
+                ds = pydicom.dcmread(path, force=True, **kwargs)
+                if "SOPInstanceUID" not in ds and "Rows" not in ds and "StudyInstanceUID" not in ds:
+                    raise UnusableSliceError(path, "not a DICOM file (no 'DICM' prefix)") from None
+                return ds
+    except UnusableSliceError:
+        raise
+    except Exception as exc:
+        raise UnusableSliceError(path, f"corrupted DICOM header ({type(exc).__name__}: {exc})") from exc
+
+
+__all__ = [
+    "DEFAULT_ACCEPTED_SIZES",
+    "DEFAULT_MAX_OBLIQUITY_DEG",
+    "Z_SOURCES",
+    "CTSlice",
+    "UnusableSliceError",
+    "read_ct_slice",
+    "read_dicom_header",
+]
+

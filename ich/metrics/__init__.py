@@ -1,0 +1,36 @@
+"""Classification metrics, patient-level bootstrap confidence intervals and plot tables."""
+
+from ich.metrics.ci import bootstrap_ci, resample_counts
+from ich.metrics.classification import (
+    COUNT_KEYS,
+    RANKING_KEYS,
+    RATE_KEYS,
+    binary_metrics,
+    confusion_counts,
+    metric_by_name,
+    ranking_metrics,
+    rates_from_counts,
+)
+from ich.metrics.curves import calibration_table, confusion_rows, pr_table, roc_table
+from ich.metrics.evaluate import evaluate_predictions, fraction_key, patient_predictions, threshold_key
+
+__all__ = [
+    "COUNT_KEYS",
+    "RANKING_KEYS",
+    "RATE_KEYS",
+    "binary_metrics",
+    "bootstrap_ci",
+    "calibration_table",
+    "confusion_counts",
+    "confusion_rows",
+    "evaluate_predictions",
+    "fraction_key",
+    "metric_by_name",
+    "patient_predictions",
+    "pr_table",
+    "ranking_metrics",
+    "rates_from_counts",
+    "resample_counts",
+    "roc_table",
+    "threshold_key",
+]

@@ -1,0 +1,214 @@
+"""Models by name, and the one place where initial weights are loaded.
+
+Every architecture registers a *builder* here. A builder takes the keyword arguments
+``in_channels``, ``num_outputs`` and ``input_size`` (plus architecture options such as the
+U-Net ``base_width``) and returns a randomly initialised ``nn.Module`` mapping
+``(B, in_channels, input_size, input_size)`` to logits ``(B, num_outputs)`` (classifiers) or
+``(B, 1, H, W)`` (segmenters).
+
+:func:`build` then applies ``pretrained``, identically for every model:
+
+- ``"none"``: keep the random initialisation.
+- ``"imagenet"``: copy torchvision's ImageNet weights, read from torch.hub's cache, into the
+  models registered with an :class:`ImageNetSource`. Nothing is ever downloaded and nothing
+  falls back silently: a missing file is a :class:`FileNotFoundError` naming the path, and a
+  model without ImageNet weights is a :class:`ValueError`.
+- any other string: the path of a state dict (or of a checkpoint dict holding it under
+  ``"model"``) saved from the same architecture, loaded with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from torch import Tensor, nn
+from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
+from torchvision.models import WeightsEnum
+
+log = logging.getLogger(__name__)
+
+Builder = Callable[..., nn.Module]
+
+_HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,})\.")
+"""torchvision names its files ``<arch>-<first hex digits of the sha256>.pth``."""
+
+
+@dataclass(frozen=True)
+class ImageNetSource:
+    """Where the ImageNet initialisation of a model comes from.
+
+    Attributes:
+        weights: the torchvision weights entry; only its file name is used, to find the file in
+            torch.hub's cache.
+        target: dotted name of the submodule that receives the weights (``""``: the model).
+        skip: state-dict key prefixes of ``target`` left randomly initialised: the replaced
+            classification head, whose shape differs from ImageNet's 1000 classes.
+    """
+
+    weights: WeightsEnum
+    target: str = ""
+    skip: tuple[str, ...] = ("fc.",)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    builder: Builder
+    imagenet: ImageNetSource | None
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register(name: str, *, imagenet: ImageNetSource | None = None) -> Callable[[Builder], Builder]:
+    """Decorator that registers ``builder`` under ``name``.
+
+    Args:
+        name: the model name used in ``params.yaml``.
+        imagenet: where ``pretrained="imagenet"`` loads from; ``None`` if the architecture has
+            no ImageNet weights.
+    """
+
+    def wrap(builder: Builder) -> Builder:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is registered twice")
+        _REGISTRY[name] = _Entry(builder, imagenet)
+        return builder
+
+    return wrap
+
+
+def available() -> list[str]:
+    """Names of every registered model, sorted."""
+    return sorted(_REGISTRY)
+
+
+def build(
+    name: str,
+    *,
+    in_channels: int = 3,
+    num_outputs: int = 1,
+    input_size: int = 256,
+    pretrained: str = "none",
+    **options: object,
+) -> nn.Module:
+    """Build the model registered as ``name`` and initialise it as ``pretrained`` says.
+
+    Args:
+        name: a name from :func:`available`.
+        in_channels: image channels (3 for the stacked HU windows, 1 for grey images).
+        num_outputs: logits per image: 1 ("any") or ``len(ich.labels.LABELS)``.
+        input_size: side of the square input, for architectures whose layers depend on it.
+        pretrained: ``"none"``, ``"imagenet"`` or the path of a checkpoint.
+        **options: architecture-specific keywords, passed to the builder.
+
+    Raises:
+        KeyError: unknown ``name`` (the message lists the known ones).
+        ValueError: ``"imagenet"`` for a model that has no ImageNet weights.
+        FileNotFoundError: the ImageNet file or the checkpoint does not exist.
+    """
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown model {name!r}; available: {', '.join(available())}")
+    entry = _REGISTRY[name]
+    model = entry.builder(in_channels=in_channels, num_outputs=num_outputs, input_size=input_size, **options)
+    if pretrained == "imagenet":
+        if entry.imagenet is None:
+            with_imagenet = [n for n in available() if _REGISTRY[n].imagenet is not None]
+            raise ValueError(
+                f"model {name!r} has no ImageNet weights; use pretrained: none or a checkpoint "
+                f"path (ImageNet weights exist for {', '.join(with_imagenet)})"
+            )
+        _load_imagenet(name, model, entry.imagenet)
+    elif pretrained != "none":
+        _load_checkpoint(name, model, Path(pretrained))
+    return model
+
+
+def imagenet_path(weights: WeightsEnum) -> Path:
+    """Where torch.hub caches ``weights``: ``$TORCH_HOME/hub/checkpoints/<file name>``."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(weights.url).path).name
+
+
+def _load_imagenet(name: str, model: nn.Module, source: ImageNetSource) -> None:
+    path = imagenet_path(source.weights)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"ImageNet weights for {name!r} not found: expected {path}. This pipeline never "
+            f"downloads: copy {source.weights.url} to that path, or set TORCH_HOME to a "
+            f"directory holding hub/checkpoints/{path.name}, or use pretrained: none. On a "
+            f"machine with internet, python -c 'from torchvision.models import "
+            f"{type(source.weights).__name__} as W; W.{source.weights.name}.get_state_dict()' "
+            f"fills that cache."
+        )
+    _verify_hash(path)
+    state: dict[str, Tensor] = torch.load(path, map_location="cpu", weights_only=True)
+    target = model.get_submodule(source.target)
+    own = target.state_dict()
+    wanted = {k for k in own if not k.startswith(source.skip)}
+    given = {k for k in state if not k.startswith(source.skip)}
+    if wanted != given:
+        raise RuntimeError(
+            f"{path} does not fit {name!r}: missing {sorted(wanted - given)}, unexpected {sorted(given - wanted)}"
+        )
+    loaded = {k: _fit_input_conv(k, state[k], own[k].shape) for k in wanted}
+    target.load_state_dict(loaded, strict=False)
+    prefix = f"{source.target}." if source.target else ""
+    untouched = [f"{prefix}{skip}*" for skip in source.skip]
+    if source.target:
+        untouched.append(f"everything outside {source.target}")
+    log.info("%s: ImageNet weights loaded from %s; randomly initialised: %s", name, path, ", ".join(untouched))
+
+
+def _verify_hash(path: Path) -> None:
+    """Check the sha256 prefix that torchvision writes into its file names."""
+    match = _HASH_IN_NAME.search(path.name)
+    if match is None:
+        return
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    if not digest.hexdigest().startswith(match.group(1)):
+        raise ValueError(f"{path} is corrupted: its sha256 does not start with {match.group(1)}")
+
+
+def _fit_input_conv(key: str, weight: Tensor, shape: torch.Size) -> Tensor:
+    """Adapt an RGB first-layer kernel to ``shape[1]`` input channels.
+
+    One channel gets the sum over RGB (a grey image is R = G = B); other counts tile RGB and
+    rescale by ``3 / channels``, so that the expected activation stays the same.
+    """
+    if weight.shape == shape:
+        return weight
+    if weight.ndim != 4 or weight.shape[1] != 3 or (weight.shape[0], *weight.shape[2:]) != (shape[0], *shape[2:]):
+        raise RuntimeError(f"ImageNet tensor {key} has shape {tuple(weight.shape)}, need {tuple(shape)}")
+    channels = shape[1]
+    if channels == 1:
+        return weight.sum(dim=1, keepdim=True)
+    tiled = weight.repeat(1, math.ceil(channels / 3), 1, 1)[:, :channels]
+    return tiled * (3 / channels)
+
+
+def _load_checkpoint(name: str, model: nn.Module, path: Path) -> None:
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"pretrained checkpoint for {name!r} not found: {path} (pretrained must be 'none', "
+            f"'imagenet' or the path of a state dict saved from {name!r})"
+        )
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]
+    if not isinstance(state, dict):
+        raise TypeError(f"checkpoint {path} holds a {type(state).__name__}, not a state dict")
+    consume_prefix_in_state_dict_if_present(state, "module.")  # saved from a DDP wrapper
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise RuntimeError(f"checkpoint {path} does not fit model {name!r}: {err}") from err

@@ -1,0 +1,96 @@
+"""The 4-level U-Net of the CT-ICH paper (seed 003) for bleed segmentation.
+
+Contracting path: four blocks of two padded 3x3 convolutions + ReLU, each followed by a 2x2
+max-pool; a bottleneck block of two more. Expansive path: four blocks, each an up-convolution
+(2x2 transposed convolution, stride 2, halving the channels), concatenation with the matching
+contracting block (same size thanks to the padding, so no cropping), then two 3x3 convolutions
++ ReLU. Then one 3x3 convolution to two maps (the paper's "ICH and background" images) and a
+1x1 convolution to one map. The 24 convolution layers of the paper are:
+
+====================================== =====
+encoder blocks: 4 x 2 (3x3)              8
+bottleneck: 2 (3x3)                      2
+up-convolutions: 4 (2x2, transposed)     4
+decoder blocks: 4 x 2 (3x3)              8
+3x3 to two maps, 1x1 to one              2
+total                                   24
+====================================== =====
+
+The paper's last layer ends in a sigmoid; here the network returns **logits** ``(B, 1, H, W)``
+and the sigmoid lives in the loss (``BCEWithLogitsLoss``, numerically stable) and at inference.
+The paper does not state the filter counts; ``base_width`` defaults to 64 (doubling per level
+to 1024 at the bottleneck) as in the U-Net of Ronneberger et al. that it cites; lower it for
+CPU runs. H and W must be multiples of 16 (four pools);
+the paper's 160x160 crops are.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ich.models.registry import register
+
+LEVELS = 4
+
+
+class DoubleConv(nn.Sequential):
+    """Two padded 3x3 convolutions, each followed by ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+        )
+
+
+class UNet(nn.Module):
+    """U-Net returning one logit map at the input resolution.
+
+    Args:
+        in_channels: input channels (1 for a grey slice, 3 for the stacked HU windows).
+        base_width: channels of the first level; level ``k`` has ``base_width * 2**k``.
+    """
+
+    def __init__(self, in_channels: int, base_width: int = 64) -> None:
+        super().__init__()
+        widths = [base_width * 2**k for k in range(LEVELS + 1)]
+        self.encoder = nn.ModuleList(
+            DoubleConv(cin, cout) for cin, cout in zip([in_channels, *widths[:-2]], widths[:-1], strict=True)
+        )
+        self.pool = nn.MaxPool2d(2)
+        self.bottleneck = DoubleConv(widths[-2], widths[-1])
+        self.up = nn.ModuleList(
+            nn.ConvTranspose2d(widths[k + 1], widths[k], kernel_size=2, stride=2) for k in reversed(range(LEVELS))
+        )
+        self.decoder = nn.ModuleList(DoubleConv(2 * widths[k], widths[k]) for k in reversed(range(LEVELS)))
+        self.head = nn.Sequential(
+            nn.Conv2d(widths[0], 2, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(2, 1, kernel_size=1),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits ``(B, 1, H, W)`` for images ``(B, in_channels, H, W)``, H and W multiples of 16."""
+        if x.shape[-2] % 2**LEVELS or x.shape[-1] % 2**LEVELS:
+            raise ValueError(f"unet needs H and W multiples of {2**LEVELS}, got {tuple(x.shape[-2:])}")
+        skips = []
+        for block in self.encoder:
+            x = block(x)
+            skips.append(x)
+            x = self.pool(x)
+        x = self.bottleneck(x)
+        for up, block, skip in zip(self.up, self.decoder, reversed(skips), strict=True):
+            x = block(torch.cat([skip, up(x)], dim=1))
+        return self.head(x)
+
+
+@register("unet")
+def unet(*, in_channels: int, num_outputs: int, input_size: int, base_width: int = 64) -> UNet:
+    """The seed-003 U-Net (trained on 160x160 crops); ``num_outputs`` must be 1 (bleed mask)."""
+    if num_outputs != 1:
+        raise ValueError(f"unet segments one class (bleed); num_outputs must be 1, got {num_outputs}")
+    del input_size  # fully convolutional: any multiple of 16
+    return UNet(in_channels, base_width)

@@ -1,0 +1,134 @@
+"""Train one classifier of the zoo on the split and predict its validation and test slices."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.metrics import roc_auc_score
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ich.data.datasets import SliceDataset
+from ich.data.sampling import balance
+from ich.labels import LABELS
+from ich.models import build
+from ich.train.loop import FitResult, TrainConfig, default_device, fit, seed_everything
+
+
+@dataclass(frozen=True)
+class ClassifierSpec:
+    """Which network and how it sees the data (one ``train.<model>`` params section)."""
+
+    arch: str
+    input_size: int = 128
+    outputs: str = "any"  # any | all (any + five subtypes, the multi-label variant)
+    grey: bool = False  # single brain-window channel (the thesis CNN)
+    pretrained: str = "none"
+    augment: bool = True
+
+    @property
+    def label_columns(self) -> tuple[str, ...]:
+        """Targets in output order."""
+        if self.outputs == "any":
+            return ("any",)
+        if self.outputs == "all":
+            return LABELS
+        raise ValueError(f"outputs must be 'any' or 'all', got {self.outputs!r}")
+
+
+@torch.no_grad()
+def predict_probs(model: nn.Module, loader: DataLoader, device: torch.device) -> np.ndarray:
+    """Sigmoid probabilities ``(N, outputs)`` in loader order."""
+    model.eval()
+    chunks = [torch.sigmoid(model(x.to(device)).float()).cpu() for x, _ in loader]
+    return torch.cat(chunks).numpy()
+
+
+def _auc(y: np.ndarray, p: np.ndarray) -> float:
+    return float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan")
+
+
+def fingerprint(*parts: object) -> str:
+    """Digest of the parameters and inputs a checkpoint belongs to."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def train_classifier(
+    index: pd.DataFrame,
+    split: pd.DataFrame,
+    image_root: str | Path,
+    spec: ClassifierSpec,
+    config: TrainConfig,
+    *,
+    balance_policy: str = "none",
+    balance_ratio: float = 1.0,
+    checkpoint: Path | None = None,
+) -> tuple[nn.Module, FitResult, pd.DataFrame]:
+    """Train ``spec`` on the training patients, select the epoch on validation, predict val and test.
+
+    Returns:
+        ``(model with best weights, fit history, predictions)`` where predictions follow the
+        Predictions contract: ``slice_id, patient_id, set, fold, prob_any[, prob_<subtype>]``.
+    """
+    seed_everything(config.seed)
+    device = default_device()
+    table = index.merge(split[["patient_id", "set", "fold"]], on="patient_id", how="inner")
+    table = table[table["label_level"] == "slice"] if "label_level" in table else table
+    parts = {name: table[table["set"] == name].reset_index(drop=True) for name in ("train", "val", "test")}
+    if parts["train"].empty or parts["val"].empty:
+        raise ValueError("the split has no training or no validation slices")
+    columns = spec.label_columns
+    make = lambda df, augment: SliceDataset(  # noqa: E731
+        df, image_root, input_size=spec.input_size, label_columns=columns, grey=spec.grey, augment=augment
+    )
+    train_set = make(parts["train"], spec.augment)
+    plan = balance(parts["train"]["any"].to_numpy(), balance_policy, ratio=balance_ratio, seed=config.seed)
+    eval_loader = lambda df: DataLoader(make(df, False), batch_size=config.batch_size, num_workers=config.num_workers)  # noqa: E731
+
+    model = build(
+        spec.arch,
+        in_channels=1 if spec.grey else 3,
+        num_outputs=len(columns),
+        input_size=spec.input_size,
+        pretrained=spec.pretrained,
+    )
+    pos_weight = torch.full((len(columns),), plan.pos_weight) if plan.pos_weight else None
+    loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight.to(device) if pos_weight is not None else None)
+    val_loader = eval_loader(parts["val"])
+    val_targets = parts["val"]["any"].to_numpy(dtype=float)
+
+    def validate(m: nn.Module) -> tuple[float, float]:
+        probs = predict_probs(m, val_loader, device)
+        targets = torch.as_tensor(parts["val"][list(columns)].astype(float).fillna(0).to_numpy(), dtype=torch.float32)
+        logits = torch.logit(torch.as_tensor(probs).clamp(1e-6, 1 - 1e-6))
+        loss = float(nn.functional.binary_cross_entropy_with_logits(logits, targets))
+        return loss, _auc(val_targets, probs[:, 0])
+
+    stamp = fingerprint(asdict(spec), asdict(config), balance_policy, balance_ratio, len(index), index["slice_id"].iloc[:5].tolist())
+    result = fit(
+        model,
+        train_set,
+        balance=plan,
+        loss_fn=loss_fn,
+        validate=validate,
+        config=config,
+        checkpoint=checkpoint,
+        fingerprint=stamp,
+        device=device,
+    )
+    rows = []
+    for name in ("val", "test"):
+        if parts[name].empty:
+            continue
+        probs = predict_probs(model, eval_loader(parts[name]), device)
+        frame = parts[name][["slice_id", "patient_id", "set", "fold"]].copy()
+        for j, label in enumerate(columns):
+            frame[f"prob_{label}"] = probs[:, j]
+        rows.append(frame)
+    return model, result, pd.concat(rows, ignore_index=True)

@@ -1,0 +1,200 @@
+"""One training loop for every model: classifiers and the U-Net alike.
+
+What varies between models is passed in: the loss, how to score a validation epoch
+(ROC-AUC for classifiers, Jaccard for the U-Net), the optimiser settings. The loop owns
+what must be identical everywhere: seeding per epoch (so a resumed run continues the same
+run), balanced sampling, best-epoch selection, atomic checkpoints, CUDA with mixed
+precision when a GPU is present and deterministic CPU execution otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset, WeightedRandomSampler
+from tqdm import tqdm
+
+from ich.data.sampling import Balance
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings; every field is a ``params.yaml`` key of a ``train`` section."""
+
+    epochs: int = 10
+    batch_size: int = 32
+    optimizer: str = "adam"  # adam | sgd
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    scheduler: str = "none"  # none | plateau (ReduceLROnPlateau on validation loss)
+    plateau_patience: int = 2
+    plateau_factor: float = 0.1
+    seed: int = 0
+    num_workers: int = 0
+    amp: bool = True  # mixed precision, used only on CUDA
+
+
+@dataclass
+class FitResult:
+    """Per-epoch history and the best epoch's weights."""
+
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = -1
+    best_score: float = -math.inf
+    best_state: dict[str, torch.Tensor] | None = None
+
+
+Validator = Callable[[nn.Module], tuple[float, float]]
+"""Returns ``(validation loss, validation score)`` for the model; higher score is better."""
+
+
+def default_device() -> torch.device:
+    """CUDA when available, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch and make CPU kernels deterministic (CUDA stays fast: warn only)."""
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """Adam (seeds 001-003) or SGD with momentum (seed 004)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    raise ValueError(f"unknown optimizer {config.optimizer!r}; expected adam or sgd")
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
+    """ReduceLROnPlateau on validation loss (seed 004) or none."""
+    if config.scheduler == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", patience=config.plateau_patience, factor=config.plateau_factor
+        )
+    if config.scheduler == "none":
+        return None
+    raise ValueError(f"unknown scheduler {config.scheduler!r}; expected none or plateau")
+
+
+def epoch_loader(dataset: Dataset, balance: Balance, config: TrainConfig, epoch: int) -> DataLoader:
+    """The training loader of one epoch, seeded by ``(seed, epoch)`` so resumption is exact."""
+    generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+    subset = Subset(dataset, balance.rows.tolist())
+    if balance.sample_weights is not None:
+        sampler = WeightedRandomSampler(
+            balance.sample_weights[balance.rows].tolist(), len(balance.rows), replacement=True, generator=generator
+        )
+        return DataLoader(subset, batch_size=config.batch_size, sampler=sampler, num_workers=config.num_workers, generator=generator)
+    return DataLoader(
+        subset, batch_size=config.batch_size, shuffle=True, num_workers=config.num_workers, generator=generator
+    )
+
+
+def save_atomic(obj: object, path: Path) -> None:
+    """``torch.save`` to a temporary file then rename, so a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def fit(
+    model: nn.Module,
+    train_set: Dataset,
+    *,
+    balance: Balance,
+    loss_fn: nn.Module,
+    validate: Validator,
+    config: TrainConfig,
+    checkpoint: Path | None = None,
+    fingerprint: str = "",
+    device: torch.device | None = None,
+) -> FitResult:
+    """Train ``model`` for ``config.epochs`` epochs, keeping the best epoch by validation score.
+
+    If ``checkpoint`` exists and was written with the same ``fingerprint`` (a digest of the
+    parameters and data), training resumes after its last completed epoch; a checkpoint
+    from different parameters is ignored, never silently mixed in.
+    """
+    device = device or default_device()
+    model.to(device)
+    optimizer = make_optimizer(model, config)
+    scheduler = make_scheduler(optimizer, config)
+    use_amp = config.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    result = FitResult()
+    start = 0
+    if checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=True)
+        if state.get("fingerprint") == fingerprint:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            if scheduler is not None and state.get("scheduler"):
+                scheduler.load_state_dict(state["scheduler"])
+            result = FitResult(state["history"], state["best_epoch"], state["best_score"], state["best_state"])
+            start = state["epoch"] + 1
+            print(f"resuming from {checkpoint} after epoch {state['epoch']}")
+
+    for epoch in range(start, config.epochs):
+        torch.manual_seed(config.seed * 100_003 + epoch)  # dropout and augmentation, per epoch
+        model.train()
+        started = time.perf_counter()
+        total, seen = 0.0, 0
+        loader = epoch_loader(train_set, balance, config, epoch)
+        for inputs, targets in tqdm(loader, desc=f"epoch {epoch}", unit="batch", leave=False, mininterval=5.0):
+            inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(device.type, enabled=use_amp):
+                loss = loss_fn(model(inputs), targets)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            total += float(loss.detach()) * len(inputs)
+            seen += len(inputs)
+        seconds = time.perf_counter() - started
+        val_loss, val_score = validate(model)
+        if scheduler is not None:
+            scheduler.step(val_loss)
+        entry = {
+            "epoch": epoch,
+            "train_loss": total / max(seen, 1),
+            "val_loss": val_loss,
+            "val_score": val_score,
+            "lr": optimizer.param_groups[0]["lr"],
+        }
+        result.history.append(entry)
+        print(f"epoch {epoch}: " + ", ".join(f"{k}={v:.4g}" for k, v in entry.items() if k != "epoch") + f" ({seconds:.1f}s)")
+        if val_score > result.best_score or result.best_state is None:
+            result.best_epoch, result.best_score = epoch, val_score
+            result.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        if checkpoint is not None:
+            save_atomic(
+                {
+                    "fingerprint": fingerprint,
+                    "epoch": epoch,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else {},
+                    "history": result.history,
+                    "best_epoch": result.best_epoch,
+                    "best_score": result.best_score,
+                    "best_state": result.best_state,
+                    "config": asdict(config),
+                },
+                checkpoint,
+            )
+    if result.best_state is not None:
+        model.load_state_dict(result.best_state)
+    return result

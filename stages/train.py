@@ -1,0 +1,60 @@
+"""Stage ``train@<model>``: train one classifier, keep its best epoch, predict val and test."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import fields
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from ich.io.atomic import atomic_dir, write_csv, write_json
+from ich.params import load_params
+from ich.train.classify import ClassifierSpec, train_classifier
+from ich.train.loop import TrainConfig, save_atomic
+
+
+def main(name: str) -> None:
+    params = load_params()
+    section = params["train"][name]
+    spec = ClassifierSpec(**{f.name: section[f.name] for f in fields(ClassifierSpec) if f.name in section})
+    config = TrainConfig(**{f.name: section[f.name] for f in fields(TrainConfig) if f.name in section})
+    unknown = set(section) - {f.name for f in fields(ClassifierSpec)} - {f.name for f in fields(TrainConfig)}
+    if unknown:
+        raise ValueError(f"params.yaml train.{name}: unknown keys {sorted(unknown)}")
+    index = pd.read_csv("data/converted/index.csv")
+    split = pd.read_csv("data/split/split.csv")
+    started = time.perf_counter()
+    model, result, predictions = train_classifier(
+        index,
+        split,
+        "data/converted",
+        spec,
+        config,
+        balance_policy=params["split"]["balance"],
+        balance_ratio=params["split"]["balance_ratio"],
+        checkpoint=Path("data/checkpoints") / f"{name}.pt",
+    )
+    seconds = time.perf_counter() - started
+    with atomic_dir(Path("data/models") / name) as out:
+        save_atomic(model.state_dict(), out / "model.pt")
+        write_csv(out / "predictions.csv", predictions)
+        write_json(out / "timing.json", {"train_seconds": round(seconds, 1), "device": str(next(model.parameters()).device)})
+    write_csv(Path("plots/train") / f"{name}.csv", pd.DataFrame(result.history))
+    write_json(
+        Path("metrics/train") / f"{name}.json",
+        {
+            "arch": spec.arch,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "best_epoch": result.best_epoch,
+            "best_val_roc_auc": round(result.best_score, 6),
+            "epochs": config.epochs,
+        },
+    )
+    print(f"{name}: best epoch {result.best_epoch}, val ROC-AUC {result.best_score:.4f}, {seconds:.0f}s on {torch.get_num_threads()} threads")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,34 @@
+"""Shared fixtures: a tiny seeded synthetic cohort, generated and converted once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def tiny_cohort(tmp_path_factory) -> dict:
+    """12 patients x 8 slices at 256, converted to 64 px: the raw folder, the converted folder and the index."""
+    from ich.data.convert import ConvertConfig, convert_cohort
+    from ich.synth import write_cohort
+
+    root = tmp_path_factory.mktemp("cohort")
+    write_cohort(root / "raw", n_patients=12, slices_per_study=8, matrix=256, positive_fraction=0.5, seed=1)
+    index, quarantine = convert_cohort(root / "raw", root / "converted", ConvertConfig(size=64, workers=1))
+    return {"root": root, "raw": root / "raw", "converted": root / "converted", "index": index, "quarantine": quarantine}
+
+
+@pytest.fixture(scope="session")
+def tiny_split(tiny_cohort) -> pd.DataFrame:
+    from ich.data.split import patient_table, split_patients
+
+    return split_patients(patient_table(tiny_cohort["index"]), fractions=(0.5, 0.25, 0.25), folds=3, seed=0)

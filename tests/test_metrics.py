@@ -1,0 +1,336 @@
+"""Metrics, patient-level bootstrap intervals, the patient rule, evaluation layout and plot tables."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    balanced_accuracy_score,
+    f1_score,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
+
+from ich.metrics import (
+    RATE_KEYS,
+    binary_metrics,
+    bootstrap_ci,
+    calibration_table,
+    confusion_rows,
+    evaluate_predictions,
+    metric_by_name,
+    patient_predictions,
+    pr_table,
+    ranking_metrics,
+    roc_table,
+)
+from ich.metrics.classification import weighted_confusion_counts, weighted_ranking_metrics
+from ich.metrics.evaluate import minimum_positive_slices
+
+Y = np.array([1, 1, 1, 0, 0, 0, 0, 1])
+P = np.array([0.9, 0.6, 0.4, 0.2, 0.7, 0.1, 0.5, 0.8])
+
+
+def random_scores(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and informative, tied (2-decimal) probabilities."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    return y, np.round(np.clip(0.35 + 0.3 * y + rng.normal(0, 0.2, n), 0, 1), 2)
+
+
+def clustered_sample(n_patients: int, slices: int = 10, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels, probabilities and patient ids with ``slices`` slices per patient."""
+    y, p = random_scores(n_patients * slices, seed)
+    return y, p, np.repeat(np.arange(n_patients), slices)
+
+
+def accuracy_statistic(y: np.ndarray, pred: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Batched accuracy, the simplest statistic for the bootstrap tests."""
+    return weights @ (y == pred) / weights.sum(axis=1)
+
+
+# --- binary and ranking metrics ------------------------------------------------------------
+
+
+def test_binary_metrics_hand_counted() -> None:
+    m = binary_metrics(Y, P, 0.5)  # 0.5 itself counts as positive
+    assert (m["tp"], m["fp"], m["tn"], m["fn"]) == (3, 2, 2, 1)
+    expected = {
+        "accuracy": 5 / 8,
+        "sensitivity": 3 / 4,
+        "specificity": 2 / 4,
+        "ppv": 3 / 5,
+        "npv": 2 / 3,
+        "f1": 2 / 3,
+        "balanced_accuracy": 0.625,
+    }
+    assert m == pytest.approx({**expected, "tp": 3, "fp": 2, "tn": 2, "fn": 1})
+
+
+@pytest.mark.parametrize("threshold", [0.3, 0.5, 0.7])
+def test_binary_metrics_match_sklearn(threshold: float) -> None:
+    y, p = random_scores(500)
+    pred = p >= threshold
+    m = binary_metrics(y, p, threshold)
+    assert m["accuracy"] == pytest.approx(accuracy_score(y, pred))
+    assert m["sensitivity"] == pytest.approx(recall_score(y, pred))
+    assert m["specificity"] == pytest.approx(recall_score(y, pred, pos_label=0))
+    assert m["ppv"] == pytest.approx(precision_score(y, pred))
+    assert m["npv"] == pytest.approx(precision_score(y, pred, pos_label=0))
+    assert m["f1"] == pytest.approx(f1_score(y, pred))
+    assert m["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, pred))
+
+
+def test_ranking_metrics_match_sklearn() -> None:
+    y, p = random_scores(500)
+    assert ranking_metrics(y, p) == pytest.approx(
+        {"roc_auc": roc_auc_score(y, p), "pr_auc": average_precision_score(y, p)}
+    )
+
+
+def test_undefined_ratios_are_nan_without_warnings() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = binary_metrics([0, 0, 0], [0.1, 0.2, 0.3], 0.5)
+        r = ranking_metrics([1, 1], [0.4, 0.9])
+    assert (m["tn"], m["accuracy"], m["specificity"], m["npv"]) == (3, 1.0, 1.0, 1.0)
+    for key in ("sensitivity", "ppv", "f1", "balanced_accuracy"):
+        assert math.isnan(m[key]), key
+    assert all(math.isnan(v) for v in r.values())
+
+
+@pytest.mark.parametrize(
+    ("y", "p"), [([0, 2], [0.1, 0.2]), ([0, 1], [0.1]), ([0, 1], [0.1, float("nan")])], ids=["label", "length", "nan"]
+)
+def test_bad_inputs_are_rejected(y: list[int], p: list[float]) -> None:
+    with pytest.raises(ValueError):
+        binary_metrics(y, p, 0.5)
+
+
+def test_metric_by_name() -> None:
+    assert metric_by_name("roc_auc", Y, P) == ranking_metrics(Y, P)["roc_auc"]
+    assert metric_by_name("f1@0.5", Y, P) == pytest.approx(2 / 3)
+    assert metric_by_name("balanced_accuracy@.75", Y, P) == binary_metrics(Y, P, 0.75)["balanced_accuracy"]
+    for bad in ("auc", "accuracy", "accuracy@high", "tp@0.5"):
+        with pytest.raises(ValueError, match="unknown metric"):
+            metric_by_name(bad, Y, P)
+
+
+def test_weighted_metrics_equal_sklearn_on_repeated_rows() -> None:
+    """Integer weights are resample multiplicities: same numbers as the expanded data."""
+    y, p = random_scores(300)
+    weights = np.random.default_rng(1).integers(0, 4, (3, len(y))).astype(float)
+    ranking = weighted_ranking_metrics(y, p, weights)
+    thresholds = (0.3, 0.5, 0.7)
+    counts = weighted_confusion_counts(y, np.column_stack([p >= t for t in thresholds]), weights)
+    assert counts["tp"].shape == (3, len(thresholds))
+    for b, w in enumerate(weights.astype(int)):
+        yr, pr = np.repeat(y, w), np.repeat(p, w)
+        assert ranking["roc_auc"][b] == pytest.approx(roc_auc_score(yr, pr))
+        assert ranking["pr_auc"][b] == pytest.approx(average_precision_score(yr, pr))
+        for j, t in enumerate(thresholds):
+            point = binary_metrics(yr, pr, t)
+            assert {k: c[b, j] for k, c in counts.items()} == {k: point[k] for k in ("tp", "fp", "tn", "fn")}
+
+
+def test_weighted_ranking_is_nan_without_both_classes() -> None:
+    weights = np.array([[1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]])
+    out = weighted_ranking_metrics(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.3, 0.4]), weights)
+    assert np.isnan(out["roc_auc"][0]) and np.isnan(out["pr_auc"][0])
+    assert out["roc_auc"][1] == out["pr_auc"][1] == 1.0
+
+
+# --- bootstrap ----------------------------------------------------------------------------
+
+
+def test_bootstrap_is_deterministic_per_seed() -> None:
+    y, p, groups = clustered_sample(40)
+    args = (accuracy_statistic, y, p >= 0.5)
+    first = bootstrap_ci(*args, groups=groups, n_boot=200, seed=7)
+    assert np.array_equal(first, bootstrap_ci(*args, groups=groups, n_boot=200, seed=7))
+    assert not np.array_equal(first, bootstrap_ci(*args, groups=groups, n_boot=200, seed=8))
+
+
+def test_bootstrap_interval_contains_estimate_and_narrows_with_more_patients() -> None:
+    widths = []
+    for n_patients in (20, 80, 320):
+        y, p, groups = clustered_sample(n_patients)
+        value, low, high = bootstrap_ci(accuracy_statistic, y, p >= 0.5, groups=groups, n_boot=500, seed=0)
+        assert value == pytest.approx(accuracy_score(y, p >= 0.5))
+        assert low <= value <= high
+        widths.append(high - low)
+    assert widths[0] > widths[1] > widths[2]
+
+
+def test_bootstrap_keeps_patients_whole() -> None:
+    """Every slice of a patient gets the same multiplicity, and about 63% of patients appear."""
+    n_patients, slices = 50, 7
+    groups = np.repeat(np.arange(n_patients), slices)
+    rng = np.random.default_rng(0)
+    shuffled = rng.permutation(len(groups))  # rows of one patient need not be adjacent
+
+    def whole_and_distinct(codes: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        per_patient = [weights[:, codes == g] for g in range(n_patients)]
+        whole = np.all([(w == w[:, :1]).all(axis=1) for w in per_patient], axis=0)
+        distinct = np.sum([w[:, 0] > 0 for w in per_patient], axis=0)
+        return np.column_stack([whole, distinct])
+
+    codes = groups[shuffled]
+    value, low, high = bootstrap_ci(whole_and_distinct, codes, groups=codes, n_boot=300, seed=3)
+    assert value[0] == low[0] == high[0] == 1.0
+    assert value[1] == n_patients
+    assert 20 <= low[1] < high[1] <= 42
+
+
+def test_bootstrap_nan_statistic_and_validation() -> None:
+    y, p, groups = clustered_sample(10)
+
+    def undefined(y: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        return np.full(len(weights), np.nan)
+
+    assert all(np.isnan(bootstrap_ci(undefined, y, groups=groups, n_boot=10, seed=0)))
+    with pytest.raises(ValueError):
+        bootstrap_ci(undefined, y, groups=groups, n_boot=0, seed=0)
+    with pytest.raises(ValueError):
+        bootstrap_ci(undefined, y[:-1], groups=groups, n_boot=10, seed=0)
+
+
+# --- patient rule ---------------------------------------------------------------------------
+
+
+def test_minimum_positive_slices_avoids_float_error() -> None:
+    assert minimum_positive_slices(np.array([30, 40, 20, 5, 1]), 0.1).tolist() == [3, 4, 2, 1, 1]
+    with pytest.raises(ValueError):
+        minimum_positive_slices(np.array([10]), 0.0)
+
+
+def test_patient_rule_on_crafted_table() -> None:
+    """a: 1 of 20 slices flagged; b: 2 of 20; c: none flagged but labelled; d: 3 of 30."""
+    flags = {"a": [1] + [0] * 19, "b": [1, 1] + [0] * 18, "c": [0] * 10, "d": [1, 1, 1] + [0] * 27}
+    df = pd.DataFrame(
+        [
+            {"patient_id": pid, "prob_any": 0.9 if f else 0.1, "any": int(pid == "c" and i == 0)}
+            for pid, fs in flags.items()
+            for i, f in enumerate(fs)
+        ]
+    )
+    at5 = patient_predictions(df, 0.5, 0.05).set_index("patient_id")
+    at10 = patient_predictions(df, 0.5, 0.10).set_index("patient_id")
+    assert at5["pred"].to_dict() == {"a": 1, "b": 1, "c": 0, "d": 1}
+    assert at10["pred"].to_dict() == {"a": 0, "b": 1, "c": 0, "d": 1}
+    assert at10.loc["d", "required"] == 3
+    assert at5["label"].to_dict() == {"a": 0, "b": 0, "c": 1, "d": 0}
+    assert patient_predictions(df, 0.95, 0.05)["pred"].sum() == 0
+
+
+# --- evaluation -----------------------------------------------------------------------------
+
+
+def evaluation_tables(n_patients: int = 30, slices: int = 12) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A predictions table (val and test rows) with one subtype head, and its slice labels."""
+    y, p, patients = clustered_sample(n_patients, slices)
+    rng = np.random.default_rng(5)
+    ids = [f"s{i}" for i in range(len(y))]
+    epidural = y * rng.integers(0, 2, len(y))
+    predictions = pd.DataFrame(
+        {
+            "slice_id": ids,
+            "patient_id": [f"p{k}" for k in patients],
+            "set": np.where(patients < n_patients // 3, "val", "test"),
+            "fold": 0,
+            "prob_any": p,
+            "prob_epidural": np.clip(p * epidural + rng.random(len(y)) * 0.3, 0, 1),
+        }
+    )
+    labels = pd.DataFrame({"slice_id": ids, "any": y, "epidural": epidural, "subdural": 0})
+    return predictions, labels
+
+
+def test_evaluate_predictions_layout_and_values() -> None:
+    predictions, labels = evaluation_tables()
+    m = evaluate_predictions(
+        predictions, labels, thresholds=[0.5, 0.9], patient_fractions=[0.05, 0.1], n_boot=100, seed=0
+    )
+    test = predictions[predictions["set"] == "test"].merge(labels, on="slice_id")
+    counts = {"n_slices", "n_patients", "n_positive_slices", "n_positive_patients"}
+    assert set(m) == {*counts, "slice", "patient", "subtypes"}
+    assert (m["n_slices"], m["n_patients"], m["n_positive_slices"]) == (len(test), 20, int(test["any"].sum()))
+    assert set(m["slice"]) == {"roc_auc", "pr_auc", "threshold_0.5", "threshold_0.9"}
+    assert set(m["patient"]) == {"fraction_0.05", "fraction_0.1"}
+    assert set(m["patient"]["fraction_0.1"]) == {"threshold_0.5", "threshold_0.9"}
+    assert set(m["subtypes"]) == {"epidural"}  # subdural has labels but no prob_subdural head
+    block = m["slice"]["threshold_0.5"]
+    assert set(block) == {*RATE_KEYS, "tp", "fp", "tn", "fn"}
+    expected = binary_metrics(test["any"], test["prob_any"], 0.5)
+    for key in RATE_KEYS:
+        assert block[key]["value"] == pytest.approx(expected[key], abs=1e-6)
+        assert block[key]["ci_low"] <= block[key]["value"] <= block[key]["ci_high"]
+    assert block["tp"] == expected["tp"]
+    assert m["slice"]["roc_auc"]["value"] == pytest.approx(roc_auc_score(test["any"], test["prob_any"]), abs=1e-6)
+    patients = patient_predictions(test, 0.5, 0.1)
+    patient_expected = binary_metrics(patients["label"], patients["pred"], 0.5)
+    patient_block = m["patient"]["fraction_0.1"]["threshold_0.5"]
+    assert patient_block["tp"] == patient_expected["tp"]
+    assert patient_block["sensitivity"]["value"] == pytest.approx(patient_expected["sensitivity"], abs=1e-6)
+    json.dumps(m, allow_nan=False)
+
+
+def test_evaluate_predictions_nan_becomes_null_and_is_deterministic() -> None:
+    predictions, labels = evaluation_tables()
+    predictions["prob_any"] = 0.1  # nothing is ever called positive
+    kwargs = {"thresholds": [0.5], "patient_fractions": [0.05], "n_boot": 50, "seed": 1}
+    m = evaluate_predictions(predictions, labels, **kwargs)
+    assert m["slice"]["threshold_0.5"]["ppv"] == {"value": None, "ci_low": None, "ci_high": None}
+    assert m["patient"]["fraction_0.05"]["threshold_0.5"]["sensitivity"]["value"] == 0.0
+    assert json.dumps(m, allow_nan=False) == json.dumps(evaluate_predictions(predictions, labels, **kwargs))
+
+
+def test_evaluate_predictions_subtype_with_missing_labels() -> None:
+    predictions, labels = evaluation_tables()
+    labels["epidural"] = labels["epidural"].astype(float)
+    labels.loc[labels.index[::2], "epidural"] = np.nan  # study-level dataset: some slices unlabelled
+    m = evaluate_predictions(predictions, labels, thresholds=[0.5], patient_fractions=[], n_boot=20, seed=0)
+    test_ids = predictions.loc[predictions["set"] == "test", "slice_id"]
+    assert m["subtypes"]["epidural"]["n_slices"] == labels.set_index("slice_id").loc[test_ids, "epidural"].notna().sum()
+
+
+def test_evaluate_predictions_refuses_unlabelled_slices_and_empty_sets() -> None:
+    predictions, labels = evaluation_tables()
+    kwargs = {"thresholds": [0.5], "patient_fractions": [0.05], "n_boot": 10, "seed": 0}
+    missing = predictions.loc[predictions["set"] == "test", "slice_id"].iloc[0]
+    with pytest.raises(ValueError, match="no 'any' label"):
+        evaluate_predictions(predictions, labels[labels["slice_id"] != missing], **kwargs)
+    with pytest.raises(ValueError, match="no predictions"):
+        evaluate_predictions(predictions, labels, subset="holdout", **kwargs)
+
+
+# --- plot tables ----------------------------------------------------------------------------
+
+
+def test_curve_tables() -> None:
+    y, p = random_scores(5000)
+    p = np.abs(p - np.random.default_rng(2).random(len(p)) * 1e-3)  # many distinct thresholds
+    roc = roc_table(y, p)
+    pr = pr_table(y, p, max_points=50)
+    assert list(roc.columns) == ["fpr", "tpr"] and 100 < len(roc) <= 200
+    assert roc.iloc[0].tolist() == [0.0, 0.0] and roc.iloc[-1].tolist() == [1.0, 1.0]
+    assert roc["fpr"].is_monotonic_increasing
+    assert list(pr.columns) == ["recall", "precision"] and len(pr) <= 50
+    assert pr["recall"].is_monotonic_increasing and pr["recall"].iloc[-1] == 1.0
+    assert roc_table(Y, P).shape[1] == 2 and len(roc_table(Y, P)) <= len(Y) + 1
+    calibration = calibration_table(y, p, n_bins=5)
+    assert list(calibration.columns) == ["mean_predicted", "fraction_positive"] and len(calibration) <= 5
+    assert calibration["fraction_positive"].between(0, 1).all()
+    confusion = confusion_rows(Y, P, 0.5)
+    assert list(confusion.columns) == ["actual", "predicted"] and len(confusion) == len(Y)
+    assert ((confusion.actual == 1) & (confusion.predicted == 1)).sum() == binary_metrics(Y, P, 0.5)["tp"]
+    with pytest.raises(ValueError, match="both positive and negative"):
+        roc_table([1, 1], [0.2, 0.3])
