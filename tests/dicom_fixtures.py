@@ -18,6 +18,7 @@ All data are generated here with pydicom; nothing comes from a real patient.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -90,6 +91,17 @@ def make_ct_dataset(
     stored = np.clip(stored, info.min, info.max).astype(dtype)
 
     sop_uid = sop_uid or generate_uid(UID_ROOT)
+    with warnings.catch_warnings():  # RSNA-style UIDs such as "ID_abc" are invalid UI values
+        warnings.simplefilter("ignore")
+        return _build(hu, stored, sop_uid, patient_id, study_uid, series_uid, z, instance_number,
+                      pixel_spacing, slice_thickness, slope, intercept, window_center, window_width,
+                      modality, photometric, pixel_representation, orientation)
+
+
+def _build(hu, stored, sop_uid, patient_id, study_uid, series_uid, z, instance_number, pixel_spacing,
+           slice_thickness, slope, intercept, window_center, window_width, modality, photometric,
+           pixel_representation, orientation) -> Dataset:
+    rows, cols = hu.shape
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = CTImageStorage
     meta.MediaStorageSOPInstanceUID = sop_uid
@@ -129,7 +141,9 @@ def make_ct_dataset(
 def save(ds: Dataset, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds.save_as(path, enforce_file_format=True)
     return path
 
 
@@ -189,6 +203,14 @@ def write_truncated(path: str | Path) -> Path:
     path = write_ct_slice(path)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def write_truncated_compressed(path: str | Path) -> Path:
+    """A JPEG 2000 compressed slice cut inside its encapsulated pixel data."""
+    path = write_j2k(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 2000])
     return path
 
 
@@ -337,6 +359,7 @@ def write_missing_patient(path: str | Path) -> Path:
 BAD_VARIANTS: dict[str, tuple[Callable[[Path], Path], str]] = {
     "truncated": (write_truncated, "truncated file"),
     "truncated_header": (write_truncated_header, "truncated file"),
+    "truncated_compressed": (write_truncated_compressed, "truncated file: ends inside an undefined-length element"),
     "garbage": (write_garbage, "not a DICOM file"),
     "empty": (write_empty, "empty file"),
     "corrupted_pixels": (write_corrupted_pixels, "pixel data cannot be decoded"),

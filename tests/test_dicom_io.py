@@ -193,6 +193,15 @@ def test_real_truncated_pixel_data(tmp_path):
         read_ct_slice(dest, accepted_sizes=None)
 
 
+def test_real_truncated_compressed_file(tmp_path):
+    """pydicom silently returns an empty dataset here; we must call it truncated."""
+    dest = tmp_path / "cut.dcm"
+    data = data_file("693_J2KR.dcm").read_bytes()
+    dest.write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(UnusableSliceError, match="truncated file: ends inside an undefined-length element"):
+        read_ct_slice(dest)
+
+
 def test_real_undecodable_jpeg_is_quarantined(tmp_path):
     """JPEG-lossy.dcm: 12-bit JPEG that neither libjpeg nor Pillow decode."""
     dest = relabel_as_ct(data_file("JPEG-lossy.dcm"), tmp_path / "j.dcm")

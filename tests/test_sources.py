@@ -152,9 +152,15 @@ def test_read_image_channel_mapping(tmp_path):
     assert (read_windowed_image(tmp_path / "g.png", bone_path="") == out).all()
 
 
+CTICH_HEADER = (
+    "PatientNumber,SliceNumber,Intraventricular,Intraparenchymal,Subarachnoid,Epidural,Subdural,"
+    "No_Hemorrhage,Fracture_Yes_No"
+)
+
+
 def _ctich_jpg_tree(root: Path) -> Path:
     rng = np.random.default_rng(0)
-    rows = ["PatientNumber,SliceNumber,Intraventricular,Intraparenchymal,Subarachnoid,Epidural,Subdural,No_Hemorrhage,Fracture_Yes_No"]
+    rows = [CTICH_HEADER]
     for patient, n in ((49, 3), (50, 2)):
         for s in range(1, n + 1):
             positive = patient == 50 and s == 2
@@ -298,14 +304,15 @@ def test_nifti_masks_align_with_ct(tmp_path):
 def _ct_ich_tree(root: Path) -> Path:
     (root / "ct_scans").mkdir(parents=True)
     (root / "masks").mkdir()
-    rows = ["PatientNumber,SliceNumber,Intraventricular,Intraparenchymal,Subarachnoid,Epidural,Subdural,No_Hemorrhage,Fracture_Yes_No"]
+    rows = [CTICH_HEADER]
     for patient, depth in ((49, 3), (50, 2), (59, 2)):
         for s in range(1, depth + 1):
             bleed = patient == 49 and s == 2
             rows.append(f"{patient},{s},0,0,0,{int(bleed)},0,{int(not bleed)},0")
         if patient == 59:
             continue  # the release omits some patients' scans
-        nib.save(nib.Nifti1Image(_volume((8, 8, depth), patient), np.diag([0.4, 0.4, 5, 1])), root / "ct_scans" / f"{patient:03d}.nii")
+        volume = nib.Nifti1Image(_volume((8, 8, depth), patient), np.diag([0.4, 0.4, 5, 1]))
+        nib.save(volume, root / "ct_scans" / f"{patient:03d}.nii")
         if patient == 49:
             mask = np.zeros((8, 8, depth), np.uint8)
             mask[2:4, 2:4, 1] = 255
@@ -536,7 +543,11 @@ def test_safe_extract_accepts_normal_archives(tmp_path):
     assert sorted(p.name for p in files) == ["a.txt", "b.txt"] and (tmp_path / "z" / "d" / "a.txt").read_bytes() == b"1"
     tar = _tar(
         tmp_path / "ok.tgz",
-        [_member("d/a.txt"), _member("d/link", tarfile.SYMTYPE, "a.txt"), _member("d/hard", tarfile.LNKTYPE, "d/a.txt")],
+        [
+            _member("d/a.txt"),
+            _member("d/link", tarfile.SYMTYPE, "a.txt"),
+            _member("d/hard", tarfile.LNKTYPE, "d/a.txt"),
+        ],
         {"d/a.txt": b"hi"},
     )
     fetch.safe_extract(tar, tmp_path / "t")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +23,7 @@ from tqdm import tqdm
 from ich.data.windowing import stack_windows
 from ich.io.dicom import UnusableSliceError, read_ct_slice
 from ich.io.images import read_windowed_image
-from ich.io.nifti import iter_nifti_slices
+from ich.io.nifti import nifti_slice_count, read_nifti_mask_slice, read_nifti_slice
 from ich.labels import LABELS
 
 INDEX_COLUMNS = [
@@ -41,6 +41,7 @@ INDEX_COLUMNS = [
     "slice_spacing_mm",
     *LABELS,
     "label_level",
+    "notes",
     "source_path",
 ]
 QUARANTINE_COLUMNS = ["source_path", "reason", "stage", "kind"]
@@ -111,10 +112,10 @@ def _convert_item(item: _Item, config: ConvertConfig, out_dir: str) -> dict:
                 "has_hu": True,
                 "spacing": ct.pixel_spacing,
                 "thickness": ct.slice_thickness,
+                "notes": "; ".join(ct.notes),
             }
         elif row["format"] == "nifti":
-            volume_slice = iter_nifti_slices(source, only=item.sub_index)
-            hu, spacing, z = next(volume_slice)
+            hu, spacing, z = read_nifti_slice(source, item.sub_index)
             rgb = stack_windows(hu, config.windows)
             original_shape = hu.shape
             record = {
@@ -126,12 +127,13 @@ def _convert_item(item: _Item, config: ConvertConfig, out_dir: str) -> dict:
                 "has_hu": True,
                 "spacing": spacing[:2],
                 "thickness": spacing[2],
+                "notes": "",
             }
             if row.get("mask_path"):
-                mask_hu, _, _ = next(iter_nifti_slices(_resolve(item.raw_dir, row["mask_path"]), only=item.sub_index))
-                mask = cv2.resize((mask_hu > 0).astype(np.uint8) * 255, (config.size,) * 2, interpolation=cv2.INTER_NEAREST)
+                bleed = read_nifti_mask_slice(_resolve(item.raw_dir, row["mask_path"]), item.sub_index)
+                mask = cv2.resize(bleed * 255, (config.size,) * 2, interpolation=cv2.INTER_NEAREST)
         elif row["format"] == "image":
-            rgb = read_windowed_image(source)
+            rgb = read_windowed_image(source, bone_path=_resolve(item.raw_dir, row["bone_path"]) if row.get("bone_path") else None)
             original_shape = rgb.shape[:2]
             record = {
                 "key": row["slice_key"],
@@ -142,6 +144,7 @@ def _convert_item(item: _Item, config: ConvertConfig, out_dir: str) -> dict:
                 "has_hu": False,
                 "spacing": (float("nan"), float("nan")),
                 "thickness": None,
+                "notes": row.get("note", ""),
             }
         else:
             raise UnusableSliceError(source, f"unknown manifest format {row['format']!r}")
@@ -172,6 +175,7 @@ def _convert_item(item: _Item, config: ConvertConfig, out_dir: str) -> dict:
         "spacing_row_mm": record["spacing"][0] * scale[0],
         "spacing_col_mm": record["spacing"][1] * scale[1],
         "thickness": record["thickness"],
+        "notes": record["notes"],
         "source_path": source_name,
     }
 
@@ -182,14 +186,21 @@ def _write_png(path: Path, image: np.ndarray, compression: int) -> None:
         raise OSError(f"could not write {path}")
 
 
-def _items(raw_dir: Path, manifest: pd.DataFrame) -> Iterator[_Item]:
+def _items(raw_dir: Path, manifest: pd.DataFrame) -> tuple[list[_Item], list[dict]]:
+    """Expand the manifest into slice items; volumes that cannot even be opened are quarantined whole."""
+    items, unreadable = [], []
     for row in manifest.to_dict("records"):
-        if row["format"] == "nifti":
-            n = sum(1 for _ in iter_nifti_slices(_resolve(str(raw_dir), row["path"]), header_only=True))
-            for k in range(n):
-                yield _Item(str(raw_dir), row, k)
-        else:
-            yield _Item(str(raw_dir), row)
+        if row["format"] != "nifti":
+            items.append(_Item(str(raw_dir), row))
+            continue
+        path = _resolve(str(raw_dir), row["path"])
+        try:
+            n = nifti_slice_count(path)
+        except UnusableSliceError as exc:
+            unreadable.append({"source_path": str(path), "reason": exc.reason, "stage": "convert", "kind": "file"})
+            continue
+        items += [_Item(str(raw_dir), row, k) for k in range(n)]
+    return items, unreadable
 
 
 def _run(fn, items: Sequence[_Item], config: ConvertConfig, out_dir: Path) -> list[dict]:
@@ -208,10 +219,10 @@ def convert_cohort(raw_dir: str | Path, out_dir: str | Path, config: ConvertConf
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     manifest = pd.read_csv(raw_dir / "manifest.csv", dtype=str, keep_default_na=False)
     labels = pd.read_csv(raw_dir / "labels.csv", dtype={"level": str, "key": str})
-    items = list(_items(raw_dir, manifest))
+    items, quarantine = _items(raw_dir, manifest)
+    n_in = len(items) + len(quarantine)  # slices, plus whole volumes that could not be opened
     results = _run(_convert_item, items, config, out_dir)
-
-    quarantine = [
+    quarantine += [
         {"source_path": r["source_path"], "reason": r["reason"], "stage": "convert", "kind": "file"}
         for r in results
         if r["quarantine"]
@@ -224,8 +235,8 @@ def convert_cohort(raw_dir: str | Path, out_dir: str | Path, config: ConvertConf
     index = _finish_index(slices, config)
     quarantine_df = pd.DataFrame(quarantine, columns=QUARANTINE_COLUMNS)
     n_files_quarantined = int((quarantine_df["kind"] == "file").sum())
-    if len(index) + n_files_quarantined != len(items):
-        raise AssertionError(f"counts do not balance: {len(items)} in, {len(index)} written, {n_files_quarantined} quarantined")
+    if len(index) + n_files_quarantined != n_in:
+        raise AssertionError(f"counts do not balance: {n_in} in, {len(index)} written, {n_files_quarantined} quarantined")
     return index, quarantine_df
 
 

@@ -30,6 +30,17 @@ Decisions (see also the docstring of :func:`read_ct_slice`):
   pylibjpeg-libjpeg for JPEG baseline/extended/lossless and JPEG-LS, pylibjpeg-openjpeg for
   JPEG 2000 and HTJ2K, native RLE/deflate). A syntax without an installed decoder is
   quarantined with the syntax name and the packages to install.
+* **Truncated files**: pydicom reads a file cut short without complaint (short last value,
+  or an empty dataset when the cut falls inside encapsulated pixel data); both are detected
+  and reported as ``truncated file: ...``.
+* **One axial 2D slice per file**: localizers (ImageType LOCALIZER), multi-frame objects,
+  colour images and slices more than ``max_obliquity_deg`` (45) from axial (sagittal or
+  coronal reformats) are quarantined. z is the position along the slice normal (oriented
+  towards the head), which equals ImagePositionPatient[2] for untilted axial slices and
+  stays correct under gantry tilt.
+* **Identity**: SOPInstanceUID, StudyInstanceUID and SeriesInstanceUID are required;
+  PatientID too unless ``require_patient_id=False`` (patient-level splits need it).
+  PixelSpacing is optional (``(nan, nan)`` and a note when absent).
 """
 
 from __future__ import annotations
@@ -251,6 +262,23 @@ def _stray_tail(ds: pydicom.Dataset, size: int) -> bool:
     return 0 < size - end < 8
 
 
+def _dcmread(path: Path, *, force: bool) -> pydicom.Dataset:
+    """dcmread that turns pydicom's silent end-of-file handling into a truncation error."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = pydicom.dcmread(path, force=force)
+    for warning in caught:
+        if "End of file reached before delimiter" in str(warning.message):
+            # pydicom returns a silently emptied dataset for a file cut inside an
+            # undefined-length item (encapsulated pixel data or a sequence)
+            raise UnusableSliceError(
+                path,
+                "truncated file: ends inside an undefined-length element "
+                "(encapsulated pixel data or sequence) before its delimiter",
+            )
+    return ds
+
+
 def _read_dataset(path: Path) -> tuple[pydicom.Dataset, list[str]]:
     notes: list[str] = []
     try:
@@ -264,11 +292,15 @@ def _read_dataset(path: Path) -> tuple[pydicom.Dataset, list[str]]:
     if size == 0:
         raise UnusableSliceError(path, "empty file (0 bytes)")
     try:
-        ds = pydicom.dcmread(path)
+        ds = _dcmread(path, force=False)
+    except UnusableSliceError:
+        raise
     except InvalidDicomError:
         # No 128-byte preamble + "DICM": old ACR-NEMA style files are still valid datasets.
         try:
-            ds = pydicom.dcmread(path, force=True)
+            ds = _dcmread(path, force=True)
+        except UnusableSliceError:
+            raise
         except Exception as exc:
             raise UnusableSliceError(
                 path, f"not a DICOM file (no 'DICM' prefix; forced read failed: {type(exc).__name__})"
@@ -282,6 +314,8 @@ def _read_dataset(path: Path) -> tuple[pydicom.Dataset, list[str]]:
         raise UnusableSliceError(
             path, f"corrupted DICOM header ({type(exc).__name__}: {exc})"
         ) from exc
+    if len(ds) == 0:
+        raise UnusableSliceError(path, "truncated or empty file: no DICOM data elements after the file meta information")
     truncated = _truncation_reason(ds)
     if truncated:
         raise UnusableSliceError(path, truncated)
@@ -370,7 +404,8 @@ def read_ct_slice(
 
     Reasons raised (the caller prefixes the file name), in the order they are checked:
     ``file not found``, ``empty file (0 bytes)``, ``not a DICOM file (...)``,
-    ``corrupted DICOM header (...)``, ``truncated file: ...``,
+    ``corrupted DICOM header (...)``, ``truncated file: ...`` (cut inside an element, an
+    element header or encapsulated pixel data), ``truncated or empty file: ...``,
     ``missing Modality: expected CT``, ``non-CT modality 'MR': only CT slices are used``,
     ``missing PixelData: the file holds no image``,
     ``localizer (scout) image, not an axial slice``,

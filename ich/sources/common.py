@@ -174,7 +174,8 @@ def _manifest_frame(manifest: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.
     for column in ("patient_id", "study_id", "series_id", "slice_key"):
         empty = needs_ids & (frame[column].astype(str) == "")
         if empty.any():
-            raise SourceError(f"manifest: {column} is required for image/nifti rows ({frame.loc[empty, 'path'].iloc[0]})")
+            first = frame.loc[empty, "path"].iloc[0]
+            raise SourceError(f"manifest: {column} is required for image/nifti rows ({first})")
     if frame["path"].duplicated().any():
         raise SourceError(f"manifest: duplicate path {frame.loc[frame['path'].duplicated(), 'path'].iloc[0]}")
     extra = [c for c in frame.columns if c not in MANIFEST_COLUMNS]

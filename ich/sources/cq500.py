@@ -30,7 +30,15 @@ from typing import Any
 
 import pandas as pd
 
-from ich.sources.common import SourceError, iter_files, read_csv_table, relative_or_absolute, require_path, to_flag, write_raw_cohort
+from ich.sources.common import (
+    SourceError,
+    iter_files,
+    read_csv_table,
+    relative_or_absolute,
+    require_path,
+    to_flag,
+    write_raw_cohort,
+)
 from ich.sources.dicomtree import scan_dicom_tree, select_series
 
 CITATION = (
@@ -73,7 +81,9 @@ def _patient_from_folder(path: str, root: Path) -> str:
 def materialise(params: dict[str, Any], out_dir: Path) -> None:
     out_dir = Path(out_dir)
     root = require_path(params, "cq500")
-    labels_csv = Path(str(params.get("labels") or root / "reads.csv"))
+    labels_csv = Path(str(params.get("labels") or "reads.csv")).expanduser()
+    if not labels_csv.is_absolute():
+        labels_csv = root / labels_csv
     reads = read_csv_table(labels_csv, required=["name"], what="CQ500 reads")
     votes = majority_labels(reads)
     files = iter_files(root)
@@ -108,12 +118,14 @@ def materialise(params: dict[str, Any], out_dir: Path) -> None:
         matched.add(study["patient"])
         values = by_name.loc[study["patient"]]
         if isinstance(values, pd.DataFrame):
-            issues.append({"path": str(labels_csv), "reason": f"{study['patient']} appears more than once; first row used"})
+            reason = f"{study['patient']} appears more than once; first row used"
+            issues.append({"path": str(labels_csv), "reason": reason})
             values = values.iloc[0]
         labels.append({"level": "study", "key": study["study_uid"], **{k: int(values[k]) for k in FINDINGS}})
     for name in sorted(set(votes["name"]) - matched):
         issues.append({"path": f"{labels_csv.name}:{name}", "reason": "reads.csv row without any image"})
-    manifest = pd.DataFrame({"path": [relative_or_absolute(Path(p), out_dir) for p in records["path"]], "format": "dicom"})
+    paths = [relative_or_absolute(Path(p), out_dir) for p in records["path"]]
+    manifest = pd.DataFrame({"path": paths, "format": "dicom"})
     source = {
         "name": "cq500",
         "synthetic": False,

@@ -239,6 +239,7 @@ def download_file(
     expected_sha256: str | None = None,
     session=None,
     timeout: float = 60.0,
+    denied_hint: str = "check your credentials and that you accepted the data licence",
 ) -> Path:
     """Stream ``url`` to ``dest`` atomically; verify sha256 when given. Needs ``requests``."""
     import requests
@@ -254,13 +255,7 @@ def download_file(
         raise FetchError(f"download failed: {shown} ({type(exc).__name__})") from None
     with response:
         if response.status_code in (401, 403):
-            hint = (
-                "set PHYSIONET_USERNAME and PHYSIONET_PASSWORD and accept the data use agreement "
-                "on the project page"
-                if "physionet.org" in shown
-                else "check your credentials and that you accepted the data licence"
-            )
-            raise FetchError(f"access denied ({response.status_code}) for {shown}: {hint}")
+            raise FetchError(f"access denied ({response.status_code}) for {shown}: {denied_hint}")
         if response.status_code != 200:
             raise FetchError(f"download failed: HTTP {response.status_code} for {shown}")
         digest = hashlib.sha256()
@@ -292,8 +287,12 @@ def physionet_download(
     """
     dest = Path(dest)
     auth = physionet_credentials()
+    hint = (
+        "set PHYSIONET_USERNAME and PHYSIONET_PASSWORD and accept the project's data use agreement "
+        f"on https://physionet.org/content/{project}/{version}/"
+    )
     sums_path = download_file(physionet_url(project, version, sums_name), dest / sums_name,
-                              auth=auth, session=session)
+                              auth=auth, session=session, denied_hint=hint)
     sums = parse_sha256sums(sums_path.read_text(encoding="utf-8"))
     names = [n for n in sums if include is None or include(n)]
     if not names:
@@ -303,7 +302,7 @@ def physionet_download(
         if target.is_file() and sha256_file(target) == sums[name]:
             continue
         download_file(physionet_url(project, version, name), target, auth=auth,
-                      expected_sha256=sums[name], session=session)
+                      expected_sha256=sums[name], session=session, denied_hint=hint)
     verify_checksums(dest, sums, only=names)
     return dest
 

@@ -28,7 +28,15 @@ from typing import Any
 import pandas as pd
 
 from ich.labels import LABELS, SUBTYPES
-from ich.sources.common import SourceError, iter_files, read_csv_table, relative_or_absolute, require_path, to_flag, write_raw_cohort
+from ich.sources.common import (
+    SourceError,
+    iter_files,
+    read_csv_table,
+    relative_or_absolute,
+    require_path,
+    to_flag,
+    write_raw_cohort,
+)
 from ich.sources.dicomtree import scan_dicom_tree, select_series
 
 KEY_FIELDS: dict[str, str] = {
@@ -93,12 +101,14 @@ def materialise(params: dict[str, Any], out_dir: Path) -> None:
                 targets = [key]
         for target in targets:
             if (row["level"], target) in seen:
-                issues.append({"path": f"{labels_csv.name}:{key}", "reason": f"duplicate {row['level']} label for {target}; first kept"})
+                reason = f"duplicate {row['level']} label for {target}; first kept"
+                issues.append({"path": f"{labels_csv.name}:{key}", "reason": reason})
                 continue
             seen.add((row["level"], target))
             labels.append({"level": row["level"], "key": target, **values})
 
-    manifest = pd.DataFrame({"path": [relative_or_absolute(Path(p), out_dir) for p in records["path"]], "format": "dicom"})
+    paths = [relative_or_absolute(Path(p), out_dir) for p in records["path"]]
+    manifest = pd.DataFrame({"path": paths, "format": "dicom"})
     source = {
         "name": str(params.get("name") or "folder"),
         "synthetic": False,

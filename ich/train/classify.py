@@ -105,7 +105,7 @@ def train_classifier(
 
     def validate(m: nn.Module) -> tuple[float, float]:
         probs = predict_probs(m, val_loader, device)
-        targets = torch.as_tensor(parts["val"][list(columns)].astype(float).fillna(0).to_numpy(), dtype=torch.float32)
+        targets = torch.from_numpy(np.array(parts["val"][list(columns)].astype(float).fillna(0), dtype=np.float32))
         logits = torch.logit(torch.as_tensor(probs).clamp(1e-6, 1 - 1e-6))
         loss = float(nn.functional.binary_cross_entropy_with_logits(logits, targets))
         return loss, _auc(val_targets, probs[:, 0])
