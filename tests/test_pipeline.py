@@ -1,0 +1,102 @@
+"""End to end: the real ``dvc repro`` on a tiny configuration in a temporary copy of the repo."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+COPY = ["ich", "stages", "dvc.yaml", "params.yaml", ".dvc/config", ".dvcignore", ".gitignore"]
+
+
+def _tiny(params: dict) -> dict:
+    params["download"]["synthetic"].update(n_patients=10, slices_per_study=6, workers=1)
+    params["convert"].update(size=32, workers=1)
+    params["models"] = ["wa2d_cnn3", "wa2d_cnn1"]
+    params["train"] = {
+        name: {"arch": name, "input_size": 32, "epochs": 1, "batch_size": 16, "optimizer": "adam", "lr": 0.001, "seed": 0}
+        for name in params["models"]
+    }
+    params["ensemble"]["members"] = params["models"]
+    params["ensemble"]["grid"] = [0.0, 0.5, 1.0]
+    params["evaluate"]["n_bootstrap"] = 50
+    return params
+
+
+def _run(args: list[str], cwd: Path) -> str:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(cwd))
+    env.update(DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout + done.stderr
+
+
+def _ran(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("project")
+    for name in COPY:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif src.exists():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, root / name)
+    params = _tiny(yaml.safe_load((root / "params.yaml").read_text()))
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _run(["git", "init", "-q"], root)
+    _run(["git", "add", "-A"], root)
+    _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"], root)
+    output = _run(["dvc", "repro"], root)
+    assert _ran(output) == {"download", "convert", "split", "train@wa2d_cnn3", "train@wa2d_cnn1", "ensemble", "evaluate"}
+    return root
+
+
+def _set(root: Path, section: list[str], value) -> None:
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    node = params
+    for key in section[:-1]:
+        node = node[key]
+    node[section[-1]] = value
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def test_repro_writes_metrics_and_leaves_a_clean_status(project):
+    metrics = json.loads((project / "metrics" / "classification.json").read_text())
+    assert metrics["synthetic"] is True and metrics["cohort"] == "synthetic"
+    assert set(metrics["models"]) == {"wa2d_cnn3", "wa2d_cnn1", "ensemble"}
+    auc = metrics["models"]["ensemble"]["slice"]["roc_auc"]
+    assert set(auc) == {"value", "ci_low", "ci_high"}
+    block = metrics["models"]["wa2d_cnn3"]["slice"]["threshold_0.5"]
+    assert {"accuracy", "sensitivity", "specificity", "ppv", "npv", "f1", "balanced_accuracy"} <= set(block)
+    assert "fraction_0.05" in metrics["models"]["wa2d_cnn3"]["patient"]
+    convert = json.loads((project / "metrics" / "convert.json").read_text())
+    assert convert["slices"] == 60 and convert["quarantined_files"] == 0
+    assert (project / "plots" / "evaluate" / "roc" / "ensemble.csv").exists()
+    assert "up to date" in _run(["dvc", "status"], project)
+    assert _ran(_run(["dvc", "repro"], project)) == set()
+
+
+def test_an_evaluate_parameter_reruns_only_evaluate(project):
+    _set(project, ["evaluate", "n_bootstrap"], 60)
+    assert _ran(_run(["dvc", "repro"], project)) == {"evaluate"}
+
+
+def test_one_model_parameter_reruns_only_its_chain(project):
+    _set(project, ["train", "wa2d_cnn1", "lr"], 0.002)
+    assert _ran(_run(["dvc", "repro"], project)) == {"train@wa2d_cnn1", "ensemble", "evaluate"}
+    assert "up to date" in _run(["dvc", "status"], project)
