@@ -13,7 +13,7 @@ import torch
 from ich.io.atomic import atomic_dir, write_csv, write_json
 from ich.params import load_params
 from ich.train.classify import ClassifierSpec, train_classifier
-from ich.train.loop import TrainConfig, save_atomic
+from ich.train.loop import TrainConfig, is_main_process, save_atomic
 
 
 def main(name: str) -> None:
@@ -38,6 +38,8 @@ def main(name: str) -> None:
         checkpoint=Path("data/checkpoints") / f"{name}.pt",
     )
     seconds = time.perf_counter() - started
+    if not is_main_process():
+        return  # under torchrun every rank trains; rank 0 writes
     with atomic_dir(Path("data/models") / name) as out:
         save_atomic(model.state_dict(), out / "model.pt")
         write_csv(out / "predictions.csv", predictions)

@@ -50,6 +50,12 @@ class WA2DCNN(nn.Module):
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.head = nn.Linear(cin, num_outputs)
+        # He initialisation: without batch norm, PyTorch's default (gain for leaky ReLU
+        # a=sqrt(5)) shrinks activations layer by layer and training often stalls at chance.
+        for m in self.features:
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits ``(B, num_outputs)`` for images ``(B, in_channels, H, W)``."""

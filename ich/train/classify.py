@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 
 from ich.data.datasets import SliceDataset
 from ich.data.sampling import balance
+from ich.data.transforms import BatchPreparation
 from ich.labels import LABELS
 from ich.models import build
 from ich.train.loop import FitResult, TrainConfig, default_device, fit, seed_everything
@@ -31,6 +32,7 @@ class ClassifierSpec:
     grey: bool = False  # single brain-window channel (the thesis CNN)
     pretrained: str = "none"
     augment: bool = True
+    cache_images: bool = True  # decoded slices kept in RAM (turn off for RSNA-scale data)
 
     @property
     def label_columns(self) -> tuple[str, ...]:
@@ -43,10 +45,11 @@ class ClassifierSpec:
 
 
 @torch.no_grad()
-def predict_probs(model: nn.Module, loader: DataLoader, device: torch.device) -> np.ndarray:
-    """Sigmoid probabilities ``(N, outputs)`` in loader order."""
+def predict_probs(model: nn.Module, loader: DataLoader, device: torch.device, prepare: nn.Module) -> np.ndarray:
+    """Sigmoid probabilities ``(N, outputs)`` in loader order (``prepare`` without augmentation)."""
     model.eval()
-    chunks = [torch.sigmoid(model(x.to(device)).float()).cpu() for x, _ in loader]
+    prepare = prepare.to(device).eval()
+    chunks = [torch.sigmoid(model(prepare(x.to(device))).float()).cpu() for x, _ in loader]
     return torch.cat(chunks).numpy()
 
 
@@ -84,16 +87,23 @@ def train_classifier(
     if parts["train"].empty or parts["val"].empty:
         raise ValueError("the split has no training or no validation slices")
     columns = spec.label_columns
-    make = lambda df, augment: SliceDataset(  # noqa: E731
-        df, image_root, input_size=spec.input_size, label_columns=columns, grey=spec.grey, augment=augment
-    )
-    train_set = make(parts["train"], spec.augment)
+    channels = 1 if spec.grey else 3
+
+    def dataset(df: pd.DataFrame) -> SliceDataset:
+        return SliceDataset(
+            df, image_root, input_size=spec.input_size, label_columns=columns, grey=spec.grey, cache=spec.cache_images
+        )
+
+    def eval_loader(df: pd.DataFrame) -> DataLoader:
+        return DataLoader(dataset(df), batch_size=config.batch_size, num_workers=config.num_workers)
+
+    train_set = dataset(parts["train"])
     plan = balance(parts["train"]["any"].to_numpy(), balance_policy, ratio=balance_ratio, seed=config.seed)
-    eval_loader = lambda df: DataLoader(make(df, False), batch_size=config.batch_size, num_workers=config.num_workers)  # noqa: E731
+    eval_prepare = BatchPreparation(channels, augment=False)
 
     model = build(
         spec.arch,
-        in_channels=1 if spec.grey else 3,
+        in_channels=channels,
         num_outputs=len(columns),
         input_size=spec.input_size,
         pretrained=spec.pretrained,
@@ -104,7 +114,7 @@ def train_classifier(
     val_targets = parts["val"]["any"].to_numpy(dtype=float)
 
     def validate(m: nn.Module) -> tuple[float, float]:
-        probs = predict_probs(m, val_loader, device)
+        probs = predict_probs(m, val_loader, device, eval_prepare)
         targets = torch.from_numpy(np.array(parts["val"][list(columns)].astype(float).fillna(0), dtype=np.float32))
         logits = torch.logit(torch.as_tensor(probs).clamp(1e-6, 1 - 1e-6))
         loss = float(nn.functional.binary_cross_entropy_with_logits(logits, targets))
@@ -121,12 +131,13 @@ def train_classifier(
         checkpoint=checkpoint,
         fingerprint=stamp,
         device=device,
+        prepare=BatchPreparation(channels, augment=spec.augment),
     )
     rows = []
     for name in ("val", "test"):
         if parts[name].empty:
             continue
-        probs = predict_probs(model, eval_loader(parts[name]), device)
+        probs = predict_probs(model, eval_loader(parts[name]), device, eval_prepare)
         frame = parts[name][["slice_id", "patient_id", "set", "fold"]].copy()
         for j, label in enumerate(columns):
             frame[f"prob_{label}"] = probs[:, j]

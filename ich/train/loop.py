@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset, WeightedRandomSampler
+from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
 from ich.data.sampling import Balance
@@ -88,18 +88,57 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
     raise ValueError(f"unknown scheduler {config.scheduler!r}; expected none or plateau")
 
 
-def epoch_loader(dataset: Dataset, balance: Balance, config: TrainConfig, epoch: int) -> DataLoader:
-    """The training loader of one epoch, seeded by ``(seed, epoch)`` so resumption is exact."""
+def world() -> tuple[int, int]:
+    """``(rank, world size)`` under ``torchrun`` (from its environment), ``(0, 1)`` otherwise."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    """Only rank 0 writes outputs, checkpoints and logs."""
+    return world()[0] == 0
+
+
+def epoch_rows(balance: Balance, config: TrainConfig, epoch: int) -> list[int]:
+    """This process's training rows for one epoch, in order.
+
+    The draw is seeded by ``(seed, epoch)`` and identical on every rank; each rank then takes
+    every ``world``-th row, so DDP ranks see disjoint shares and a resumed run sees the same
+    rows as an uninterrupted one.
+    """
     generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-    subset = Subset(dataset, balance.rows.tolist())
+    n = len(balance.rows)
     if balance.sample_weights is not None:
-        sampler = WeightedRandomSampler(
-            balance.sample_weights[balance.rows].tolist(), len(balance.rows), replacement=True, generator=generator
-        )
-        return DataLoader(subset, batch_size=config.batch_size, sampler=sampler, num_workers=config.num_workers, generator=generator)
+        weights = torch.as_tensor(balance.sample_weights[balance.rows], dtype=torch.float64)
+        order = torch.multinomial(weights, n, replacement=True, generator=generator)
+    else:
+        order = torch.randperm(n, generator=generator)
+    rank, size = world()
+    return balance.rows[order.numpy()][rank::size].tolist()
+
+
+def epoch_loader(dataset: Dataset, balance: Balance, config: TrainConfig, epoch: int) -> DataLoader:
+    """The training loader of one epoch (rows from :func:`epoch_rows`)."""
+    rows = epoch_rows(balance, config, epoch)
+    # A final batch of one breaks BatchNorm in training mode (e.g. EffClass's 1x1 BiFPN level).
+    drop_last = len(rows) % config.batch_size == 1
     return DataLoader(
-        subset, batch_size=config.batch_size, shuffle=True, num_workers=config.num_workers, generator=generator
+        Subset(dataset, rows), batch_size=config.batch_size, num_workers=config.num_workers, drop_last=drop_last
     )
+
+
+def _distribute(model: nn.Module, device: torch.device) -> tuple[nn.Module, torch.device]:
+    """Wrap ``model`` in DDP when launched by ``torchrun`` with more than one process."""
+    rank, size = world()
+    if size == 1:
+        return model, device
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    model.to(device)
+    ids = [device.index] if device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids), device
 
 
 def save_atomic(obj: object, path: Path) -> None:
@@ -121,15 +160,21 @@ def fit(
     checkpoint: Path | None = None,
     fingerprint: str = "",
     device: torch.device | None = None,
+    prepare: nn.Module | None = None,
 ) -> FitResult:
     """Train ``model`` for ``config.epochs`` epochs, keeping the best epoch by validation score.
 
     If ``checkpoint`` exists and was written with the same ``fingerprint`` (a digest of the
     parameters and data), training resumes after its last completed epoch; a checkpoint
-    from different parameters is ignored, never silently mixed in.
+    from different parameters is ignored, never silently mixed in. ``prepare`` (e.g.
+    :class:`ich.data.transforms.BatchPreparation`) maps each input batch on the device before
+    the model; it is put in training mode, so it may augment.
     """
     device = device or default_device()
     model.to(device)
+    core = model  # the unwrapped model: its state dict has no DDP "module." prefix
+    model, device = _distribute(model, device)
+    prepare = (prepare or nn.Identity()).to(device).train()
     optimizer = make_optimizer(model, config)
     scheduler = make_scheduler(optimizer, config)
     use_amp = config.amp and device.type == "cuda"
@@ -139,7 +184,7 @@ def fit(
     if checkpoint is not None and checkpoint.exists():
         state = torch.load(checkpoint, map_location=device, weights_only=True)
         if state.get("fingerprint") == fingerprint:
-            model.load_state_dict(state["model"])
+            core.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             if scheduler is not None and state.get("scheduler"):
                 scheduler.load_state_dict(state["scheduler"])
@@ -157,14 +202,14 @@ def fit(
             inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
             with torch.autocast(device.type, enabled=use_amp):
-                loss = loss_fn(model(inputs), targets)
+                loss = loss_fn(model(prepare(inputs)), targets)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
             total += float(loss.detach()) * len(inputs)
             seen += len(inputs)
         seconds = time.perf_counter() - started
-        val_loss, val_score = validate(model)
+        val_loss, val_score = validate(core)
         if scheduler is not None:
             scheduler.step(val_loss)
         entry = {
@@ -175,16 +220,18 @@ def fit(
             "lr": optimizer.param_groups[0]["lr"],
         }
         result.history.append(entry)
-        print(f"epoch {epoch}: " + ", ".join(f"{k}={v:.4g}" for k, v in entry.items() if k != "epoch") + f" ({seconds:.1f}s)")
+        if is_main_process():
+            summary = ", ".join(f"{k}={v:.4g}" for k, v in entry.items() if k != "epoch")
+            print(f"epoch {epoch}: {summary} ({seconds:.1f}s)")
         if val_score > result.best_score or result.best_state is None:
             result.best_epoch, result.best_score = epoch, val_score
-            result.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        if checkpoint is not None:
+            result.best_state = {k: v.detach().cpu().clone() for k, v in core.state_dict().items()}
+        if checkpoint is not None and is_main_process():
             save_atomic(
                 {
                     "fingerprint": fingerprint,
                     "epoch": epoch,
-                    "model": model.state_dict(),
+                    "model": core.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict() if scheduler is not None else {},
                     "history": result.history,
@@ -196,5 +243,5 @@ def fit(
                 checkpoint,
             )
     if result.best_state is not None:
-        model.load_state_dict(result.best_state)
+        core.load_state_dict(result.best_state)
     return result

@@ -1,0 +1,109 @@
+"""Training throughput per classifier, and the real data loader against in-memory tensors.
+
+Prints, for every model of ``params.yaml``'s ``train`` section at its configured input size:
+training images/second (forward + backward + optimiser step, batch of the section's size), and
+for one model the rate when batches come from the real ``SliceDataset`` loader (PNG decode,
+resize, augmentation) versus the same-shaped tensors already in memory. The loader is not
+the bottleneck when the ratio is >= 90%.
+
+    python bench/train_speed.py [--models a,b] [--seconds 8] [--loader-model wa2d_cnn3]
+
+Needs a converted cohort at ``data/converted`` (run ``dvc repro convert`` first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ich.data.datasets import SliceDataset
+from ich.data.transforms import BatchPreparation
+from ich.params import load_params
+from ich.train.classify import ClassifierSpec
+from ich.train.loop import TrainConfig, make_optimizer
+
+
+def _spec_and_config(section: dict) -> tuple[ClassifierSpec, TrainConfig]:
+    spec_keys = ClassifierSpec.__dataclass_fields__
+    config_keys = TrainConfig.__dataclass_fields__
+    return (
+        ClassifierSpec(**{k: v for k, v in section.items() if k in spec_keys}),
+        TrainConfig(**{k: v for k, v in section.items() if k in config_keys}),
+    )
+
+
+def _rate(model: nn.Module, batches, optimizer, seconds: float, prepare: nn.Module) -> float:
+    """Images per second over at least ``seconds`` of training steps (after one warm-up step)."""
+    loss_fn = nn.BCEWithLogitsLoss()
+    model.train()
+    prepare.train()
+    seen, started, warm = 0, None, False
+    while True:
+        for x, y in batches():
+            optimizer.zero_grad(set_to_none=True)
+            loss_fn(model(prepare(x)), y).backward()
+            optimizer.step()
+            if not warm:
+                warm, started = True, time.perf_counter()
+                continue
+            seen += len(x)
+            if time.perf_counter() - started >= seconds:
+                return seen / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="", help="comma-separated subset of params.yaml train sections")
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--loader-model", default="wa2d_cnn3")
+    args = parser.parse_args()
+    from ich.models import build
+
+    sections = load_params()["train"]
+    names = args.models.split(",") if args.models else list(sections)
+    index = pd.read_csv("data/converted/index.csv")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu")
+    print(f"{'model':<12} {'input':>5} {'batch':>5} {'params':>12} {'img/s':>8}")
+    for name in names:
+        spec, config = _spec_and_config(sections[name])
+        channels = 1 if spec.grey else 3
+        torch.manual_seed(0)
+        model = build(spec.arch, in_channels=channels, num_outputs=len(spec.label_columns), input_size=spec.input_size)
+        x = torch.randint(0, 256, (config.batch_size, channels, spec.input_size, spec.input_size), dtype=torch.uint8)
+        y = torch.randint(0, 2, (config.batch_size, len(spec.label_columns))).float()
+        prepare = BatchPreparation(channels, augment=spec.augment)
+        rate = _rate(model, lambda: [(x, y)], make_optimizer(model, config), args.seconds, prepare)
+        n_params = sum(p.numel() for p in model.parameters())
+        print(f"{name:<12} {spec.input_size:>5} {config.batch_size:>5} {n_params:>12,} {rate:>8.1f}")
+
+    spec, config = _spec_and_config(sections[args.loader_model])
+    dataset = SliceDataset(
+        index, Path("data/converted"), input_size=spec.input_size, label_columns=spec.label_columns,
+        grey=spec.grey, cache=spec.cache_images,
+    )
+    loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, num_workers=config.num_workers, drop_last=True)
+    in_memory = [next(iter(loader))] * (len(dataset) // config.batch_size)
+    rates = {}
+    for label, batches in (("in-memory", lambda: in_memory), ("loader", lambda: loader)):
+        torch.manual_seed(0)
+        model = build(spec.arch, in_channels=1 if spec.grey else 3, num_outputs=len(spec.label_columns), input_size=spec.input_size)
+        prepare = BatchPreparation(1 if spec.grey else 3, augment=spec.augment)
+        rates[label] = _rate(model, batches, make_optimizer(model, config), args.seconds, prepare)
+    started = time.perf_counter()
+    decoded = sum(len(x) for x, _ in loader)
+    load_only = decoded / (time.perf_counter() - started)
+    print(
+        f"\n{args.loader_model}: in-memory {rates['in-memory']:.1f} img/s, real loader {rates['loader']:.1f} img/s "
+        f"({100 * rates['loader'] / rates['in-memory']:.0f}% of in-memory); loader alone {load_only:.0f} img/s "
+        f"(num_workers={config.num_workers})"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Batch-level preparation of classifier inputs: uint8 -> normalised float, optional augmentation.
+
+Working on whole batches (on the training device) instead of per image in the loader keeps
+the loader to PNG decoding only, so it never starves the model, and lets a GPU do the
+augmentation. The random draws come from torch's global generator, which the training loop
+seeds per epoch: a resumed run draws the same augmentations.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+GREY_MEAN, GREY_STD = (0.449,), (0.226,)
+
+
+class BatchPreparation(nn.Module):
+    """Scale uint8 ``(B, C, H, W)`` to [0, 1], augment when training, normalise per channel.
+
+    Augmentation (training mode only) is one random affine map per image: rotation up to
+    ``degrees``, translation up to ``translate`` of the side, isotropic zoom within
+    ``1 +/- scale``, and a horizontal flip with probability 1/2 when ``flip`` (a bleed is a
+    bleed on either side; the segmentation pipeline keeps its own flip-free augmentation).
+
+    Args:
+        channels: 3 (ImageNet statistics) or 1 (their grey mean).
+        augment: whether training mode augments at all.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        augment: bool,
+        *,
+        degrees: float = 10.0,
+        translate: float = 0.05,
+        scale: float = 0.1,
+        flip: bool = True,
+    ) -> None:
+        super().__init__()
+        mean, std = (IMAGENET_MEAN, IMAGENET_STD) if channels == 3 else (GREY_MEAN, GREY_STD)
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+        self.augment = augment
+        self.degrees, self.translate, self.scale, self.flip = degrees, translate, scale, flip
+
+    def _random_affine(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        u = lambda: torch.rand(n) * 2 - 1  # noqa: E731 (uniform in [-1, 1])
+        angle = u() * math.radians(self.degrees)
+        zoom = 1 + u() * self.scale
+        sign = torch.where(torch.rand(n) < 0.5, -1.0, 1.0) if self.flip else torch.ones(n)
+        cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+        theta = torch.stack(
+            [
+                torch.stack([cos * sign, -sin, u() * 2 * self.translate], dim=1),
+                torch.stack([sin * sign, cos, u() * 2 * self.translate], dim=1),
+            ],
+            dim=1,
+        ).to(x.device, x.dtype)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        x = x.float() / 255.0
+        if self.augment and self.training:
+            x = self._random_affine(x)
+        return (x - self.mean) / self.std
