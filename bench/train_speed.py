@@ -25,17 +25,8 @@ from torch.utils.data import DataLoader
 from ich.data.datasets import SliceDataset
 from ich.data.transforms import BatchPreparation
 from ich.params import load_params
-from ich.train.classify import ClassifierSpec
-from ich.train.loop import TrainConfig, make_optimizer
-
-
-def _spec_and_config(section: dict) -> tuple[ClassifierSpec, TrainConfig]:
-    spec_keys = ClassifierSpec.__dataclass_fields__
-    config_keys = TrainConfig.__dataclass_fields__
-    return (
-        ClassifierSpec(**{k: v for k, v in section.items() if k in spec_keys}),
-        TrainConfig(**{k: v for k, v in section.items() if k in config_keys}),
-    )
+from ich.train.classify import build_classifier, parse_section
+from ich.train.loop import make_optimizer
 
 
 def _rate(model: nn.Module, batches, optimizer, seconds: float, prepare: nn.Module) -> float:
@@ -63,18 +54,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--loader-model", default="wa2d_cnn3")
     args = parser.parse_args()
-    from ich.models import build
-
     sections = load_params()["train"]
     names = args.models.split(",") if args.models else list(sections)
     index = pd.read_csv("data/converted/index.csv")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu")
     print(f"{'model':<12} {'input':>5} {'batch':>5} {'params':>12} {'img/s':>8}")
     for name in names:
-        spec, config = _spec_and_config(sections[name])
+        spec, config = parse_section(name, sections[name])
         channels = 1 if spec.grey else 3
         torch.manual_seed(0)
-        model = build(spec.arch, in_channels=channels, num_outputs=len(spec.label_columns), input_size=spec.input_size)
+        model = build_classifier(spec)
         x = torch.randint(0, 256, (config.batch_size, channels, spec.input_size, spec.input_size), dtype=torch.uint8)
         y = torch.randint(0, 2, (config.batch_size, len(spec.label_columns))).float()
         prepare = BatchPreparation(channels, augment=spec.augment)
@@ -82,7 +71,7 @@ def main() -> None:
         n_params = sum(p.numel() for p in model.parameters())
         print(f"{name:<12} {spec.input_size:>5} {config.batch_size:>5} {n_params:>12,} {rate:>8.1f}")
 
-    spec, config = _spec_and_config(sections[args.loader_model])
+    spec, config = parse_section(args.loader_model, sections[args.loader_model])
     dataset = SliceDataset(
         index, Path("data/converted"), input_size=spec.input_size, label_columns=spec.label_columns,
         grey=spec.grey, cache=spec.cache_images,
@@ -92,7 +81,7 @@ def main() -> None:
     rates = {}
     for label, batches in (("in-memory", lambda: in_memory), ("loader", lambda: loader)):
         torch.manual_seed(0)
-        model = build(spec.arch, in_channels=1 if spec.grey else 3, num_outputs=len(spec.label_columns), input_size=spec.input_size)
+        model = build_classifier(spec)
         prepare = BatchPreparation(1 if spec.grey else 3, augment=spec.augment)
         rates[label] = _rate(model, batches, make_optimizer(model, config), args.seconds, prepare)
     started = time.perf_counter()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import fields
 from pathlib import Path
 
 import pandas as pd
@@ -12,18 +11,13 @@ import torch
 
 from ich.io.atomic import atomic_dir, write_csv, write_json
 from ich.params import load_params
-from ich.train.classify import ClassifierSpec, train_classifier
-from ich.train.loop import TrainConfig, is_main_process, save_atomic
+from ich.train.classify import parse_section, train_classifier
+from ich.train.loop import is_main_process, save_atomic
 
 
 def main(name: str) -> None:
     params = load_params()
-    section = params["train"][name]
-    spec = ClassifierSpec(**{f.name: section[f.name] for f in fields(ClassifierSpec) if f.name in section})
-    config = TrainConfig(**{f.name: section[f.name] for f in fields(TrainConfig) if f.name in section})
-    unknown = set(section) - {f.name for f in fields(ClassifierSpec)} - {f.name for f in fields(TrainConfig)}
-    if unknown:
-        raise ValueError(f"params.yaml train.{name}: unknown keys {sorted(unknown)}")
+    spec, config = parse_section(name, params["train"][name])
     index = pd.read_csv("data/converted/index.csv")
     split = pd.read_csv("data/split/split.csv")
     started = time.perf_counter()

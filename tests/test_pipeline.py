@@ -31,6 +31,7 @@ def _tiny(params: dict) -> dict:
     params["ensemble"]["members"] = params["models"]
     params["ensemble"]["grid"] = [0.0, 0.5, 1.0]
     params["evaluate"]["n_bootstrap"] = 50
+    params["explain"] = {"models": ["wa2d_cnn3"], "n_cases": 2}
     return params
 
 
@@ -62,7 +63,9 @@ def project(tmp_path_factory) -> Path:
     _run(["git", "add", "-A"], root)
     _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"], root)
     output = _run(["dvc", "repro"], root)
-    assert _ran(output) == {"download", "convert", "split", "train@wa2d_cnn3", "train@wa2d_cnn1", "ensemble", "evaluate"}
+    assert _ran(output) == {
+        "download", "convert", "split", "train@wa2d_cnn3", "train@wa2d_cnn1", "ensemble", "evaluate", "explain"
+    }
     return root
 
 
@@ -87,6 +90,7 @@ def test_repro_writes_metrics_and_leaves_a_clean_status(project):
     convert = json.loads((project / "metrics" / "convert.json").read_text())
     assert convert["slices"] == 60 and convert["quarantined_files"] == 0
     assert (project / "plots" / "evaluate" / "roc" / "ensemble.csv").exists()
+    assert (project / "plots" / "explain" / "wa2d_cnn3.png").stat().st_size > 1000
     assert "up to date" in _run(["dvc", "status"], project)
     assert _ran(_run(["dvc", "repro"], project)) == set()
 
@@ -98,5 +102,5 @@ def test_an_evaluate_parameter_reruns_only_evaluate(project):
 
 def test_one_model_parameter_reruns_only_its_chain(project):
     _set(project, ["train", "wa2d_cnn1", "lr"], 0.002)
-    assert _ran(_run(["dvc", "repro"], project)) == {"train@wa2d_cnn1", "ensemble", "evaluate"}
+    assert _ran(_run(["dvc", "repro"], project)) == {"train@wa2d_cnn1", "ensemble", "evaluate", "explain"}
     assert "up to date" in _run(["dvc", "status"], project)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,29 @@ class ClassifierSpec:
         if self.outputs == "all":
             return LABELS
         raise ValueError(f"outputs must be 'any' or 'all', got {self.outputs!r}")
+
+
+def parse_section(name: str, section: dict) -> tuple[ClassifierSpec, TrainConfig]:
+    """Split a ``train.<name>`` params section into the network spec and the optimisation config."""
+    spec_keys, config_keys = {f.name for f in fields(ClassifierSpec)}, {f.name for f in fields(TrainConfig)}
+    unknown = set(section) - spec_keys - config_keys
+    if unknown:
+        raise ValueError(f"params.yaml train.{name}: unknown keys {sorted(unknown)}")
+    return (
+        ClassifierSpec(**{k: v for k, v in section.items() if k in spec_keys}),
+        TrainConfig(**{k: v for k, v in section.items() if k in config_keys}),
+    )
+
+
+def build_classifier(spec: ClassifierSpec, weights: str | Path | None = None) -> nn.Module:
+    """The network of ``spec``; with ``weights``, the trained state dict loaded safely."""
+    return build(
+        spec.arch,
+        in_channels=1 if spec.grey else 3,
+        num_outputs=len(spec.label_columns),
+        input_size=spec.input_size,
+        pretrained=str(weights) if weights is not None else spec.pretrained,
+    )
 
 
 @torch.no_grad()
@@ -101,13 +124,7 @@ def train_classifier(
     plan = balance(parts["train"]["any"].to_numpy(), balance_policy, ratio=balance_ratio, seed=config.seed)
     eval_prepare = BatchPreparation(channels, augment=False)
 
-    model = build(
-        spec.arch,
-        in_channels=channels,
-        num_outputs=len(columns),
-        input_size=spec.input_size,
-        pretrained=spec.pretrained,
-    )
+    model = build_classifier(spec)
     pos_weight = torch.full((len(columns),), plan.pos_weight) if plan.pos_weight else None
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight.to(device) if pos_weight is not None else None)
     val_loader = eval_loader(parts["val"])
