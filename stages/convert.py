@@ -21,6 +21,7 @@ def main() -> None:
         id_salt=p["id_salt"],
         min_slices_per_study=p["min_slices_per_study"],
         workers=p["workers"],
+        shard_size=p["shard_size"],
     )
     with atomic_dir(OUT) as tmp:
         index, quarantine = convert_cohort(RAW, tmp, config)

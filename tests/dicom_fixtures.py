@@ -414,7 +414,7 @@ def write_no_preamble(path: str | Path) -> Path:
 def write_compressed(path: str | Path, transfer_syntax: UID = RLELossless, **kwargs) -> Path:
     """A valid slice compressed losslessly (RLE natively; JPEG 2000 needs pylibjpeg-openjpeg)."""
     ds = make_ct_dataset(**kwargs)
-    ds.compress(transfer_syntax)
+    ds.compress(transfer_syntax, generate_instance_uid=False)  # keep the caller's SOPInstanceUID
     return save(ds, path)
 
 

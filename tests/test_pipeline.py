@@ -32,6 +32,8 @@ def _tiny(params: dict) -> dict:
     params["ensemble"]["grid"] = [0.0, 0.5, 1.0]
     params["evaluate"]["n_bootstrap"] = 50
     params["explain"] = {"models": ["wa2d_cnn3"], "n_cases": 2}
+    params["segment"]["unet"].update(base_width=4, crop=16, stride=8, epochs=1, batch_size=16)
+    params["evaluate_segmentation"]["overlay_size"] = 64
     return params
 
 
@@ -64,7 +66,8 @@ def project(tmp_path_factory) -> Path:
     _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"], root)
     output = _run(["dvc", "repro"], root)
     assert _ran(output) == {
-        "download", "convert", "split", "train@wa2d_cnn3", "train@wa2d_cnn1", "ensemble", "evaluate", "explain"
+        "download", "convert", "split", "train@wa2d_cnn3", "train@wa2d_cnn1", "ensemble", "evaluate", "explain",
+        "train_segmenter@unet", "train_segmenter@threshold_band", "evaluate_segmentation",
     }
     return root
 

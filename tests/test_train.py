@@ -65,3 +65,13 @@ def test_balancing_and_multilabel_outputs(tiny_cohort, tiny_split):
     assert [c for c in predictions.columns if c.startswith("prob_")] == [
         "prob_any", "prob_epidural", "prob_intraparenchymal", "prob_intraventricular", "prob_subarachnoid", "prob_subdural",
     ]
+
+
+def test_training_reads_slices_packed_in_archives(tiny_cohort, tiny_split, tmp_path):
+    from ich.data.convert import ConvertConfig, convert_cohort
+
+    index, _ = convert_cohort(tiny_cohort["raw"], tmp_path, ConvertConfig(size=64, workers=1, shard_size=16))
+    assert index["image_path"].str.contains(r"\.zip/").all()
+    _, _, packed = train_classifier(index, tiny_split, tmp_path, SPEC, replace(CONFIG, epochs=1))
+    _, _, loose = _train(tiny_cohort, tiny_split, config=replace(CONFIG, epochs=1))
+    pd.testing.assert_frame_equal(packed, loose)

@@ -4,13 +4,19 @@ Per file: read (DICOM -> HU), resize to the output size, stack the HU windows as
 the PNG and its mask. Per cohort: order slices by z within each study, attach labels,
 pseudonymise ids, and quarantine everything unusable with a reason. The invariant checked
 at the end: source items in = slices written + files quarantined.
+
+PNGs are written one file per slice, or packed ``shard_size`` to an archive for cohorts large
+enough to slow DVC down (:mod:`ich.io.slices`, ``docs/scaling.md``). Work is split into units
+(a batch of items; in packed mode exactly one archive's items, so archives do not depend on
+the number of workers), converted in a process pool.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+import zipfile
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +26,11 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from ich.data.windowing import stack_windows
+from ich.data.windowing import stack_windows, stack_windows_stored
 from ich.io.dicom import UnusableSliceError, read_ct_slice
 from ich.io.images import read_windowed_image
 from ich.io.nifti import nifti_slice_count, read_nifti_mask_slice, read_nifti_slice
+from ich.io.slices import member_info, packed_ref, remove_slices
 from ich.labels import LABELS
 
 INDEX_COLUMNS = [
@@ -57,6 +64,7 @@ class ConvertConfig:
     id_salt: str = "ich"
     min_slices_per_study: int = 2
     workers: int = 0  # 0 = one per CPU core
+    shard_size: int = 0  # 0: one PNG file per slice; N: N slices per zip archive (100k+ slices, docs/scaling.md)
 
 
 def pseudonym(value: str, salt: str, prefix: str = "", length: int = 16) -> str:
@@ -92,8 +100,17 @@ def _resize(image: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
-def _convert_item(item: _Item, config: ConvertConfig, out_dir: str) -> dict:
-    """Convert one source item; return an index record or a quarantine record."""
+@dataclass(frozen=True)
+class _Unit:
+    """Items converted together by one worker; ``shard`` names their archive in packed mode."""
+
+    items: list[_Item]
+    shard: int | None = None
+
+
+def _render(item: _Item, config: ConvertConfig) -> dict:
+    """Read and window one source item; an index record with ``image`` (BGR) and ``mask``
+    arrays at the output size, or a quarantine record."""
     row = item.row
     source = _resolve(item.raw_dir, row["path"])
     source_name = str(source) if item.sub_index is None else f"{source}#{item.sub_index}"
@@ -101,8 +118,8 @@ def _convert_item(item: _Item, config: ConvertConfig, out_dir: str) -> dict:
         mask = None
         if row["format"] == "dicom":
             ct = read_ct_slice(source)
-            rgb = stack_windows(ct.hu, config.windows)
-            original_shape = ct.hu.shape
+            rgb = stack_windows_stored(ct.pixels, ct.slope, ct.intercept, config.windows)
+            original_shape = ct.shape
             record = {
                 "key": ct.sop_uid,
                 "patient": ct.patient_id,
@@ -133,7 +150,9 @@ def _convert_item(item: _Item, config: ConvertConfig, out_dir: str) -> dict:
                 bleed = read_nifti_mask_slice(_resolve(item.raw_dir, row["mask_path"]), item.sub_index)
                 mask = cv2.resize(bleed * 255, (config.size,) * 2, interpolation=cv2.INTER_NEAREST)
         elif row["format"] == "image":
-            rgb = read_windowed_image(source, bone_path=_resolve(item.raw_dir, row["bone_path"]) if row.get("bone_path") else None)
+            rgb = read_windowed_image(
+                source, bone_path=_resolve(item.raw_dir, row["bone_path"]) if row.get("bone_path") else None
+            )
             original_shape = rgb.shape[:2]
             record = {
                 "key": row["slice_key"],
@@ -153,24 +172,17 @@ def _convert_item(item: _Item, config: ConvertConfig, out_dir: str) -> dict:
     except UnusableSliceError as exc:
         return {"quarantine": True, "source_path": source_name, "reason": exc.reason}
 
-    slice_id = pseudonym(record["key"], config.id_salt)
-    image_rel = f"images/{slice_id[:2]}/{slice_id}.png"
-    _write_png(Path(out_dir) / image_rel, _resize(rgb, config.size)[..., ::-1], config.png_compression)
-    mask_rel = ""
-    if mask is not None:
-        mask_rel = f"masks/{slice_id[:2]}/{slice_id}.png"
-        _write_png(Path(out_dir) / mask_rel, mask, config.png_compression)
     scale = original_shape[0] / config.size, original_shape[1] / config.size
     return {
         "quarantine": False,
+        "image": _resize(rgb, config.size)[..., ::-1],
+        "mask": mask,
         "key": record["key"],
-        "slice_id": slice_id,
+        "slice_id": pseudonym(record["key"], config.id_salt),
         "patient_raw": record["patient"],
         "study_raw": record["study"],
         "series_raw": record["series"],
         "z": record["z"],
-        "image_path": image_rel,
-        "mask_path": mask_rel,
         "has_hu": record["has_hu"],
         "spacing_row_mm": record["spacing"][0] * scale[0],
         "spacing_col_mm": record["spacing"][1] * scale[1],
@@ -180,10 +192,107 @@ def _convert_item(item: _Item, config: ConvertConfig, out_dir: str) -> dict:
     }
 
 
-def _write_png(path: Path, image: np.ndarray, compression: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), image, [cv2.IMWRITE_PNG_COMPRESSION, compression]):
-        raise OSError(f"could not write {path}")
+_PNG_FILTER = [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
+"""No PNG row filter: on noisy CT slices the adaptive filters cost twice the encoding time and
+make files larger (256 px slices at level 1: 1.2 ms and 29 kB unfiltered, 2.5 ms and 33 kB adaptive)."""
+
+
+def output_path(folder: str, slice_id: str) -> str:
+    """Where a slice's PNG file lives, relative to the output folder (256 prefix folders)."""
+    return f"{folder}/{slice_id[:2]}/{slice_id}.png"
+
+
+class _Files:
+    """Writes one PNG file per slice at :func:`output_path`.
+
+    Two source files with one key (a duplicate SOPInstanceUID) would write the same name, in
+    any order across workers. The name is claimed exclusively: the loser writes under a name
+    unique to its source file, and :func:`_settle_duplicates` later puts the first file in
+    manifest order at the canonical name, whichever process won.
+    """
+
+    def __init__(self, out_dir: Path, salt: str) -> None:
+        self.out_dir, self.salt = out_dir, salt
+
+    def put(self, folder: str, slice_id: str, source_name: str, png: bytes) -> str:
+        rel = output_path(folder, slice_id)
+        try:
+            self._create(self.out_dir / rel, png)
+        except FileExistsError:
+            rel = f"{folder}/{slice_id[:2]}/{slice_id}.{pseudonym(source_name, self.salt, length=8)}.png"
+            self._create(self.out_dir / rel, png)
+        return rel
+
+    @staticmethod
+    def _create(path: Path, png: bytes) -> None:
+        """Create ``path``, never overwrite; its folder is made on first use only, because a
+        mkdir per file costs as much as encoding the PNG."""
+        try:
+            with open(path, "xb") as f:
+                f.write(png)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "xb") as f:
+                f.write(png)
+
+    def close(self) -> None:
+        """Nothing is held open."""
+
+
+class _Archive:
+    """Writes one unit's slices into ``<folder>/<shard>.zip`` (one archive per folder, opened
+    on first use); a duplicate key inside the archive gets a name unique to its source file."""
+
+    def __init__(self, out_dir: Path, shard: int, salt: str) -> None:
+        self.out_dir, self.name, self.salt = out_dir, f"{shard:06d}.zip", salt
+        self.archives: dict[str, tuple[zipfile.ZipFile, set[str]]] = {}
+
+    def put(self, folder: str, slice_id: str, source_name: str, png: bytes) -> str:
+        if folder not in self.archives:
+            (self.out_dir / folder).mkdir(parents=True, exist_ok=True)
+            self.archives[folder] = zipfile.ZipFile(self.out_dir / folder / self.name, "x"), set()
+        archive, names = self.archives[folder]
+        member = f"{slice_id}.png"
+        if member in names:
+            member = f"{slice_id}.{pseudonym(source_name, self.salt, length=8)}.png"
+        names.add(member)
+        archive.writestr(member_info(member), png)
+        return packed_ref(f"{folder}/{self.name}", member)
+
+    def close(self) -> None:
+        for archive, _ in self.archives.values():
+            archive.close()
+
+
+def _encode_png(image: np.ndarray, compression: int) -> bytes:
+    ok, encoded = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, compression, *_PNG_FILTER])
+    if not ok:
+        raise OSError(f"could not encode a PNG of shape {image.shape}")
+    return encoded.tobytes()
+
+
+def _convert_unit(unit: _Unit, config: ConvertConfig, out_dir: str) -> list[dict]:
+    """Convert and write one unit; one index or quarantine record per item, in order."""
+    sink = (
+        _Files(Path(out_dir), config.id_salt)
+        if unit.shard is None
+        else _Archive(Path(out_dir), unit.shard, config.id_salt)
+    )
+    records = []
+    try:
+        for item in unit.items:
+            record = _render(item, config)
+            if not record["quarantine"]:
+                ids = record["slice_id"], record["source_path"]
+                image, mask = record.pop("image"), record.pop("mask")
+                record["image_path"] = sink.put("images", *ids, _encode_png(image, config.png_compression))
+                record["mask_path"] = (
+                    "" if mask is None else sink.put("masks", *ids, _encode_png(mask, config.png_compression))
+                )
+            records.append(record)
+    finally:
+        sink.close()
+    return records
 
 
 def _items(raw_dir: Path, manifest: pd.DataFrame) -> tuple[list[_Item], list[dict]]:
@@ -203,25 +312,46 @@ def _items(raw_dir: Path, manifest: pd.DataFrame) -> tuple[list[_Item], list[dic
     return items, unreadable
 
 
-def _run(fn, items: Sequence[_Item], config: ConvertConfig, out_dir: Path) -> list[dict]:
+def _units(items: list[_Item], config: ConvertConfig, workers: int) -> list[_Unit]:
+    """Packed: one unit per archive of ``shard_size`` items in manifest order. Files: batches
+    small enough to balance the workers and show progress."""
+    if config.shard_size > 0:
+        size = config.shard_size
+        return [_Unit(items[i : i + size], shard=i // size) for i in range(0, len(items), size)]
+    size = max(1, min(64, len(items) // (workers * 16)))
+    return [_Unit(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def _run(items: list[_Item], config: ConvertConfig, out_dir: Path) -> list[dict]:
+    """Convert every item (in a process pool unless ``workers == 1``); records in item order."""
     workers = config.workers or os.cpu_count() or 1
-    progress = dict(total=len(items), desc="convert", unit="slice", mininterval=2.0)
+    units = _units(items, config, workers)
+    progress = tqdm(total=len(items), desc="convert", unit="slice", mininterval=2.0)
+
+    def collect(per_unit: Iterator[list[dict]]) -> list[dict]:
+        records = []
+        for unit_records in per_unit:
+            records += unit_records
+            progress.update(len(unit_records))
+        progress.close()
+        return records
+
     if workers == 1:
-        return [fn(item, config, str(out_dir)) for item in tqdm(items, **progress)]
+        return collect(_convert_unit(unit, config, str(out_dir)) for unit in units)
     with ProcessPoolExecutor(workers) as pool:
-        chunks = max(1, len(items) // (workers * 16))
-        futures = pool.map(fn, items, [config] * len(items), [str(out_dir)] * len(items), chunksize=chunks)
-        return list(tqdm(futures, **progress))
+        return collect(pool.map(_convert_unit, units, [config] * len(units), [str(out_dir)] * len(units)))
 
 
-def convert_cohort(raw_dir: str | Path, out_dir: str | Path, config: ConvertConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+def convert_cohort(
+    raw_dir: str | Path, out_dir: str | Path, config: ConvertConfig
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Convert the raw cohort in ``raw_dir`` into ``out_dir``; return ``(index, quarantine)``."""
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     manifest = pd.read_csv(raw_dir / "manifest.csv", dtype=str, keep_default_na=False)
     labels = pd.read_csv(raw_dir / "labels.csv", dtype={"level": str, "key": str})
     items, quarantine = _items(raw_dir, manifest)
     n_in = len(items) + len(quarantine)  # slices, plus whole volumes that could not be opened
-    results = _run(_convert_item, items, config, out_dir)
+    results = _run(items, config, out_dir)
     quarantine += [
         {"source_path": r["source_path"], "reason": r["reason"], "stage": "convert", "kind": "file"}
         for r in results
@@ -230,43 +360,67 @@ def convert_cohort(raw_dir: str | Path, out_dir: str | Path, config: ConvertConf
     slices = pd.DataFrame([r for r in results if not r["quarantine"]])
     if slices.empty:
         raise ValueError(f"{raw_dir}: no usable slice among {len(items)} source items; see the quarantine reasons")
-    slices, dropped = _cohort_checks(slices, labels, config, out_dir)
+    slices, dropped, removed = _cohort_checks(slices, labels, config)
     quarantine += dropped
+    remove_slices(out_dir, removed)  # quarantined after writing: outputs hold exactly the indexed slices
+    if config.shard_size == 0:
+        slices = _settle_duplicates(slices, out_dir)
     index = _finish_index(slices, config)
     quarantine_df = pd.DataFrame(quarantine, columns=QUARANTINE_COLUMNS)
     n_files_quarantined = int((quarantine_df["kind"] == "file").sum())
     if len(index) + n_files_quarantined != n_in:
-        raise AssertionError(f"counts do not balance: {n_in} in, {len(index)} written, {n_files_quarantined} quarantined")
+        raise AssertionError(
+            f"counts do not balance: {n_in} in, {len(index)} written, {n_files_quarantined} quarantined"
+        )
     return index, quarantine_df
 
 
 def _cohort_checks(
-    slices: pd.DataFrame, labels: pd.DataFrame, config: ConvertConfig, out_dir: Path
-) -> tuple[pd.DataFrame, list[dict]]:
-    """Cross-file checks: duplicates, label coverage, studies too small. Returns kept slices and quarantine rows."""
+    slices: pd.DataFrame, labels: pd.DataFrame, config: ConvertConfig
+) -> tuple[pd.DataFrame, list[dict], list[str]]:
+    """Cross-file checks: duplicates, label coverage, studies too small.
+
+    Returns the kept slices, the quarantine rows, and the written PNGs of the slices dropped here.
+    """
     dropped: list[dict] = []
+    removed: list[str] = []
 
     def drop(mask: pd.Series, reason_of) -> None:
         nonlocal slices
         for row in slices[mask].to_dict("records"):
-            dropped.append({"source_path": row["source_path"], "reason": reason_of(row), "stage": "convert", "kind": "file"})
-            _remove_outputs(row, out_dir)
+            dropped.append(
+                {"source_path": row["source_path"], "reason": reason_of(row), "stage": "convert", "kind": "file"}
+            )
+            removed.extend(ref for ref in (row["image_path"], row["mask_path"]) if ref)
         slices = slices[~mask]
 
     first = slices.drop_duplicates("key").set_index("key")["source_path"]
-    drop(slices.duplicated("key"), lambda r: f"duplicate SOPInstanceUID/slice key {r['key']} (first seen in {first[r['key']]})")
+    drop(
+        slices.duplicated("key"),
+        lambda r: f"duplicate SOPInstanceUID/slice key {r['key']} (first seen in {first[r['key']]})",
+    )
 
     slice_labels = labels[labels["level"] == "slice"].set_index("key")
     study_labels = labels[labels["level"] == "study"].set_index("key")
     has_label = slices["key"].isin(slice_labels.index) | slices["study_raw"].isin(study_labels.index)
     drop(~has_label, lambda r: "image without a label row")
-    for key in sorted(set(slice_labels.index) - set(slices["key"])):
-        dropped.append({"source_path": f"labels.csv:{key}", "reason": "label row without an image", "stage": "convert", "kind": "label"})
-    for key in sorted(set(study_labels.index) - set(slices["study_raw"])):
-        dropped.append({"source_path": f"labels.csv:{key}", "reason": "study label without any image", "stage": "convert", "kind": "label"})
+    unmatched = [
+        *(
+            (key, "label row without an image (no readable slice has this key)")
+            for key in sorted(set(slice_labels.index) - set(slices["key"]))
+        ),
+        *((key, "study label without any image") for key in sorted(set(study_labels.index) - set(slices["study_raw"]))),
+    ]
+    dropped += [
+        {"source_path": f"labels.csv:{key}", "reason": reason, "stage": "convert", "kind": "label"}
+        for key, reason in unmatched
+    ]
 
     counts = slices.groupby("study_raw")["key"].transform("size")
-    drop(counts < config.min_slices_per_study, lambda r: f"study has fewer than {config.min_slices_per_study} usable slices")
+    drop(
+        counts < config.min_slices_per_study,
+        lambda r: f"study has fewer than {config.min_slices_per_study} usable slices",
+    )
 
     by_slice = slices["key"].map(lambda k: k in slice_labels.index)
     values = np.where(
@@ -276,14 +430,21 @@ def _cohort_checks(
     )
     slices = slices.assign(**{label: values[:, i] for i, label in enumerate(LABELS)})
     slices["label_level"] = np.where(by_slice, "slice", "study")
-    return slices, dropped
+    return slices, dropped, removed
 
 
-def _remove_outputs(row: dict, out_dir: Path) -> None:
-    """Quarantined after writing: delete its PNGs so outputs hold exactly the indexed slices."""
-    for rel in (row["image_path"], row["mask_path"]):
-        if rel:
-            (out_dir / rel).unlink(missing_ok=True)
+def _settle_duplicates(slices: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
+    """Move kept slice files that lost the race for their name (see :class:`_Files`) to it.
+
+    Runs after the dropped duplicates' files were removed, so the canonical name is free.
+    """
+    slices = slices.copy()
+    for column, folder in (("image_path", "images"), ("mask_path", "masks")):
+        canonical = pd.Series([output_path(folder, s) for s in slices["slice_id"]], index=slices.index)
+        for i in slices.index[(slices[column] != "") & (slices[column] != canonical)]:
+            os.replace(out_dir / slices.at[i, column], out_dir / canonical[i])
+            slices.at[i, column] = canonical[i]
+    return slices
 
 
 def _finish_index(slices: pd.DataFrame, config: ConvertConfig) -> pd.DataFrame:
@@ -294,8 +455,12 @@ def _finish_index(slices: pd.DataFrame, config: ConvertConfig) -> pd.DataFrame:
     slices["series_id"] = slices["series_raw"].map(lambda v: pseudonym(v, config.id_salt, "E", 12))
     slices = slices.sort_values(["patient_id", "study_id", "z", "slice_id"], kind="stable").reset_index(drop=True)
     slices["slice_order"] = slices.groupby("study_id").cumcount()
-    gap = slices.groupby("study_id")["z"].transform(lambda z: np.median(np.diff(z.to_numpy())) if len(z) > 1 else np.nan)
-    slices["slice_spacing_mm"] = gap.where(slices["has_hu"], np.nan).fillna(pd.to_numeric(slices["thickness"], errors="coerce"))
+    gap = slices.groupby("study_id")["z"].transform(
+        lambda z: np.median(np.diff(z.to_numpy())) if len(z) > 1 else np.nan
+    )
+    slices["slice_spacing_mm"] = gap.where(slices["has_hu"], np.nan).fillna(
+        pd.to_numeric(slices["thickness"], errors="coerce")
+    )
     for label in LABELS:
         slices[label] = slices[label].astype("Int64")
     return slices[INDEX_COLUMNS]

@@ -3,11 +3,18 @@
 A window ``[lo, hi]`` maps ``lo`` HU to 0 and ``hi`` HU to 255, linearly, clipping outside.
 Stacking three windows as RGB channels lets ImageNet-shaped networks see brain, blood/subdural
 and soft-tissue contrast at once (seeds 002 and 004).
+
+DICOM slices store 16-bit integers and HU = stored * slope + intercept, so a slice can only
+take 65,536 distinct HU values. :func:`stack_windows_stored` windows such slices through a
+look-up table of those values (built once per slope/intercept/windows, then one gather per
+pixel) instead of float arithmetic on every pixel; the table is computed with :func:`window`
+itself, so the result is bit-identical to ``stack_windows(hu)``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -31,3 +38,31 @@ def stack_windows(hu: np.ndarray, windows: Sequence[Sequence[float]] = DEFAULT_W
     if hu.ndim != 2:
         raise ValueError(f"expected a 2-D slice, got shape {hu.shape}")
     return np.stack([window(hu, lo, hi) for lo, hi in windows], axis=-1)
+
+
+@lru_cache(maxsize=16)
+def _stored_lut(dtype: str, slope: float, intercept: float, windows: tuple[tuple[float, float], ...]) -> np.ndarray:
+    """``(2**bits, C)`` uint8 table: row ``i`` is the windowed value of the stored integer whose bit
+    pattern is ``i``, rescaled to HU exactly as :attr:`ich.io.dicom.CTSlice.hu` does (float32)."""
+    stored_type = np.dtype(dtype)
+    patterns = np.arange(2 ** (8 * stored_type.itemsize), dtype=f"u{stored_type.itemsize}")
+    hu = patterns.view(stored_type).astype(np.float32) * np.float32(slope) + np.float32(intercept)
+    return np.ascontiguousarray(stack_windows(hu[:, None], windows)[:, 0, :])
+
+
+def stack_windows_stored(
+    stored: np.ndarray, slope: float, intercept: float, windows: Sequence[Sequence[float]] = DEFAULT_WINDOWS
+) -> np.ndarray:
+    """``stack_windows(stored * slope + intercept)`` for stored DICOM values, via a look-up table.
+
+    8- and 16-bit integer arrays use the table (about 3x faster than the float path for a
+    512x512 slice, see ``bench/convert.py``); any other dtype falls back to the float path.
+    """
+    if stored.ndim != 2:
+        raise ValueError(f"expected a 2-D slice, got shape {stored.shape}")
+    key = tuple((float(lo), float(hi)) for lo, hi in windows)
+    if stored.dtype.kind in "iu" and stored.dtype.itemsize <= 2:
+        lut = _stored_lut(stored.dtype.str, float(slope), float(intercept), key)
+        return np.take(lut, stored.view(f"u{stored.dtype.itemsize}"), axis=0)
+    hu = stored.astype(np.float32) * np.float32(slope) + np.float32(intercept)
+    return stack_windows(hu, key)

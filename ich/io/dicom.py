@@ -49,6 +49,7 @@ import math
 import warnings
 from collections.abc import Collection
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -106,12 +107,17 @@ class UnusableSliceError(Exception):
 
 @dataclass(frozen=True, eq=False)
 class CTSlice:
-    """One slice in HU with the header fields the pipeline needs.
+    """One slice: its stored pixel values, the rescale to HU, and the header fields the pipeline needs.
 
+    :attr:`hu` is computed on first access rather than in the reader, because the converter
+    windows the stored integers through a look-up table
+    (:func:`ich.data.windowing.stack_windows_stored`) and never needs the float image.
     Fields after ``slice_thickness`` have defaults so the record can be extended freely.
     """
 
-    hu: np.ndarray  # float32 (rows, cols), Hounsfield units
+    pixels: np.ndarray  # stored values as decoded (integer), (rows, cols); HU = pixels * slope + intercept
+    slope: float  # RescaleSlope
+    intercept: float  # RescaleIntercept
     patient_id: str
     study_uid: str
     series_uid: str
@@ -127,10 +133,15 @@ class CTSlice:
     photometric: str = "MONOCHROME2"
     notes: tuple[str, ...] = ()  # non-fatal issues, human readable
 
+    @cached_property
+    def hu(self) -> np.ndarray:
+        """Hounsfield units, float32 (rows, cols): the modality rescale of :attr:`pixels`."""
+        return self.pixels.astype(np.float32) * np.float32(self.slope) + np.float32(self.intercept)
+
     @property
     def shape(self) -> tuple[int, int]:
         """(rows, cols) of the pixel matrix."""
-        return (int(self.hu.shape[0]), int(self.hu.shape[1]))
+        return (int(self.pixels.shape[0]), int(self.pixels.shape[1]))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -422,7 +433,7 @@ def read_ct_slice(
     ``compressed transfer syntax NAME (UID) has no installed decoder: pip install ...``,
     ``compressed transfer syntax NAME (UID) is not supported by pydicom ...``,
     ``truncated or corrupted pixel data (...)``, ``pixel data cannot be decoded (...)``,
-    ``non-finite HU values after rescale``, ``unexpected error reading DICOM (...)``.
+    ``non-integer decoded pixel data (...)``, ``unexpected error reading DICOM (...)``.
     """
     path = Path(path)
     try:
@@ -595,9 +606,10 @@ def _read(
             path,
             f"decoded pixel array has shape {tuple(pixels.shape)}, expected ({rows_i}, {cols_i})",
         )
-    hu = pixels.astype(np.float32) * np.float32(slope) + np.float32(intercept)
-    if not np.isfinite(hu).all():
-        raise UnusableSliceError(path, "non-finite HU values after rescale")
+    if pixels.dtype.kind not in "iu":  # integer pixels with a finite slope and intercept give finite HU
+        raise UnusableSliceError(
+            path, f"non-integer decoded pixel data ({pixels.dtype}): expected integer CT pixel data"
+        )
     if photometric == "MONOCHROME1":
         notes.append("MONOCHROME1: HU from the rescale as usual; display inversion not applied")
 
@@ -622,7 +634,9 @@ def _read(
         thickness = None
 
     return CTSlice(
-        hu=hu,
+        pixels=pixels,
+        slope=slope,
+        intercept=intercept,
         patient_id=patient_id,
         study_uid=study_uid,
         series_uid=series_uid,

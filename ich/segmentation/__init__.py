@@ -1,7 +1,10 @@
-"""Bleed segmentation as in 003: crops and their reassembly, augmentation, post-processing, and
-the intensity-threshold baseline. The U-Net itself lives in :mod:`ich.models.unet`."""
+"""Bleed segmentation as in 003: crops and their reassembly, augmentation, post-processing,
+probability maps, and the intensity-threshold baseline. The U-Net itself lives in
+:mod:`ich.models.unet`, its training in :mod:`ich.train.segment`. The evaluation
+(:mod:`ich.segmentation.evaluate`) is deliberately not imported here, so that training code
+(and the DVC stages that train) do not depend on it."""
 
-from ich.segmentation.augment import AffineRanges, augment_pair, random_affine_matrix
+from ich.segmentation.augment import AffineRanges, augment_crop, augment_pair, random_affine_matrix
 from ich.segmentation.crops import (
     crop_grid,
     extract_crops,
@@ -10,11 +13,15 @@ from ich.segmentation.crops import (
     stitch,
     undersample,
 )
+from ich.segmentation.maps import PROB_SCALE, PostProcess, read_prob_map, write_prob_map
 from ich.segmentation.postprocess import binarize, close_then_open, score_thresholds, segment_slice
 from ich.segmentation.threshold import fit_threshold_band, inclusive_grid, predict_threshold_band
 
 __all__ = [
+    "PROB_SCALE",
     "AffineRanges",
+    "PostProcess",
+    "augment_crop",
     "augment_pair",
     "binarize",
     "close_then_open",
@@ -25,9 +32,11 @@ __all__ = [
     "positive_crops",
     "predict_threshold_band",
     "random_affine_matrix",
+    "read_prob_map",
     "sample_crops",
     "score_thresholds",
     "segment_slice",
     "stitch",
     "undersample",
+    "write_prob_map",
 ]

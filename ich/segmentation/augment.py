@@ -13,9 +13,10 @@ Interpretation of the paper's numbers (its text says "0.1% of the image", its co
 - shear: a shear *factor* (``x' = x + s * y``) uniform in ``[-shear, shear]``. Keras reads
   ``shear_range`` in degrees, which would make 0.1 a no-op; the factor (about 5.7 degrees at
   0.1) is the evident intent.
-Everything is about the image centre. Pixels mapped from outside the slice are 0 (air in the
-windowed images, background in the mask) rather than Keras' edge replication, which would smear
-skull and bleed touching the border.
+Everything is about the image centre (:func:`augment_pair`) or, for the U-Net's training
+crops, the crop centre (:func:`augment_crop`). Pixels mapped from outside the slice are 0 (air
+in the windowed images, background in the mask) rather than Keras' edge replication, which
+would smear skull and bleed touching the border.
 """
 
 from __future__ import annotations
@@ -63,9 +64,15 @@ def random_affine_matrix(
     return (back @ rotate @ shear_m @ scale @ to_centre)[:2]
 
 
-def warp(array: np.ndarray, matrix: np.ndarray, interpolation: int) -> np.ndarray:
-    """Apply ``matrix`` to an HxW or HxWxC array, keeping its shape and dtype; outside is 0."""
-    height, width = array.shape[:2]
+def warp(
+    array: np.ndarray, matrix: np.ndarray, interpolation: int, size: int | None = None
+) -> np.ndarray:
+    """Apply ``matrix`` to an HxW or HxWxC array, keeping its dtype; outside is 0.
+
+    The output has the input's shape, or is ``size`` x ``size`` (same channels) when ``size`` is
+    given: the matrix then maps the input into that smaller canvas (see :func:`augment_crop`).
+    """
+    height, width = (array.shape[0], array.shape[1]) if size is None else (size, size)
     out = cv2.warpAffine(
         array,
         matrix,
@@ -74,7 +81,7 @@ def warp(array: np.ndarray, matrix: np.ndarray, interpolation: int) -> np.ndarra
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=0,
     )
-    return out.reshape(array.shape)  # OpenCV drops a trailing channel axis of size 1
+    return out.reshape((height, width, *array.shape[2:]))  # OpenCV drops a channel axis of size 1
 
 
 def augment_pair(
@@ -89,3 +96,31 @@ def augment_pair(
     matrix = random_affine_matrix(image.shape[0], image.shape[1], ranges, rng)
     warped_mask = warp(mask.astype(np.uint8), matrix, cv2.INTER_NEAREST).astype(mask.dtype)
     return warp(image, matrix, cv2.INTER_LINEAR), warped_mask
+
+
+def augment_crop(
+    image: np.ndarray,
+    mask: np.ndarray,
+    corner: tuple[int, int],
+    crop: int,
+    ranges: AffineRanges,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``crop`` x ``crop`` window at ``corner`` (y, x) of a slice, randomly transformed.
+
+    The transform is drawn as for a ``crop``-sized image (:func:`random_affine_matrix`: about the
+    crop centre, shifts relative to the crop side), which is what 003 did by augmenting its
+    160x160 windows. It is applied to the *slice*, warping straight into the crop canvas, so
+    the corners a rotation or a shrink uncovers show the real neighbouring anatomy, not a black
+    fill inside the head; only parts of the window that map from outside the slice are 0. A
+    bleed near the crop centre stays in the crop, so positive crops stay positive. Image
+    (bilinear) and mask (nearest) share the matrix; with zero ranges this is
+    :func:`ich.segmentation.crops.extract_crops` of that one window.
+    """
+    if image.shape[:2] != mask.shape[:2]:
+        raise ValueError(f"image {image.shape[:2]} and mask {mask.shape[:2]} differ in size")
+    y, x = corner
+    to_crop = np.array([[1.0, 0.0, -x], [0.0, 1.0, -y], [0.0, 0.0, 1.0]])
+    matrix = random_affine_matrix(crop, crop, ranges, rng) @ to_crop
+    warped_mask = warp(mask.astype(np.uint8), matrix, cv2.INTER_NEAREST, crop).astype(mask.dtype)
+    return warp(image, matrix, cv2.INTER_LINEAR, crop), warped_mask

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -19,7 +17,7 @@ from ich.data.sampling import balance
 from ich.data.transforms import BatchPreparation
 from ich.labels import LABELS
 from ich.models import build
-from ich.train.loop import FitResult, TrainConfig, default_device, fit, seed_everything
+from ich.train.loop import FitResult, TrainConfig, default_device, fingerprint, fit, seed_everything
 
 
 @dataclass(frozen=True)
@@ -80,11 +78,6 @@ def _auc(y: np.ndarray, p: np.ndarray) -> float:
     return float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan")
 
 
-def fingerprint(*parts: object) -> str:
-    """Digest of the parameters and inputs a checkpoint belongs to."""
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def train_classifier(
     index: pd.DataFrame,
     split: pd.DataFrame,
@@ -137,7 +130,10 @@ def train_classifier(
         loss = float(nn.functional.binary_cross_entropy_with_logits(logits, targets))
         return loss, _auc(val_targets, probs[:, 0])
 
-    stamp = fingerprint(asdict(spec), asdict(config), balance_policy, balance_ratio, len(index), index["slice_id"].iloc[:5].tolist())
+    # The split and the slices are part of the identity: a checkpoint of another fold or cohort never resumes.
+    stamp = fingerprint(
+        asdict(spec), asdict(config), balance_policy, balance_ratio, split.to_csv(index=False), ",".join(table["slice_id"])
+    )
     result = fit(
         model,
         train_set,

@@ -9,6 +9,8 @@ precision when a GPU is present and deterministic CPU execution otherwise.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import time
@@ -54,6 +56,11 @@ class FitResult:
 
 Validator = Callable[[nn.Module], tuple[float, float]]
 """Returns ``(validation loss, validation score)`` for the model; higher score is better."""
+
+
+def fingerprint(*parts: object) -> str:
+    """Digest of the parameters and inputs a checkpoint belongs to (resumption guard)."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def default_device() -> torch.device:

@@ -1,0 +1,258 @@
+"""Patient-level k-fold cross-validation of a params profile, pooled over the test folds.
+
+For each test fold k, the profile runs with ``split.test_fold = k`` through the real DAG
+(``dvc repro ensemble`` in one work copy of the repository, so the repository's own DVC state is never
+touched; download and convert run once, split onwards once per fold). Every patient is in
+exactly one test fold, so the test predictions of the k runs together cover the whole
+cohort once. They are pooled per model and evaluated with
+:func:`ich.metrics.evaluate_predictions`, whose patient-bootstrap intervals then resample all
+patients of the cohort instead of one fold's. Pooling compares probabilities of k different
+models (one per fold) on one scale; the per-fold ROC-AUCs are printed beside it so a fold that
+calibrates differently shows.
+
+    python bench/crossval.py profiles/ct-ich-jpg.yaml [--folds 0,1,2,3,4] [--models wa2d_cnn1,...]
+                             [--workdir /tmp/cv] [--out bench/out/crossval-<profile>]
+
+A fold whose predictions are already in ``--out`` is not run again, so an interrupted run
+resumes (pass the same ``--workdir`` to keep DVC's cache too). Writes
+``<out>/fold<k>/<model>.csv`` (test predictions), ``<out>/index.csv`` (the slice labels) and
+``<out>/crossval.json`` (pooled metrics, per-fold ROC-AUC, timings, provenance), and prints a
+Markdown table of the pooled metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from sklearn.metrics import roc_auc_score
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from ich.metrics import evaluate_predictions  # noqa: E402
+
+COPY = ["ich", "stages", "dvc.yaml", ".dvc/config", ".dvcignore", ".gitignore", "pyproject.toml"]
+"""What a DAG run needs from the repository (as in tests/test_pipeline.py)."""
+
+
+def profile_for_fold(profile: dict, fold: int, models: list[str] | None) -> dict:
+    """The profile with ``split.test_fold = fold``, optionally restricted to ``models``.
+
+    A relative ``download.path`` is made absolute against the repository root, where the
+    profile is documented to run from, because the DAG runs in a copy elsewhere.
+    """
+    params = json.loads(json.dumps(profile))  # deep copy
+    if params["split"]["mode"] != "kfold":
+        raise ValueError("cross-validation needs split.mode: kfold in the profile")
+    if not 0 <= fold < params["split"]["folds"]:
+        raise ValueError(f"fold {fold} outside 0..{params['split']['folds'] - 1}")
+    params["split"]["test_fold"] = fold
+    path = params["download"].get("path")
+    if path and not Path(path).is_absolute():
+        params["download"]["path"] = str((REPO / path).resolve())
+    if models:
+        unknown = set(models) - set(params["train"])
+        if unknown:
+            raise ValueError(f"models {sorted(unknown)} have no train section in the profile")
+        params["models"] = models
+        params["ensemble"]["members"] = [m for m in params["ensemble"]["members"] if m in models]
+    return params
+
+
+def _run(args: list[str], cwd: Path) -> str:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(cwd))
+    env.update(DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1", GIT_OPTIONAL_LOCKS="0")  # read-only git here
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        (cwd / "failed.log").write_text(done.stdout + "\n" + done.stderr)
+        raise RuntimeError(
+            f"{' '.join(args)} failed in {cwd} (exit {done.returncode}; whole log in {cwd / 'failed.log'}):\n"
+            f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
+    return done.stdout + done.stderr
+
+
+def _code_version() -> str:
+    """``<commit>`` of the repository, ``+modified`` when tracked files differ from it."""
+    head = _run(["git", "rev-parse", "--short", "HEAD"], REPO).strip()
+    dirty = _run(["git", "status", "--porcelain", "--untracked-files=no"], REPO).strip()
+    return head + ("+modified" if dirty else "")
+
+
+def prepare_workdir(workdir: Path) -> None:
+    """Copy the code and DAG into ``workdir`` and make it a git + DVC repository (once)."""
+    if (workdir / "dvc.yaml").exists():
+        return
+    workdir.mkdir(parents=True, exist_ok=True)
+    for name in COPY:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, workdir / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif src.exists():
+            (workdir / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, workdir / name)
+    (workdir / "params.yaml").write_text("{}\n")
+    (workdir / "CODE_VERSION").write_text(_code_version() + "\n")  # what every fold run here used
+    _run(["git", "init", "-q"], workdir)
+    _run(["git", "add", "-A"], workdir)
+    _run(
+        ["git", "-c", "user.name=crossval", "-c", "user.email=crossval@localhost", "commit", "-qm", "crossval"], workdir
+    )
+
+
+def run_fold(workdir: Path, params: dict, out: Path) -> dict:
+    """``dvc repro`` one fold; copy each model's and the ensemble's test predictions to ``out``."""
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    # The training stage resumes from data/checkpoints/<model>.pt when its fingerprint matches,
+    # and that fingerprint does not cover the split: the previous fold's finished checkpoint
+    # would be taken as this fold's model (trained on this fold's test patients).
+    shutil.rmtree(workdir / "data" / "checkpoints", ignore_errors=True)
+    started = time.perf_counter()
+    log = _run(["dvc", "repro", "ensemble"], workdir)  # the stages the pooled predictions need
+    seconds = time.perf_counter() - started
+    out.mkdir(parents=True, exist_ok=True)
+    sources = {m: workdir / "data" / "models" / m / "predictions.csv" for m in params["models"]}
+    sources["ensemble"] = workdir / "data" / "ensemble" / "predictions.csv"
+    for name, path in sources.items():
+        predictions = pd.read_csv(path)
+        predictions[predictions["set"] == "test"].to_csv(out / f"{name}.csv", index=False)
+    shutil.copy(workdir / "data" / "converted" / "index.csv", out.parent / "index.csv")
+    timing = {
+        "seconds": round(seconds, 1),
+        "ensemble": json.loads((workdir / "metrics" / "ensemble.json").read_text()),
+        "code": (workdir / "CODE_VERSION").read_text().strip()
+        if (workdir / "CODE_VERSION").exists()
+        else "not recorded",
+    }
+    (out / "run.json").write_text(json.dumps(timing, indent=2) + "\n")
+    (out / "dvc-repro.log").write_text(log)
+    return timing
+
+
+def pool(out: Path, folds: list[int], names: list[str]) -> dict[str, pd.DataFrame]:
+    """Concatenated test predictions per model; checks that no patient is in two test folds."""
+    pooled = {}
+    for name in names:
+        frames = [pd.read_csv(out / f"fold{k}" / f"{name}.csv") for k in folds]
+        table = pd.concat(frames, ignore_index=True)
+        per_patient = table.groupby("patient_id")["fold"].nunique()
+        if (per_patient > 1).any() or table["slice_id"].duplicated().any():
+            raise AssertionError(f"{name}: a patient or slice appears in more than one test fold")
+        pooled[name] = table
+    return pooled
+
+
+def _cell(block: dict) -> str:
+    return f"{block['value']:.3f} ({block['ci_low']:.3f}-{block['ci_high']:.3f})"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def markdown(results: dict, thresholds: list[float], fractions: list[float]) -> str:
+    """Slice-level and patient-level Markdown tables: pooled value (95% patient-bootstrap CI).
+
+    Rates are at the first threshold (the patient rule: "positive if at least n% of the
+    patient's slices reach it"); crossval.json holds every threshold.
+    """
+    t = f"threshold_{thresholds[0]:g}"
+    slice_rows = []
+    for name, block in results["models"].items():
+        s, folds = block["slice"], list(results["per_fold_roc_auc"][name].values())
+        slice_rows.append(
+            [name, _cell(s["roc_auc"]), f"{np.mean(folds):.3f} ± {np.std(folds, ddof=1):.3f}", _cell(s["pr_auc"])]
+            + [_cell(s[t][k]) for k in ("sensitivity", "specificity", "balanced_accuracy")]
+        )
+    slice_header = ["model", "ROC-AUC (pooled)", "ROC-AUC (mean ± sd of folds)", "PR-AUC"]
+    slice_header += [f"{k} @ {thresholds[0]:g}" for k in ("sensitivity", "specificity", "balanced accuracy")]
+    patient_rows = []
+    for name, block in results["models"].items():
+        for fraction in fractions:
+            p = block["patient"][f"fraction_{fraction:g}"][t]
+            rule = f">= {fraction:.0%} of slices >= {thresholds[0]:g}"
+            patient_rows.append([name, rule] + [_cell(p[k]) for k in ("accuracy", "sensitivity", "specificity")])
+    patient_header = ["model", "patient positive if", "accuracy", "sensitivity", "specificity"]
+    return (
+        f"Slice level\n\n{_table(slice_header, slice_rows)}\n\nPatient level\n\n{_table(patient_header, patient_rows)}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("profile", type=Path, help="a complete params.yaml variant with split.mode: kfold")
+    parser.add_argument("--folds", default="", help="comma-separated test folds (default: all)")
+    parser.add_argument("--models", default="", help="comma-separated subset of the profile's models")
+    parser.add_argument("--workdir", type=Path, default=None, help="work copy of the repo (default: a temporary one)")
+    parser.add_argument("--out", type=Path, default=None, help="default: bench/out/crossval-<profile name>")
+    args = parser.parse_args()
+
+    profile = yaml.safe_load(args.profile.read_text())
+    folds = [int(k) for k in args.folds.split(",")] if args.folds else list(range(profile["split"]["folds"]))
+    models = [m for m in args.models.split(",") if m] or None
+    out = args.out or REPO / "bench" / "out" / f"crossval-{args.profile.stem}"
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ich-crossval-"))
+    names = [*(models or profile["models"]), "ensemble"]
+
+    prepare_workdir(workdir)
+    timings = {}
+    for k in folds:
+        fold_dir = out / f"fold{k}"
+        if all((fold_dir / f"{n}.csv").exists() for n in names):
+            print(f"fold {k}: predictions already in {fold_dir}")
+            timings[k] = json.loads((fold_dir / "run.json").read_text())
+            continue
+        print(f"fold {k}: dvc repro in {workdir} ...", flush=True)
+        timings[k] = run_fold(workdir, profile_for_fold(profile, k, models), fold_dir)
+        print(
+            f"fold {k}: {timings[k]['seconds']:.0f} s, ensemble weights {timings[k]['ensemble']['weights']}", flush=True
+        )
+
+    index = pd.read_csv(out / "index.csv")
+    pooled = pool(out, folds, names)
+    e = profile["evaluate"]
+    results = {
+        "profile": str(args.profile),
+        "folds": folds,
+        "code_per_fold": {k: t.get("code", "not recorded") for k, t in timings.items()},
+        "seconds_per_fold": {k: t["seconds"] for k, t in timings.items()},
+        "ensemble_weights_per_fold": {k: t["ensemble"]["weights"] for k, t in timings.items()},
+        "per_fold_roc_auc": {},
+        "models": {},
+    }
+    for name, table in pooled.items():
+        results["models"][name] = evaluate_predictions(
+            table,
+            index,
+            thresholds=e["thresholds"],
+            patient_fractions=e["patient_fractions"],
+            n_boot=e["n_bootstrap"],
+            seed=e["seed"],
+        )
+        labelled = table.merge(index[["slice_id", "any"]], on="slice_id")
+        results["per_fold_roc_auc"][name] = {
+            int(k): round(float(roc_auc_score(part["any"], part["prob_any"])), 6)
+            for k, part in labelled.groupby("fold")
+        }
+    (out / "crossval.json").write_text(json.dumps(results, indent=2) + "\n")
+    patients = index["patient_id"].nunique()
+    print(f"\n{len(index)} slices, {patients} patients; pooled test predictions of folds {folds}")
+    print(f"value (95% patient-bootstrap CI, {e['n_bootstrap']} resamples of the {patients} patients)\n")
+    print(markdown(results, e["thresholds"], e["patient_fractions"]))
+    print(f"\nwritten: {out / 'crossval.json'}")
+
+
+if __name__ == "__main__":
+    main()

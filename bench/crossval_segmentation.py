@@ -1,0 +1,124 @@
+"""Patient-level k-fold cross-validation of the segmenters (003's protocol), pooled over test folds.
+
+For each test fold k the params profile runs with ``split.mode = kfold`` and
+``split.test_fold = k`` (fold k tests, fold k+1 validates, the other three train, as in 003)
+through the real DAG up to ``evaluate_segmentation``, in one work copy of the repository (the
+repository's own DVC state is never touched; download and convert run once). Every patient is
+in exactly one test fold, so the per-slice tables of the k runs together cover the cohort once:
+they are pooled per segmenter and summarised with the evaluation's own
+:func:`ich.segmentation.evaluate.segmenter_metrics`, i.e. the mean over all test slices with
+bleed of the whole cohort, which is how 003 reports its 5-fold Dice and Jaccard. The per-fold
+means are kept beside the pooled figures.
+
+    python bench/crossval_segmentation.py [params.yaml] [--folds 0,1,2,3,4]
+                                          [--workdir /tmp/cv-seg] [--out bench/out/crossval-segmentation-<profile>]
+
+A fold whose tables are already in ``--out`` is not run again, so an interrupted run resumes.
+Writes ``<out>/fold<k>/<segmenter>.csv`` (per-slice tables) and ``<out>/crossval.json``, and
+prints a Markdown table. (Alternatively, ``dvc exp run -S split.mode=kfold -S
+split.test_fold=<k> evaluate_segmentation`` for k = 0..4 keeps each fold as a DVC experiment
+to compare with ``dvc exp show``; this script adds the pooling.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from crossval import REPO, _run, prepare_workdir, profile_for_fold  # noqa: E402
+
+from ich.segmentation.evaluate import segmenter_metrics  # noqa: E402
+
+
+def run_fold(workdir: Path, params: dict, out: Path) -> float:
+    """``dvc repro evaluate_segmentation`` for one fold; copy each segmenter's per-slice table to ``out``."""
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    started = time.perf_counter()
+    log = _run(["dvc", "repro", "evaluate_segmentation"], workdir)
+    seconds = time.perf_counter() - started
+    out.mkdir(parents=True, exist_ok=True)
+    for name in params["segmenters"]:
+        shutil.copy(workdir / "data" / "segmentation" / name / "per_slice.csv", out / f"{name}.csv")
+    (out / "dvc-repro.log").write_text(log)
+    return seconds
+
+
+def pool(out: Path, folds: list[int], name: str) -> pd.DataFrame:
+    """One segmenter's per-slice tables of all folds; checks that no patient is tested twice."""
+    table = pd.concat([pd.read_csv(out / f"fold{k}" / f"{name}.csv") for k in folds], ignore_index=True)
+    per_patient = table.groupby("patient_id")["fold"].nunique()
+    if (per_patient > 1).any() or table.duplicated(["slice_id", "threshold"]).any():
+        raise AssertionError(f"{name}: a patient or slice appears in more than one test fold")
+    return table
+
+
+def markdown(results: dict) -> str:
+    """Pooled Dice/Jaccard over slices with bleed, volume error and detection, per segmenter."""
+    rows = [
+        "| segmenter | Dice (slices with bleed) | Jaccard | per-fold Dice | volume abs. error (mL) | sensitivity | specificity |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, block in results["segmenters"].items():
+        overlap, detection = block["slice"]["with_bleed"], block["detection"]
+        folds = ", ".join(f"{v:.2f}" if v is not None else "-" for v in results["per_fold_dice"][name].values())
+        rows.append(
+            f"| {name} | {overlap['dice']['mean']:.3f} +/- {overlap['dice']['std']:.3f} | {overlap['jaccard']['mean']:.3f}"
+            f" | {folds} | {block['volume']['mean_abs_error_ml']:.2f} | {detection['sensitivity']:.3f}"
+            f" | {detection['specificity']:.3f} |"
+        )
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("profile", type=Path, nargs="?", default=REPO / "params.yaml", help="a complete params.yaml")
+    parser.add_argument("--folds", default="", help="comma-separated test folds (default: all)")
+    parser.add_argument("--workdir", type=Path, default=None, help="work copy of the repo (default: a temporary one)")
+    parser.add_argument("--out", type=Path, default=None, help="default: bench/out/crossval-segmentation-<profile>")
+    args = parser.parse_args()
+
+    profile = yaml.safe_load(args.profile.read_text())
+    profile["split"]["mode"] = "kfold"
+    folds = [int(k) for k in args.folds.split(",")] if args.folds else list(range(profile["split"]["folds"]))
+    out = args.out or REPO / "bench" / "out" / f"crossval-segmentation-{args.profile.stem}"
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ich-crossval-segmentation-"))
+    threshold = profile["segment"]["postprocess"]["threshold"]
+
+    prepare_workdir(workdir)
+    seconds = {}
+    for k in folds:
+        fold_dir = out / f"fold{k}"
+        if all((fold_dir / f"{n}.csv").exists() for n in profile["segmenters"]):
+            print(f"fold {k}: tables already in {fold_dir}")
+            continue
+        print(f"fold {k}: dvc repro evaluate_segmentation in {workdir} ...", flush=True)
+        seconds[k] = round(run_fold(workdir, profile_for_fold(profile, k, None), fold_dir), 1)
+        print(f"fold {k}: {seconds[k]:.0f} s", flush=True)
+
+    results = {"profile": str(args.profile), "folds": folds, "seconds_per_fold": seconds, "threshold": threshold,
+               "per_fold_dice": {}, "segmenters": {}}
+    for name in profile["segmenters"]:
+        table = pool(out, folds, name)
+        results["segmenters"][name] = segmenter_metrics(table, threshold)
+        results["per_fold_dice"][name] = {
+            int(k): segmenter_metrics(part, threshold)["slice"]["with_bleed"]["dice"]["mean"]
+            for k, part in table.groupby("fold")
+        }
+    (out / "crossval.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\npooled test slices of folds {folds}, operating threshold {threshold}\n")
+    print(markdown(results))
+    print(f"\nwritten: {out / 'crossval.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""Real data end to end: the CT-ICH JPG release through images adapter -> convert -> split ->
+train -> evaluate, on 12 of its patients at 32 px and one epoch, with the real-data profile's
+settings scaled down. Skipped when the release is absent; the profile check always runs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from ich.data.convert import ConvertConfig, convert_cohort
+from ich.data.split import assert_no_leakage, patient_table, split_patients
+from ich.metrics import evaluate_predictions
+from ich.sources import materialise
+from ich.sources.common import read_raw_cohort
+from ich.train.classify import ClassifierSpec, train_classifier
+from ich.train.loop import TrainConfig
+from tests.conftest import REPO
+
+ROOT = Path(os.environ.get("ICH_CTICH_JPG", "/work/shared/data/ct-ich-jpg"))
+PROFILE = REPO / "profiles" / "ct-ich-jpg.yaml"
+POSITIVE = ["049", "050", "051", "066", "084", "097"]  # 084 lacks its bone image of slice 36
+NEGATIVE = ["054", "055", "056", "098", "100", "130"]
+needs_release = pytest.mark.skipif(
+    not (ROOT / "hemorrhage_diagnosis.csv").is_file(),
+    reason=f"CT-ICH JPG release not found at {ROOT} (set ICH_CTICH_JPG to its folder)",
+)
+
+
+def _profile() -> dict:
+    return yaml.safe_load(PROFILE.read_text())
+
+
+def _paths(tree: dict, prefix: str = "") -> set[str]:
+    """Dotted paths of every key of a nested parameter dict."""
+    out = set()
+    for key, value in tree.items():
+        out.add(prefix + key)
+        if isinstance(value, dict):
+            out |= _paths(value, f"{prefix}{key}.")
+    return out
+
+
+def test_profile_is_a_complete_params_file_for_the_release():
+    """The profile must carry every parameter of params.yaml (a stage would fail on a missing
+    one); model sections and source-specific download sections are its own."""
+    params, profile = yaml.safe_load((REPO / "params.yaml").read_text()), _profile()
+    per_model = {
+        name for value in params.values() if isinstance(value, list) for name in value if isinstance(name, str)
+    }
+    sources = {name for name, value in params["download"].items() if isinstance(value, dict)}
+
+    def own(path: str) -> bool:  # sections of the demo's models/segmenters and sources
+        parts = path.split(".")
+        return len(parts) > 1 and (parts[1] in per_model or (parts[0] == "download" and parts[1] in sources))
+
+    missing = {p for p in _paths(params) - _paths(profile) if not own(p)}
+    assert not missing, f"profiles/ct-ich-jpg.yaml lacks {sorted(missing)}"
+    assert profile["download"]["source"] == "images" and profile["download"]["images"]["layout"] == "ctich-jpg"
+    assert (REPO / profile["download"]["path"]).resolve() == (REPO.parent / "shared" / "data" / "ct-ich-jpg").resolve()
+    assert profile["split"]["mode"] == "kfold" and profile["split"]["folds"] == 5
+    assert set(profile["models"]) <= set(profile["train"])
+    assert set(profile["ensemble"]["members"]) <= set(profile["models"])
+    assert all(section.get("pretrained") == "none" for section in profile["train"].values())
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("ctich")
+    profile = _profile()
+    materialise("images", {"path": str(ROOT), **profile["download"]["images"]}, root / "raw")
+    manifest, labels, _ = read_raw_cohort(root / "raw")
+    keep = set(POSITIVE + NEGATIVE)
+    manifest[manifest["patient_id"].isin(keep)].to_csv(root / "raw" / "manifest.csv", index=False)
+    labels[labels["key"].str.split("_").str[1].isin(keep)].to_csv(root / "raw" / "labels.csv", index=False)
+
+    c = profile["convert"]
+    config = ConvertConfig(
+        size=32,
+        windows=tuple(map(tuple, c["windows"])),
+        png_compression=c["png_compression"],
+        id_salt="test",
+        min_slices_per_study=c["min_slices_per_study"],
+        workers=1,
+    )
+    index, quarantine = convert_cohort(root / "raw", root / "converted", config)
+    s = profile["split"]
+    split = split_patients(patient_table(index), folds=3, mode=s["mode"], test_fold=s["test_fold"], seed=s["seed"])
+    section = {**profile["train"]["wa2d_cnn3"], "input_size": 32, "epochs": 1}
+    spec = ClassifierSpec(**{k: v for k, v in section.items() if k in ClassifierSpec.__dataclass_fields__})
+    train = TrainConfig(**{k: v for k, v in section.items() if k in TrainConfig.__dataclass_fields__})
+    _, _, predictions = train_classifier(index, split, root / "converted", spec, train, balance_policy=s["balance"])
+    e = profile["evaluate"]
+    metrics = evaluate_predictions(
+        predictions, index, thresholds=e["thresholds"], patient_fractions=e["patient_fractions"], n_boot=50, seed=0
+    )
+    return {
+        "root": root,
+        "manifest": manifest[manifest["patient_id"].isin(keep)],
+        "index": index,
+        "quarantine": quarantine,
+        "split": split,
+        "predictions": predictions,
+        "metrics": metrics,
+    }
+
+
+@needs_release
+def test_convert_keeps_every_slice_of_the_release_without_hu(chain):
+    index, manifest = chain["index"], chain["manifest"]
+    assert chain["quarantine"].empty
+    assert len(index) == len(manifest) == 370
+    assert index["patient_id"].nunique() == 12 and not index["patient_id"].isin(POSITIVE + NEGATIVE).any()
+    assert not index["has_hu"].any() and index["spacing_row_mm"].isna().all()
+    assert (index.groupby("patient_id")["any"].max() == 1).sum() == 6
+    assert (
+        index["slice_order"].tolist() == index.groupby("study_id")["z"].rank(method="first").sub(1).astype(int).tolist()
+    )
+    flagged = index[index["notes"].fillna("") != ""]
+    assert flagged["notes"].tolist() == ["bone window image missing: B channel = brain window"]
+    image = cv2.imread(str(chain["root"] / "converted" / index["image_path"].iloc[0]))[..., ::-1]
+    assert image.shape == (32, 32, 3) and np.array_equal(image[..., 0], image[..., 1])  # R = G = brain window
+
+
+@needs_release
+def test_split_train_and_evaluate_run_on_real_patients(chain):
+    split, predictions, metrics = chain["split"], chain["predictions"], chain["metrics"]
+    assert_no_leakage(chain["index"], split)
+    assert set(split["set"]) == {"train", "val", "test"}
+    tested = set(split.loc[split["set"] == "test", "patient_id"])
+    assert set(predictions.loc[predictions["set"] == "test", "patient_id"]) == tested
+    assert predictions["prob_any"].between(0, 1).all()
+    assert metrics["n_patients"] == len(tested)
+    assert metrics["n_slices"] == int(chain["index"]["patient_id"].isin(tested).sum())
+    auc = metrics["slice"]["roc_auc"]
+    assert auc["value"] is None or 0 <= auc["ci_low"] <= auc["value"] <= auc["ci_high"] <= 1
+    assert set(metrics["patient"]) == {"fraction_0.05", "fraction_0.1"}
