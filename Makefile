@@ -8,6 +8,8 @@ STAMP := $(VENV)/.installed
 export DVC_NO_ANALYTICS := 1
 export HF_HUB_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# dvc.yaml runs `python stages/...`: that must be this environment's python
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: setup repro test bench clean
 
