@@ -15,6 +15,17 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+@pytest.fixture
+def one_thread():
+    """Train on one thread: two threads on two busy cores oversubscribe and run several times slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_cohort(tmp_path_factory) -> dict:
     """12 patients x 8 slices at 256, converted to 64 px: the raw folder, the converted folder and the index."""

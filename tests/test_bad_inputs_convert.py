@@ -37,6 +37,7 @@ from dicom_fixtures import (  # noqa: E402
 from ich.data.convert import ConvertConfig, convert_cohort  # noqa: E402
 from ich.io.slices import packed_ref, read_slice  # noqa: E402
 from ich.labels import LABELS  # noqa: E402
+from ich.sources.common import write_raw_cohort
 
 SIZE = 32
 
@@ -82,20 +83,12 @@ class Cohort:
         return path
 
     def write(self) -> None:
-        pd.DataFrame(
-            {
-                "path": self.manifest,
-                "format": "dicom",
-                "patient_id": "",
-                "study_id": "",
-                "series_id": "",
-                "slice_key": "",
-                "z": "",
-                "mask_path": "",
-            }
-        ).to_csv(self.root / "manifest.csv", index=False)
-        pd.DataFrame(self.labels).to_csv(self.root / "labels.csv", index=False)
-
+        write_raw_cohort(
+            self.root,
+            manifest=[{"path": path, "format": "dicom"} for path in self.manifest],
+            labels=self.labels,
+            source={"name": "bad-inputs", "synthetic": True, "has_hu": True, "citation": "test fixture"},
+        )
 
 def stored_refs(out: Path) -> list[str]:
     """Every slice PNG under ``out``: loose files and archive members, as index references."""

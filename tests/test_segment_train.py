@@ -55,12 +55,7 @@ CONFIG = TrainConfig(epochs=20, batch_size=16, lr=3e-3, seed=0)
 POST = PostProcess(threshold=0.5, close_kernel=3, open_kernel=3)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,7 @@ SPEC = ClassifierSpec("wa2d_cnn3", input_size=64, augment=False)
 CONFIG = TrainConfig(epochs=3, batch_size=16, lr=3e-3, seed=0)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _train(cohort, split, config=CONFIG, spec=SPEC, **kw):
