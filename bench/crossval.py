@@ -90,18 +90,23 @@ def _code_version() -> str:
     return head + ("+modified" if dirty else "")
 
 
+def copy_project(dest: Path) -> None:
+    """Copy the code, the DAG and the DVC configuration of this repository into ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in COPY:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif src.exists():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, dest / name)
+
+
 def prepare_workdir(workdir: Path) -> None:
     """Copy the code and DAG into ``workdir`` and make it a git + DVC repository (once)."""
     if (workdir / "dvc.yaml").exists():
         return
-    workdir.mkdir(parents=True, exist_ok=True)
-    for name in COPY:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, workdir / name, ignore=shutil.ignore_patterns("__pycache__"))
-        elif src.exists():
-            (workdir / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(src, workdir / name)
+    copy_project(workdir)
     (workdir / "params.yaml").write_text("{}\n")
     (workdir / "CODE_VERSION").write_text(_code_version() + "\n")  # what every fold run here used
     _run(["git", "init", "-q"], workdir)
