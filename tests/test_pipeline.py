@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 def _tiny(params: dict) -> dict:
     params["download"]["synthetic"].update(n_patients=10, slices_per_study=6, workers=1)
-    params["convert"].update(size=32, workers=1)
+    params["convert"].update(image_size=32, workers=1)
     params["models"] = ["wa2d_cnn3", "wa2d_cnn1"]
     params["train"] = {
         name: {"arch": name, "input_size": 32, "epochs": 1, "batch_size": 16, "optimizer": "adam", "lr": 0.001, "seed": 0}
@@ -35,12 +35,34 @@ def _tiny(params: dict) -> dict:
     return params
 
 
-def _run(args: list[str], cwd: Path) -> str:
+def _run(args: list[str], cwd: Path, expect: int = 0) -> str:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(cwd))
     env.update(DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
     done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert done.returncode == expect, f"{' '.join(args)} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done.stdout + done.stderr
+
+
+KILLED_AFTER_FIRST_EPOCH = """
+import runpy, sys
+import ich.train.loop as loop
+save = loop.save_atomic
+def save_then_die(obj, path):
+    save(obj, path)
+    if isinstance(obj, dict) and obj.get("epoch") == 0:
+        sys.exit(9)
+loop.save_atomic = save_then_die
+sys.argv = ["stages/train.py", sys.argv[1]]
+runpy.run_path("stages/train.py", run_name="__main__")
+"""
+
+
+def _leave_checkpoint_of_killed_run(root: Path, model: str) -> Path:
+    """Run ``train@model`` on today's inputs and kill it right after its first checkpoint."""
+    _run([sys.executable, "-c", KILLED_AFTER_FIRST_EPOCH, model], root, expect=9)
+    checkpoint = root / "data" / "checkpoints" / f"{model}.pt"
+    assert checkpoint.exists()
+    return checkpoint
 
 
 def _ran(output: str) -> set[str]:
@@ -88,6 +110,7 @@ def test_repro_writes_metrics_and_leaves_a_clean_status(project):
     assert (project / "plots" / "explain" / "wa2d_cnn3.png").stat().st_size > 1000
     assert "up to date" in _run(["dvc", "status"], project)
     assert _ran(_run(["dvc", "repro"], project)) == set()
+    assert not list((project / "data" / "checkpoints").glob("*.pt")), "finished stages leave no checkpoint"
 
 
 def test_an_evaluate_parameter_reruns_only_evaluate(project):
@@ -98,4 +121,44 @@ def test_an_evaluate_parameter_reruns_only_evaluate(project):
 def test_one_model_parameter_reruns_only_its_chain(project):
     _set(project, ["train", "wa2d_cnn1", "lr"], 0.002)
     assert _ran(_run(["dvc", "repro"], project)) == {"train@wa2d_cnn1", "ensemble", "evaluate", "explain"}
+    assert "up to date" in _run(["dvc", "status"], project)
+
+
+def _predictions(root: Path, model: str) -> bytes:
+    return (root / "data" / "models" / model / "predictions.csv").read_bytes()
+
+
+def _trained_from_scratch(output: str, model: str) -> None:
+    assert f"ignoring data/checkpoints/{model}.pt" in output
+    assert "resuming" not in output
+    assert "epoch 0:" in output
+
+
+def test_new_pixels_retrain_from_scratch_despite_a_checkpoint(project):
+    """The stale-checkpoint bug: a changed convert.image_size resumed an old run and shipped old weights."""
+    before = _predictions(project, "wa2d_cnn3")
+    _leave_checkpoint_of_killed_run(project, "wa2d_cnn3")
+    _set(project, ["convert", "image_size"], 40)
+    output = _run(["dvc", "repro", "train@wa2d_cnn3"], project)
+    assert {"convert", "train@wa2d_cnn3"} <= _ran(output), output
+    _trained_from_scratch(output, "wa2d_cnn3")
+    assert _predictions(project, "wa2d_cnn3") != before
+    assert not (project / "data" / "checkpoints" / "wa2d_cnn3.pt").exists()
+
+
+def test_an_edit_under_ich_io_reruns_and_retrains_the_stages_that_read_slices(project):
+    before = _predictions(project, "wa2d_cnn1")
+    _leave_checkpoint_of_killed_run(project, "wa2d_cnn1")
+    slices = project / "ich" / "io" / "slices.py"
+    # a real behaviour change of the slice reader: every slice comes back mirrored
+    slices.write_text(
+        slices.read_text()
+        + "\n\n_read_slice = read_slice\n\n\ndef read_slice(*args, **kwargs):\n    return _read_slice(*args, **kwargs)[:, ::-1]\n"
+    )
+    output = _run(["dvc", "repro"], project)
+    assert {"train@wa2d_cnn1", "train@wa2d_cnn3", "explain", "train_segmenter@unet", "evaluate_segmentation"} <= _ran(
+        output
+    )
+    assert _predictions(project, "wa2d_cnn1") != before
+    _trained_from_scratch(output, "wa2d_cnn1")
     assert "up to date" in _run(["dvc", "status"], project)

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from dicom_fixtures import write_ct_slice, write_study  # noqa: E402
 
+from ich.io.digest import sha256_file  # noqa: E402
 from ich.io.images import compose_windows, read_grey, read_image, read_windowed_image  # noqa: E402
 from ich.io.nifti import iter_nifti_pairs, iter_nifti_slices, nifti_slice_count, read_nifti_mask_slice  # noqa: E402
 from ich.labels import LABELS  # noqa: E402
@@ -344,7 +345,7 @@ def test_ct_ich_nifti_source(tmp_path):
 def test_ct_ich_checksums_of_a_local_copy(tmp_path):
     root = _ct_ich_tree(tmp_path / "ct")
     files = [p for p in sorted(root.rglob("*")) if p.is_file()]
-    lines = [f"{fetch.sha256_file(p)} {p.relative_to(root).as_posix()}" for p in files]
+    lines = [f"{sha256_file(p)} {p.relative_to(root).as_posix()}" for p in files]
     (root / "SHA256SUMS.txt").write_text("\n".join(lines) + "\n")
     materialise("ct-ich", {"path": str(root)}, tmp_path / "ok")
     with open(root / "ct_scans" / "050.nii", "ab") as f:
@@ -677,7 +678,7 @@ def test_physionet_download_end_to_end_offline(server, tmp_path, monkeypatch):
     _ct_ich_tree(project)
     files = [p for p in sorted(project.rglob("*")) if p.is_file()]
     (project / "SHA256SUMS.txt").write_text(
-        "".join(f"{fetch.sha256_file(p)}  {p.relative_to(project).as_posix()}\n" for p in files)
+        "".join(f"{sha256_file(p)}  {p.relative_to(project).as_posix()}\n" for p in files)
     )
     monkeypatch.setattr(fetch, "PHYSIONET_BASE", f"{base}/files")
     monkeypatch.setenv("PHYSIONET_USERNAME", "alice")

@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 import torch
 
+from ich.train import classify, loop
 from ich.train.classify import ClassifierSpec, train_classifier
 from ich.train.loop import TrainConfig
 
@@ -38,18 +39,60 @@ def test_two_cpu_runs_with_one_seed_give_identical_weights(tiny_cohort, tiny_spl
     pd.testing.assert_frame_equal(pa, pb)
 
 
-def test_resume_from_a_checkpoint_continues_the_same_run(tiny_cohort, tiny_split, tmp_path):
+class Killed(Exception):
+    """Stands for the process being killed."""
+
+
+def _kill_after_checkpoint_of(epoch: int, monkeypatch) -> None:
+    """Make the loop die right after it has written the checkpoint of ``epoch``."""
+    real = loop.save_atomic
+
+    def save_then_die(obj, path):
+        real(obj, path)
+        if obj["epoch"] == epoch:
+            raise Killed
+
+    monkeypatch.setattr(loop, "save_atomic", save_then_die)
+
+
+def test_a_killed_run_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_one(
+    tiny_cohort, tiny_split, tmp_path, monkeypatch
+):
     full, full_result, _ = _train(tiny_cohort, tiny_split)
     ckpt = tmp_path / "ckpt.pt"
-    _train(tiny_cohort, tiny_split, config=replace(CONFIG, epochs=2), checkpoint=ckpt)
-    # The interrupted run saved epoch 1; a 3-epoch run with the same fingerprint must resume there.
-    state = torch.load(ckpt, weights_only=True)
-    assert state["epoch"] == 1
-    resumed, resumed_result, _ = _train(tiny_cohort, tiny_split, checkpoint=ckpt, config=CONFIG)
+    with monkeypatch.context() as patch:
+        _kill_after_checkpoint_of(1, patch)
+        with pytest.raises(Killed):
+            _train(tiny_cohort, tiny_split, checkpoint=ckpt, inputs_digest="pixels-a")
+    assert torch.load(ckpt, weights_only=True)["epoch"] == 1
+    resumed, resumed_result, _ = _train(tiny_cohort, tiny_split, checkpoint=ckpt, inputs_digest="pixels-a")
+    assert resumed_result.start_epoch == 2
     assert [e["epoch"] for e in resumed_result.history] == [0, 1, 2]
     assert resumed_result.history == full_result.history
     for (k, va), vb in zip(full.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(va, vb), k
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["inputs_digest", "labels", "code"],
+)
+def test_a_checkpoint_of_other_inputs_never_resumes(change, tiny_cohort, tiny_split, tmp_path, monkeypatch):
+    ckpt = tmp_path / "ckpt.pt"
+    config = replace(CONFIG, epochs=2)
+    _train(tiny_cohort, tiny_split, config=config, checkpoint=ckpt, inputs_digest="pixels-a")
+    cohort, digest = dict(tiny_cohort), "pixels-a"
+    if change == "inputs_digest":  # the images (or the calling script) changed
+        digest = "pixels-b"
+    elif change == "labels":
+        index = cohort["index"].copy()
+        index.loc[index.index[0], "any"] = 1 - index.loc[index.index[0], "any"]
+        cohort["index"] = index
+    else:
+        monkeypatch.setattr(classify, "code_digest", lambda: "edited code")
+    _, result, _ = _train(cohort, tiny_split, config=config, checkpoint=ckpt, inputs_digest=digest)
+    assert result.start_epoch == 0
+    assert [e["epoch"] for e in result.history] == [0, 1]
 
 
 def test_balancing_and_multilabel_outputs(tiny_cohort, tiny_split):

@@ -19,7 +19,6 @@ U-Net ``base_width``) and returns a randomly initialised ``nn.Module`` mapping
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import re
@@ -32,6 +31,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 from torchvision.models import WeightsEnum
+
+from ich.io.digest import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -171,11 +172,7 @@ def _verify_hash(path: Path) -> None:
     match = _HASH_IN_NAME.search(path.name)
     if match is None:
         return
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    if not digest.hexdigest().startswith(match.group(1)):
+    if not sha256_file(path).startswith(match.group(1)):
         raise ValueError(f"{path} is corrupted: its sha256 does not start with {match.group(1)}")
 
 

@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from ich.io.digest import sha256_file
+
 PHYSIONET_BASE = "https://physionet.org/files"
 CT_ICH_PROJECT = "ct-ich"
 CT_ICH_VERSION = "1.3.1"
@@ -51,14 +53,6 @@ class UnsafeArchiveError(FetchError):
 
 
 # ----------------------------------------------------------------------------- checksums
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def parse_sha256sums(text: str) -> dict[str, str]:
@@ -349,7 +343,6 @@ __all__ = [
     "physionet_url",
     "redact_url",
     "safe_extract",
-    "sha256_file",
     "verify_checksums",
 ]
 

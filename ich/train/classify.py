@@ -17,7 +17,8 @@ from ich.data.sampling import balance
 from ich.data.transforms import BatchPreparation
 from ich.labels import LABELS
 from ich.models import build
-from ich.train.loop import FitResult, TrainConfig, default_device, fingerprint, fit, seed_everything
+from ich.io.digest import code_digest, digest_values
+from ich.train.loop import FitResult, TrainConfig, default_device, fit, seed_everything
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,14 @@ def train_classifier(
     balance_policy: str = "none",
     balance_ratio: float = 1.0,
     checkpoint: Path | None = None,
+    inputs_digest: str = "",
 ) -> tuple[nn.Module, FitResult, pd.DataFrame]:
     """Train ``spec`` on the training patients, select the epoch on validation, predict val and test.
+
+    ``checkpoint`` resumes an interrupted run (:func:`ich.train.loop.fit`). Its fingerprint
+    covers the parameters, the slice table (ids, labels, split), the ``ich`` code, and
+    ``inputs_digest``: the caller's digest of what this function cannot see, the image
+    files and the calling script (:func:`ich.io.digest.digest_paths`).
 
     Returns:
         ``(model with best weights, fit history, predictions)`` where predictions follow the
@@ -130,9 +137,8 @@ def train_classifier(
         loss = float(nn.functional.binary_cross_entropy_with_logits(logits, targets))
         return loss, _auc(val_targets, probs[:, 0])
 
-    # The split and the slices are part of the identity: a checkpoint of another fold or cohort never resumes.
-    stamp = fingerprint(
-        asdict(spec), asdict(config), balance_policy, balance_ratio, split.to_csv(index=False), ",".join(table["slice_id"])
+    stamp = digest_values(
+        asdict(spec), asdict(config), balance_policy, balance_ratio, table.to_csv(index=False), code_digest(), inputs_digest
     )
     result = fit(
         model,

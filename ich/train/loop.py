@@ -9,8 +9,6 @@ precision when a GPU is present and deterministic CPU execution otherwise.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 import time
@@ -52,15 +50,11 @@ class FitResult:
     best_epoch: int = -1
     best_score: float = -math.inf
     best_state: dict[str, torch.Tensor] | None = None
+    start_epoch: int = 0  # the first epoch this run trained: > 0 when it resumed from a checkpoint
 
 
 Validator = Callable[[nn.Module], tuple[float, float]]
 """Returns ``(validation loss, validation score)`` for the model; higher score is better."""
-
-
-def fingerprint(*parts: object) -> str:
-    """Digest of the parameters and inputs a checkpoint belongs to (resumption guard)."""
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def default_device() -> torch.device:
@@ -171,9 +165,11 @@ def fit(
 ) -> FitResult:
     """Train ``model`` for ``config.epochs`` epochs, keeping the best epoch by validation score.
 
-    If ``checkpoint`` exists and was written with the same ``fingerprint`` (a digest of the
-    parameters and data), training resumes after its last completed epoch; a checkpoint
-    from different parameters is ignored, never silently mixed in. ``prepare`` (e.g.
+    If ``checkpoint`` exists and was written with the same ``fingerprint``, training resumes
+    after its last completed epoch. The fingerprint must digest everything the run depends on
+    (parameters, data content, code: :func:`ich.io.digest.digest_values`), so that only an
+    interrupted run of the same inputs resumes; a checkpoint of anything else is ignored and
+    overwritten, never mixed in. The caller removes the checkpoint once its outputs are written. ``prepare`` (e.g.
     :class:`ich.data.transforms.BatchPreparation`) maps each input batch on the device before
     the model; it is put in training mode, so it may augment.
     """
@@ -195,9 +191,11 @@ def fit(
             optimizer.load_state_dict(state["optimizer"])
             if scheduler is not None and state.get("scheduler"):
                 scheduler.load_state_dict(state["scheduler"])
-            result = FitResult(state["history"], state["best_epoch"], state["best_score"], state["best_state"])
             start = state["epoch"] + 1
+            result = FitResult(state["history"], state["best_epoch"], state["best_score"], state["best_state"], start)
             print(f"resuming from {checkpoint} after epoch {state['epoch']}")
+        else:
+            print(f"ignoring {checkpoint}: it was written for other inputs (params, data or code)")
 
     for epoch in range(start, config.epochs):
         torch.manual_seed(config.seed * 100_003 + epoch)  # dropout and augmentation, per epoch

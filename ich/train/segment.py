@@ -51,7 +51,8 @@ from ich.segmentation import (
     undersample,
     write_prob_map,
 )
-from ich.train.loop import FitResult, TrainConfig, default_device, fingerprint, fit, seed_everything
+from ich.io.digest import code_digest, digest_values
+from ich.train.loop import FitResult, TrainConfig, default_device, fit, seed_everything
 from ich.io.slices import read_slice
 
 UNET_TRAINING = TrainConfig(epochs=150, batch_size=32, optimizer="adam", lr=1e-5)
@@ -304,8 +305,11 @@ def train_unet(
     post: PostProcess,
     *,
     checkpoint: Path | None = None,
+    inputs_digest: str = "",
 ) -> tuple[nn.Module, FitResult]:
     """Train the U-Net on the training crops; keep the epoch with the best validation Jaccard.
+
+    ``checkpoint`` and ``inputs_digest`` as in :func:`ich.train.classify.train_classifier`.
 
     Validation runs the whole inference chain (crops, stitching, ``post``) on the validation
     slices with bleed, the only ones :func:`validation_score` counts (on all of them if none has
@@ -333,9 +337,13 @@ def train_unet(
             rows.append(overlap_counts(post.mask(prob), mask))
         return loss / pixels, validation_score(rows)
 
-    # The split's slices are part of the fingerprint: a checkpoint of another fold must not resume.
-    stamp = fingerprint(
-        asdict(spec), asdict(config), asdict(post), *(parts[name]["slice_id"].tolist() for name in ("train", "val"))
+    stamp = digest_values(
+        asdict(spec),
+        asdict(config),
+        asdict(post),
+        *(parts[name].to_csv(index=False) for name in ("train", "val")),
+        code_digest(),
+        inputs_digest,
     )
     result = fit(
         model,
