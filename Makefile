@@ -11,7 +11,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # dvc.yaml runs `python stages/...`: that must be this environment's python
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro test bench clean
+.PHONY: setup repro lint test bench clean
 
 setup: $(STAMP)
 
@@ -26,7 +26,11 @@ $(STAMP): pyproject.toml
 repro: setup
 	$(BIN)/dvc repro
 
-test: setup
+lint: setup
+	$(BIN)/ruff check ich stages tests bench
+	$(BIN)/ruff format --check ich stages tests bench
+
+test: lint
 	$(BIN)/python -m pytest
 
 bench: setup

@@ -35,7 +35,7 @@ import pandas as pd
 import pydicom
 from PIL import Image
 
-from ich.data.convert import ConvertConfig, _convert_unit, _Item, _Unit, convert_cohort
+from ich.data.convert import ConvertConfig, convert_cohort, convert_rows
 from ich.data.windowing import DEFAULT_WINDOWS
 from ich.synth import write_cohort
 
@@ -109,10 +109,10 @@ STEPS: dict[str, tuple[str, str | None]] = {
     "pixel_array (decode)": ("pydicom/dataset.py", "pixel_array"),
     "read_ct_slice (all)": ("ich/io/dicom.py", "read_ct_slice"),
     "windowing": ("ich/data/windowing.py", None),
-    "resize": ("ich/data/convert.py", "_resize"),
-    "PNG encode": ("ich/data/convert.py", "_encode_png"),
-    "file write": ("ich/data/convert.py", "put"),
-    "per slice total": ("ich/data/convert.py", "_convert_unit"),
+    "resize": ("ich/data/resize.py", "resize_square"),
+    "PNG encode": ("ich/io/slices.py", "encode_png"),
+    "file write": ("ich/io/slices.py", "put"),
+    "per slice total": ("ich/data/convert.py", "convert_rows"),
 }
 """Step -> (file suffix, function); ``None`` means every entry point into the file."""
 
@@ -138,11 +138,10 @@ def profile_worker(raw: Path, size: int, n: int) -> None:
     config = ConvertConfig(size=size, workers=1)
     out = OUT / "run"
     shutil.rmtree(out, ignore_errors=True)
-    _convert_unit(_Unit([_Item(str(raw), rows[0])]), config, str(out))  # warm caches (window look-up table)
-    unit = _Unit([_Item(str(raw), row) for row in rows[1:]])
+    convert_rows(raw, rows[:1], config, out)  # warm caches (window look-up table)
     profiler = cProfile.Profile()
     profiler.enable()
-    _convert_unit(unit, config, str(out))
+    convert_rows(raw, rows[1:], config, out)
     profiler.disable()
     shutil.rmtree(out, ignore_errors=True)
     stats = pstats.Stats(profiler)

@@ -41,9 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from ich.metrics import evaluate_predictions  # noqa: E402
-
-COPY = ["ich", "stages", "dvc.yaml", ".dvc/config", ".dvcignore", ".gitignore", "pyproject.toml"]
-"""What a DAG run needs from the repository (as in tests/test_pipeline.py)."""
+from ich.project import copy_project  # noqa: E402
 
 
 def profile_for_fold(profile: dict, fold: int, models: list[str] | None) -> dict:
@@ -70,7 +68,7 @@ def profile_for_fold(profile: dict, fold: int, models: list[str] | None) -> dict
     return params
 
 
-def _run(args: list[str], cwd: Path) -> str:
+def run_command(args: list[str], cwd: Path) -> str:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(cwd))
     env.update(DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1", GIT_OPTIONAL_LOCKS="0")  # read-only git here
     done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
@@ -85,33 +83,21 @@ def _run(args: list[str], cwd: Path) -> str:
 
 def _code_version() -> str:
     """``<commit>`` of the repository, ``+modified`` when tracked files differ from it."""
-    head = _run(["git", "rev-parse", "--short", "HEAD"], REPO).strip()
-    dirty = _run(["git", "status", "--porcelain", "--untracked-files=no"], REPO).strip()
+    head = run_command(["git", "rev-parse", "--short", "HEAD"], REPO).strip()
+    dirty = run_command(["git", "status", "--porcelain", "--untracked-files=no"], REPO).strip()
     return head + ("+modified" if dirty else "")
-
-
-def copy_project(dest: Path) -> None:
-    """Copy the code, the DAG and the DVC configuration of this repository into ``dest``."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in COPY:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-        elif src.exists():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(src, dest / name)
 
 
 def prepare_workdir(workdir: Path) -> None:
     """Copy the code and DAG into ``workdir`` and make it a git + DVC repository (once)."""
     if (workdir / "dvc.yaml").exists():
         return
-    copy_project(workdir)
+    copy_project(REPO, workdir)
     (workdir / "params.yaml").write_text("{}\n")
     (workdir / "CODE_VERSION").write_text(_code_version() + "\n")  # what every fold run here used
-    _run(["git", "init", "-q"], workdir)
-    _run(["git", "add", "-A"], workdir)
-    _run(
+    run_command(["git", "init", "-q"], workdir)
+    run_command(["git", "add", "-A"], workdir)
+    run_command(
         ["git", "-c", "user.name=crossval", "-c", "user.email=crossval@localhost", "commit", "-qm", "crossval"], workdir
     )
 
@@ -120,7 +106,7 @@ def run_fold(workdir: Path, params: dict, out: Path) -> dict:
     """``dvc repro`` one fold; copy each model's and the ensemble's test predictions to ``out``."""
     (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     started = time.perf_counter()
-    log = _run(["dvc", "repro", "ensemble"], workdir)  # the stages the pooled predictions need
+    log = run_command(["dvc", "repro", "ensemble"], workdir)  # the stages the pooled predictions need
     seconds = time.perf_counter() - started
     out.mkdir(parents=True, exist_ok=True)
     sources = {m: workdir / "data" / "models" / m / "predictions.csv" for m in params["models"]}

@@ -1,13 +1,13 @@
-"""Patient-level k-fold cross-validation of the segmenters (003's protocol), pooled over test folds.
+"""Patient-level k-fold cross-validation of the segmenters (Hssayeni 2020's protocol), pooled over test folds.
 
 For each test fold k the params profile runs with ``split.mode = kfold`` and
-``split.test_fold = k`` (fold k tests, fold k+1 validates, the other three train, as in 003)
+``split.test_fold = k`` (fold k tests, fold k+1 validates, the other three train, as in Hssayeni 2020)
 through the real DAG up to ``evaluate_segmentation``, in one work copy of the repository (the
 repository's own DVC state is never touched; download and convert run once). Every patient is
 in exactly one test fold, so the per-slice tables of the k runs together cover the cohort once:
 they are pooled per segmenter and summarised with the evaluation's own
 :func:`ich.segmentation.evaluate.segmenter_metrics`, i.e. the mean over all test slices with
-bleed of the whole cohort, which is how 003 reports its 5-fold Dice and Jaccard. The per-fold
+bleed of the whole cohort, which is how Hssayeni 2020 reports its 5-fold Dice and Jaccard. The per-fold
 means are kept beside the pooled figures.
 
     python bench/crossval_segmentation.py [params.yaml] [--folds 0,1,2,3,4]
@@ -35,16 +35,16 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from crossval import REPO, _run, prepare_workdir, profile_for_fold  # noqa: E402
+from crossval import REPO, prepare_workdir, profile_for_fold, run_command
 
-from ich.segmentation.evaluate import segmenter_metrics  # noqa: E402
+from ich.segmentation.evaluate import segmenter_metrics
 
 
 def run_fold(workdir: Path, params: dict, out: Path) -> float:
     """``dvc repro evaluate_segmentation`` for one fold; copy each segmenter's per-slice table to ``out``."""
     (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     started = time.perf_counter()
-    log = _run(["dvc", "repro", "evaluate_segmentation"], workdir)
+    log = run_command(["dvc", "repro", "evaluate_segmentation"], workdir)
     seconds = time.perf_counter() - started
     out.mkdir(parents=True, exist_ok=True)
     for name in params["segmenters"]:
@@ -105,8 +105,14 @@ def main() -> None:
         seconds[k] = round(run_fold(workdir, profile_for_fold(profile, k, None), fold_dir), 1)
         print(f"fold {k}: {seconds[k]:.0f} s", flush=True)
 
-    results = {"profile": str(args.profile), "folds": folds, "seconds_per_fold": seconds, "threshold": threshold,
-               "per_fold_dice": {}, "segmenters": {}}
+    results = {
+        "profile": str(args.profile),
+        "folds": folds,
+        "seconds_per_fold": seconds,
+        "threshold": threshold,
+        "per_fold_dice": {},
+        "segmenters": {},
+    }
     for name in profile["segmenters"]:
         table = pool(out, folds, name)
         results["segmenters"][name] = segmenter_metrics(table, threshold)

@@ -67,7 +67,7 @@ def main() -> None:
         x = torch.randint(0, 256, (config.batch_size, channels, spec.input_size, spec.input_size), dtype=torch.uint8)
         y = torch.randint(0, 2, (config.batch_size, len(spec.label_columns))).float()
         prepare = BatchPreparation(channels, augment=spec.augment)
-        rate = _rate(model, lambda: [(x, y)], make_optimizer(model, config), args.seconds, prepare)
+        rate = _rate(model, lambda x=x, y=y: [(x, y)], make_optimizer(model, config), args.seconds, prepare)
         n_params = sum(p.numel() for p in model.parameters())
         print(f"{name:<12} {spec.input_size:>5} {config.batch_size:>5} {n_params:>12,} {rate:>8.1f}")
 
@@ -75,17 +75,26 @@ def main() -> None:
 
     def loader(cache: bool) -> DataLoader:
         dataset = SliceDataset(
-            index, Path("data/converted"), input_size=spec.input_size, label_columns=spec.label_columns,
-            grey=spec.grey, cache=cache,
+            index,
+            Path("data/converted"),
+            input_size=spec.input_size,
+            label_columns=spec.label_columns,
+            grey=spec.grey,
+            cache=cache,
         )
-        return DataLoader(dataset, batch_size=config.batch_size, shuffle=True, num_workers=config.num_workers, drop_last=True)
+        return DataLoader(
+            dataset, batch_size=config.batch_size, shuffle=True, num_workers=config.num_workers, drop_last=True
+        )
 
     cold = loader(cache=False)
     in_memory = [next(iter(cold))] * (len(index) // config.batch_size)
     cached = loader(cache=True)
     rates = {}
-    for label, batches in (("in-memory", lambda: in_memory), ("PNG decode every step", lambda: cold),
-                           ("cached after first pass", lambda: cached)):
+    for label, batches in (
+        ("in-memory", lambda: in_memory),
+        ("PNG decode every step", lambda: cold),
+        ("cached after first pass", lambda: cached),
+    ):
         torch.manual_seed(0)
         model = build_classifier(spec)
         prepare = BatchPreparation(1 if spec.grey else 3, augment=spec.augment)
@@ -97,6 +106,7 @@ def main() -> None:
     for label, rate in rates.items():
         print(f"  {label:<26} {rate:8.1f}  ({100 * rate / rates['in-memory']:.0f}% of in-memory)")
     print(f"  loader alone, PNG decode  {load_only:8.0f}")
+
 
 if __name__ == "__main__":
     main()

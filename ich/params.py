@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -12,3 +14,13 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
     """The whole parameter file as a dict."""
     with open(path) as f:
         return yaml.safe_load(f)
+
+
+def check_known_keys(section: Mapping[str, Any], *classes: type, where: str) -> None:
+    """Reject keys that none of the dataclasses ``classes`` has: a typo must not be ignored.
+
+    ``where`` names the section in the message (``train.resnet50``, ``segment.unet``).
+    """
+    unknown = set(section) - {f.name for cls in classes for f in fields(cls)}
+    if unknown:
+        raise ValueError(f"params.yaml {where}: unknown keys {sorted(unknown)}")

@@ -21,7 +21,12 @@ def main() -> None:
     write_csv("plots/ensemble/grid.csv", grid.round(6))
     write_json(
         "metrics/ensemble.json",
-        {"weights": weights, "metric": p["metric"], "val_score": round(float(grid["score"].max()), 6), "grid_points": len(grid)},
+        {
+            "weights": weights,
+            "metric": p["metric"],
+            "val_score": round(float(grid["score"].max()), 6),
+            "grid_points": len(grid),
+        },
     )
     print(f"ensemble weights {weights} (validation {p['metric']} {grid['score'].max():.4f})")
 

@@ -16,7 +16,7 @@ import cv2
 import pandas as pd
 
 from ich.io.atomic import atomic_dir, write_csv, write_json
-from ich.metrics.segmentation import patient_table
+from ich.metrics.segmentation import segmentation_by_patient
 from ich.params import load_params
 from ich.segmentation import PostProcess
 from ich.segmentation.evaluate import overlay_slices, overlay_strip, per_slice_table, segmenter_metrics, volume_points
@@ -41,7 +41,7 @@ def main() -> None:
     with atomic_dir("data/segmentation") as out:
         for name, table in tables.items():
             write_csv(out / name / "per_slice.csv", table)
-            write_csv(out / name / "patients.csv", patient_table(table[table["threshold"] == post.threshold]))
+            write_csv(out / name / "patients.csv", segmentation_by_patient(table[table["threshold"] == post.threshold]))
     # Rewritten whole, so a segmenter dropped from params.yaml leaves no stale plot behind.
     with atomic_dir(PLOTS) as plots:
         (plots / "volume").mkdir()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ich.data.split import assert_no_leakage, patient_table, split_patients
+from ich.data.split import assert_no_leakage, patient_labels, split_patients
 from ich.io.atomic import write_csv, write_json
 from ich.params import load_params
 
@@ -15,7 +15,7 @@ def main() -> None:
     p = load_params()["split"]
     index = pd.read_csv("data/converted/index.csv")
     split = split_patients(
-        patient_table(index),
+        patient_labels(index),
         fractions=tuple(p["fractions"]),
         folds=p["folds"],
         mode=p["mode"],

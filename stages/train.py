@@ -42,7 +42,10 @@ def main(name: str) -> None:
         write_csv(out / "predictions.csv", predictions)
     checkpoint.unlink(missing_ok=True)  # it resumes an interrupted run only, never a later one
     # Wall time is not reproducible, so it stays out of DVC outputs and metrics: a log beside them.
-    write_json(Path("data/logs") / f"train_{name}.json", {"train_seconds": round(seconds, 1), "threads": torch.get_num_threads()})
+    write_json(
+        Path("data/logs") / f"train_{name}.json",
+        {"train_seconds": round(seconds, 1), "threads": torch.get_num_threads()},
+    )
     write_csv(Path("plots/train") / f"{name}.csv", pd.DataFrame(result.history))
     write_json(
         Path("metrics/train") / f"{name}.json",
@@ -54,7 +57,9 @@ def main(name: str) -> None:
             "epochs": config.epochs,
         },
     )
-    print(f"{name}: best epoch {result.best_epoch}, val ROC-AUC {result.best_score:.4f}, {seconds:.0f}s on {torch.get_num_threads()} threads")
+    print(
+        f"{name}: best epoch {result.best_epoch}, val ROC-AUC {result.best_score:.4f}, {seconds:.0f}s on {torch.get_num_threads()} threads"
+    )
 
 
 if __name__ == "__main__":

@@ -35,11 +35,17 @@ def tiny_cohort(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("cohort")
     write_cohort(root / "raw", n_patients=12, slices_per_study=8, matrix=256, positive_fraction=0.5, seed=1)
     index, quarantine = convert_cohort(root / "raw", root / "converted", ConvertConfig(size=64, workers=1))
-    return {"root": root, "raw": root / "raw", "converted": root / "converted", "index": index, "quarantine": quarantine}
+    return {
+        "root": root,
+        "raw": root / "raw",
+        "converted": root / "converted",
+        "index": index,
+        "quarantine": quarantine,
+    }
 
 
 @pytest.fixture(scope="session")
 def tiny_split(tiny_cohort) -> pd.DataFrame:
-    from ich.data.split import patient_table, split_patients
+    from ich.data.split import patient_labels, split_patients
 
-    return split_patients(patient_table(tiny_cohort["index"]), fractions=(0.5, 0.25, 0.25), folds=3, seed=0)
+    return split_patients(patient_labels(tiny_cohort["index"]), fractions=(0.5, 0.25, 0.25), folds=3, seed=0)

@@ -27,12 +27,12 @@ import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import (
+    UID,
     CTImageStorage,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     JPEG2000Lossless,
     RLELossless,
-    UID,
     generate_uid,
 )
 
@@ -93,14 +93,48 @@ def make_ct_dataset(
     sop_uid = sop_uid or generate_uid(UID_ROOT)
     with warnings.catch_warnings():  # RSNA-style UIDs such as "ID_abc" are invalid UI values
         warnings.simplefilter("ignore")
-        return _build(hu, stored, sop_uid, patient_id, study_uid, series_uid, z, instance_number,
-                      pixel_spacing, slice_thickness, slope, intercept, window_center, window_width,
-                      modality, photometric, pixel_representation, orientation)
+        return _build(
+            hu,
+            stored,
+            sop_uid,
+            patient_id,
+            study_uid,
+            series_uid,
+            z,
+            instance_number,
+            pixel_spacing,
+            slice_thickness,
+            slope,
+            intercept,
+            window_center,
+            window_width,
+            modality,
+            photometric,
+            pixel_representation,
+            orientation,
+        )
 
 
-def _build(hu, stored, sop_uid, patient_id, study_uid, series_uid, z, instance_number, pixel_spacing,
-           slice_thickness, slope, intercept, window_center, window_width, modality, photometric,
-           pixel_representation, orientation) -> Dataset:
+def _build(
+    hu,
+    stored,
+    sop_uid,
+    patient_id,
+    study_uid,
+    series_uid,
+    z,
+    instance_number,
+    pixel_spacing,
+    slice_thickness,
+    slope,
+    intercept,
+    window_center,
+    window_width,
+    modality,
+    photometric,
+    pixel_representation,
+    orientation,
+) -> Dataset:
     rows, cols = hu.shape
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = CTImageStorage

@@ -11,7 +11,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from dicom_fixtures import (  # noqa: E402
+from dicom_fixtures import (
     BAD_VARIANTS,
     VALID_VARIANTS,
     make_ct_dataset,
@@ -22,9 +22,10 @@ from dicom_fixtures import (  # noqa: E402
     write_study,
 )
 
-from ich.io.dicom import UnusableSliceError, read_ct_slice, read_dicom_header  # noqa: E402
-from ich.io.images import read_windowed_image  # noqa: E402
-from ich.io.nifti import iter_nifti_slices  # noqa: E402
+from ich.io.dicom import read_ct_slice, read_dicom_header
+from ich.io.images import read_windowed_image
+from ich.io.nifti import iter_nifti_slices
+from ich.io.unusable import UnusableSliceError
 
 
 @pytest.fixture(scope="module")

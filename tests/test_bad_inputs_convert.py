@@ -21,7 +21,7 @@ from pydicom.uid import JPEG2000Lossless, RLELossless
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from dicom_fixtures import (  # noqa: E402
+from dicom_fixtures import (
     UID_ROOT,
     phantom_hu,
     write_bad_matrix,
@@ -34,10 +34,10 @@ from dicom_fixtures import (  # noqa: E402
     write_truncated,
 )
 
-from ich.data.convert import ConvertConfig, convert_cohort  # noqa: E402
-from ich.io.slices import packed_ref, read_slice  # noqa: E402
-from ich.labels import LABELS  # noqa: E402
-from ich.sources.common import write_raw_cohort
+from ich.data.convert import ConvertConfig, convert_cohort
+from ich.io.raw_cohort import write_raw_cohort
+from ich.io.slices import packed_ref, read_slice
+from ich.labels import LABELS
 
 SIZE = 32
 
@@ -89,6 +89,7 @@ class Cohort:
             labels=self.labels,
             source={"name": "bad-inputs", "synthetic": True, "has_hu": True, "citation": "test fixture"},
         )
+
 
 def stored_refs(out: Path) -> list[str]:
     """Every slice PNG under ``out``: loose files and archive members, as index references."""

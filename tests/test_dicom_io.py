@@ -14,7 +14,8 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from ich.io import dicom as dicom_io
-from ich.io.dicom import CTSlice, UnusableSliceError, read_ct_slice
+from ich.io.dicom import CTSlice, read_ct_slice
+from ich.io.unusable import UnusableSliceError
 
 
 def data_file(name: str) -> Path:

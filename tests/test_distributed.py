@@ -50,9 +50,22 @@ def test_torchrun_two_processes_train_and_rank0_writes(tiny_cohort, tiny_split, 
     out = tmp_path / "predictions.csv"
     env = dict(os.environ, OMP_NUM_THREADS="1")
     done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(tmp_path / "run.py"),
-         str(tmp_path / "index.csv"), str(tmp_path / "split.csv"), str(tiny_cohort["converted"]), str(out)],
-        capture_output=True, text=True, timeout=300, env=env,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(tmp_path / "run.py"),
+            str(tmp_path / "index.csv"),
+            str(tmp_path / "split.csv"),
+            str(tiny_cohort["converted"]),
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("epochs 2") == 1  # only rank 0 reports

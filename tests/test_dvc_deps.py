@@ -136,7 +136,9 @@ def _keys(node, path=()):
             yield from _keys(value, path)
 
 
-@pytest.mark.parametrize("path", ["params.yaml", *sorted(p.relative_to(REPO).as_posix() for p in REPO.glob("profiles/*.yaml"))])
+@pytest.mark.parametrize(
+    "path", ["params.yaml", *sorted(p.relative_to(REPO).as_posix() for p in REPO.glob("profiles/*.yaml"))]
+)
 def test_no_parameter_is_invisible_to_the_run_cache(path):
     blind = [".".join(k) for k in _keys(yaml.safe_load((REPO / path).read_text())) if k[-1] in RUN_CACHE_BLIND_KEYS]
     assert not blind, f"{path}: DVC's run-cache ignores parameters named {sorted(RUN_CACHE_BLIND_KEYS)}: {blind}"

@@ -1,5 +1,6 @@
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from torch import nn
 
@@ -42,3 +43,23 @@ def test_overlay_and_case_selection():
     cases = confidence_cases(predictions, 2)
     assert cases["slice_id"].tolist() == ["a", "c", "b", "d"]
     assert cases["case"].tolist() == ["most confident"] * 2 + ["least confident"] * 2
+
+
+def test_explain_figure_draws_each_case_and_its_overlay(tiny_cohort, tmp_path):
+    from ich.explain.figure import explain_figure, save_figure
+    from ich.models import build
+
+    index = tiny_cohort["index"]
+    rng = np.random.default_rng(0)
+    predictions = index[["slice_id", "patient_id"]].assign(set="test", fold=0, prob_any=rng.uniform(size=len(index)))
+    fig = explain_figure(
+        "demo", build("wa2d_cnn3"), predictions, index, tiny_cohort["converted"], input_size=32, grey=False, n_cases=2
+    )
+    assert len(fig.axes) == 8  # 2 rows x (2 most + 2 least confident)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert sum("most confident" in t for t in titles) == 2 and sum("least confident" in t for t in titles) == 2
+    path = save_figure(fig, tmp_path / "out" / "demo.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="no test predictions"):
+        explain_figure("demo", build("wa2d_cnn3"), predictions.assign(set="val"), index, tiny_cohort["converted"],
+                       input_size=32, grey=False, n_cases=2)  # fmt: skip

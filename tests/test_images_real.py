@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from ich.io.images import read_image, read_windowed_image
+from ich.io.raw_cohort import read_raw_cohort
 from ich.sources import materialise
-from ich.sources.common import read_raw_cohort
+from tests.conftest import SHARED_DATA
 
-ROOT = Path(os.environ.get("ICH_CTICH_JPG", "/work/shared/data/ct-ich-jpg"))
+ROOT = Path(os.environ.get("ICH_CTICH_JPG", str(SHARED_DATA / "ct-ich-jpg")))
 pytestmark = pytest.mark.skipif(
     not (ROOT / "hemorrhage_diagnosis.csv").is_file(),
     reason=f"CT-ICH JPG release not found at {ROOT} (set ICH_CTICH_JPG to its folder)",
@@ -35,10 +36,17 @@ def test_counts_match_the_release(cohort):
     positive = labels[labels["any"] == "1"]
     assert len(positive) == 318
     assert positive["key"].str.split("_").str[1].nunique() == 36
-    per_subtype = {s: int((labels[s] == "1").sum()) for s in
-                   ("intraventricular", "intraparenchymal", "subarachnoid", "epidural", "subdural")}
-    assert per_subtype == {"intraventricular": 24, "intraparenchymal": 73, "subarachnoid": 18,
-                           "epidural": 173, "subdural": 56}
+    per_subtype = {
+        s: int((labels[s] == "1").sum())
+        for s in ("intraventricular", "intraparenchymal", "subarachnoid", "epidural", "subdural")
+    }
+    assert per_subtype == {
+        "intraventricular": 24,
+        "intraparenchymal": 73,
+        "subarachnoid": 18,
+        "epidural": 173,
+        "subdural": 56,
+    }
     assert source["has_hu"] is False and source["synthetic"] is False and source["name"] == "ct-ich-jpg"
     assert "Hssayeni" in source["citation"] and source["license"] == "CC BY 4.0"
 
@@ -46,8 +54,10 @@ def test_counts_match_the_release(cohort):
 def test_missing_bone_image_is_reported_and_flagged(cohort):
     manifest, _, source = cohort
     assert source["issues"] == [
-        {"path": str(ROOT / "Patients_CT" / "084" / "bone" / "36.jpg"),
-         "reason": "bone window image missing: B channel = brain window"}
+        {
+            "path": str(ROOT / "Patients_CT" / "084" / "bone" / "36.jpg"),
+            "reason": "bone window image missing: B channel = brain window",
+        }
     ]
     flagged = manifest[manifest["note"] != ""]
     assert flagged["slice_key"].tolist() == ["ctich_084_36"]

@@ -334,3 +334,16 @@ def test_curve_tables() -> None:
     assert ((confusion.actual == 1) & (confusion.predicted == 1)).sum() == binary_metrics(Y, P, 0.5)["tp"]
     with pytest.raises(ValueError, match="both positive and negative"):
         roc_table([1, 1], [0.2, 0.3])
+
+
+def test_output_check_fails_saturated_and_one_sided_models_whatever_their_ranking():
+    from ich.metrics import output_check
+
+    y = np.array([0] * 8 + [1] * 4)
+    good = np.array([0.05, 0.1, 0.2, 0.3, 0.1, 0.02, 0.4, 0.2, 0.7, 0.9, 0.6, 0.8])
+    assert output_check(y, good)["ok"]
+    saturated = 0.995 + good / 200  # same ranking, everything at ~1.0
+    check = output_check(y, saturated)
+    assert not check["ok"] and check["at_one"] == 1.0 and check["specificity"] == 0.0
+    all_negative = good / 2  # same ranking, nothing reaches 0.5
+    assert not output_check(y, all_negative)["ok"]

@@ -181,6 +181,27 @@ def test_unet_rejects_bad_sizes_and_outputs():
 def test_wa2d_layer_counts(name, layers):
     counted = (nn.Conv2d, nn.MaxPool2d, nn.Dropout)
     assert sum(isinstance(m, counted) for m in build(name).features) == layers
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in build(name).features)  # the paper's nets
+    with_norm = build(name, batch_norm=True).features
+    assert sum(isinstance(m, counted) for m in with_norm) == layers
+    convs = [i for i, m in enumerate(with_norm) if isinstance(m, nn.Conv2d)]
+    assert all(isinstance(with_norm[i + 1], nn.BatchNorm2d) for i in convs)
+
+
+def test_classifier_spec_options_reach_the_builder():
+    from ich.train.classify import build_classifier, parse_section
+
+    spec, _ = parse_section("m", {"arch": "wa2d_cnn3", "options": {"batch_norm": True}})
+    assert any(isinstance(m, nn.BatchNorm2d) for m in build_classifier(spec).modules())
+    spec, _ = parse_section("m", {"arch": "wa2d_cnn3", "options": {"no_such_option": 1}})
+    with pytest.raises(TypeError, match="no_such_option"):
+        build_classifier(spec)
+
+
+def test_resnet_residual_branches_start_as_identity():
+    model = build("resnet50")
+    last_norms = [block.bn3.weight for layer in (model.layer1, model.layer4) for block in layer]
+    assert all(torch.count_nonzero(w) == 0 for w in last_norms)
 
 
 @pytest.mark.parametrize("side", [32, 128, 256])

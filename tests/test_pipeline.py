@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.crossval import copy_project
+from ich.project import copy_project
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -23,7 +23,15 @@ def _tiny(params: dict) -> dict:
     params["convert"].update(image_size=32, workers=1)
     params["models"] = ["wa2d_cnn3", "wa2d_cnn1"]
     params["train"] = {
-        name: {"arch": name, "input_size": 32, "epochs": 1, "batch_size": 16, "optimizer": "adam", "lr": 0.001, "seed": 0}
+        name: {
+            "arch": name,
+            "input_size": 32,
+            "epochs": 1,
+            "batch_size": 16,
+            "optimizer": "adam",
+            "lr": 0.001,
+            "seed": 0,
+        }
         for name in params["models"]
     }
     params["ensemble"]["members"] = params["models"]
@@ -39,7 +47,9 @@ def _run(args: list[str], cwd: Path, expect: int = 0) -> str:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(cwd))
     env.update(DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
     done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == expect, f"{' '.join(args)} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert done.returncode == expect, (
+        f"{' '.join(args)} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    )
     return done.stdout + done.stderr
 
 
@@ -72,7 +82,7 @@ def _ran(output: str) -> set[str]:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("project")
-    copy_project(root)
+    copy_project(REPO, root)
     params = _tiny(yaml.safe_load((REPO / "params.yaml").read_text()))
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _run(["git", "init", "-q"], root)
@@ -80,8 +90,17 @@ def project(tmp_path_factory) -> Path:
     _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"], root)
     output = _run(["dvc", "repro"], root)
     assert _ran(output) == {
-        "download", "convert", "split", "train@wa2d_cnn3", "train@wa2d_cnn1", "ensemble", "evaluate", "explain",
-        "train_segmenter@unet", "train_segmenter@threshold_band", "evaluate_segmentation",
+        "download",
+        "convert",
+        "split",
+        "train@wa2d_cnn3",
+        "train@wa2d_cnn1",
+        "ensemble",
+        "evaluate",
+        "explain",
+        "train_segmenter@unet",
+        "train_segmenter@threshold_band",
+        "evaluate_segmentation",
     }
     return root
 

@@ -14,15 +14,15 @@ import pytest
 import yaml
 
 from ich.data.convert import ConvertConfig, convert_cohort
-from ich.data.split import assert_no_leakage, patient_table, split_patients
+from ich.data.split import assert_no_leakage, patient_labels, split_patients
+from ich.io.raw_cohort import read_raw_cohort
 from ich.metrics import evaluate_predictions
 from ich.sources import materialise
-from ich.sources.common import read_raw_cohort
 from ich.train.classify import ClassifierSpec, train_classifier
 from ich.train.loop import TrainConfig
-from tests.conftest import REPO
+from tests.conftest import REPO, SHARED_DATA
 
-ROOT = Path(os.environ.get("ICH_CTICH_JPG", "/work/shared/data/ct-ich-jpg"))
+ROOT = Path(os.environ.get("ICH_CTICH_JPG", str(SHARED_DATA / "ct-ich-jpg")))
 PROFILE = REPO / "profiles" / "ct-ich-jpg.yaml"
 POSITIVE = ["049", "050", "051", "066", "084", "097"]  # 084 lacks its bone image of slice 36
 NEGATIVE = ["054", "055", "056", "098", "100", "130"]
@@ -90,7 +90,7 @@ def chain(tmp_path_factory) -> dict:
     )
     index, quarantine = convert_cohort(root / "raw", root / "converted", config)
     s = profile["split"]
-    split = split_patients(patient_table(index), folds=3, mode=s["mode"], test_fold=s["test_fold"], seed=s["seed"])
+    split = split_patients(patient_labels(index), folds=3, mode=s["mode"], test_fold=s["test_fold"], seed=s["seed"])
     section = {**profile["train"]["wa2d_cnn3"], "input_size": 32, "epochs": 1}
     spec = ClassifierSpec(**{k: v for k, v in section.items() if k in ClassifierSpec.__dataclass_fields__})
     train = TrainConfig(**{k: v for k, v in section.items() if k in TrainConfig.__dataclass_fields__})

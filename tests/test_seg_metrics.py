@@ -1,4 +1,4 @@
-"""Tests for ich.metrics.segmentation: Dice/Jaccard conventions, summaries, detection (003's
+"""Tests for ich.metrics.segmentation: Dice/Jaccard conventions, summaries, detection (Hssayeni 2020's
 Table 6) and bleed volume."""
 
 from __future__ import annotations
@@ -11,15 +11,14 @@ import pandas as pd
 import pytest
 
 from ich.metrics.segmentation import (
-    bleed_volume_ml,
     detection_counts,
-    detection_table,
     dice,
     jaccard,
     overlap_counts,
-    patient_table,
+    segmentation_by_patient,
     segmentation_summary,
     summary_by_threshold,
+    voxel_volume_ml,
 )
 from ich.segmentation import score_thresholds
 
@@ -135,7 +134,7 @@ def test_summary_without_positives_or_spacing_gives_none() -> None:
 
 
 def test_patient_table_volumes_and_errors() -> None:
-    table = patient_table(_per_slice()).set_index("patient_id")
+    table = segmentation_by_patient(_per_slice()).set_index("patient_id")
     voxel_ml = 0.5 * 0.5 * 5.0 / 1000
     assert table.loc["a", "ref_ml"] == pytest.approx(40 * voxel_ml)
     assert table.loc["a", "pred_ml"] == pytest.approx(25 * voxel_ml)
@@ -153,12 +152,12 @@ def test_patient_table_volumes_and_errors() -> None:
 def test_patient_volume_unknown_when_a_slice_lacks_spacing() -> None:
     df = _per_slice()
     df.loc[1, "slice_spacing_mm"] = np.nan
-    table = patient_table(df).set_index("patient_id")
+    table = segmentation_by_patient(df).set_index("patient_id")
     assert math.isnan(table.loc["a", "ref_ml"])
     assert table.loc["b", "ref_ml"] == 0.0
 
 
-# --- detection (003 Table 6) -------------------------------------------------------------------
+# --- detection (Hssayeni 2020 Table 6) -------------------------------------------------------------------
 
 
 def test_detection_counts_match_hand_counts() -> None:
@@ -177,18 +176,15 @@ def test_thresholds_table_and_summary_by_threshold() -> None:
     bleed_prob = blob * 0.75
     clean_prob = np.roll(blob, 10, axis=0) * 0.65
     thresholds = [0.5, 0.6, 0.7, 0.8, 0.9]
-    rows = [
-        {"patient_id": "p", **row} for row in score_thresholds(bleed_prob, blob, thresholds, 3, 3)
-    ] + [
-        {"patient_id": "q", **row}
-        for row in score_thresholds(clean_prob, np.zeros_like(blob), thresholds, 3, 3)
+    rows = [{"patient_id": "p", **row} for row in score_thresholds(bleed_prob, blob, thresholds, 3, 3)] + [
+        {"patient_id": "q", **row} for row in score_thresholds(clean_prob, np.zeros_like(blob), thresholds, 3, 3)
     ]
     df = pd.DataFrame(rows)
-    table = detection_table(df).set_index("threshold")
-    assert table["sensitivity"].tolist() == [1.0, 1.0, 1.0, 0.0, 0.0]
-    assert table["specificity"].tolist() == [0.0, 0.0, 1.0, 1.0, 1.0]
-    assert table["accuracy"].tolist() == [0.5, 0.5, 1.0, 0.5, 0.5]
     by_t = summary_by_threshold(df)
+    detection = [by_t[f"threshold_{t}"]["detection"] for t in thresholds]
+    assert [d["sensitivity"] for d in detection] == [1.0, 1.0, 1.0, 0.0, 0.0]
+    assert [d["specificity"] for d in detection] == [0.0, 0.0, 1.0, 1.0, 1.0]
+    assert [d["accuracy"] for d in detection] == [0.5, 0.5, 1.0, 0.5, 0.5]
     assert list(by_t) == [f"threshold_{t}" for t in thresholds]
     assert by_t["threshold_0.7"]["slice"]["with_bleed"]["dice"]["mean"] == 1.0
     assert by_t["threshold_0.9"]["slice"]["with_bleed"]["dice"]["mean"] == 0.0
@@ -208,7 +204,6 @@ def test_ellipsoid_volume_matches_analytic() -> None:
     zz, yy, xx = np.meshgrid(z, y, x, indexing="ij")
     masks = ((xx / a) ** 2 + (yy / b) ** 2 + (zz / c) ** 2 <= 1.0).astype(np.uint8)
     analytic_ml = 4.0 / 3.0 * np.pi * a * b * c / 1000.0
-    measured = bleed_volume_ml(masks, row_mm, col_mm, slice_mm)
+    measured = np.count_nonzero(masks) * voxel_volume_ml(row_mm, col_mm, slice_mm)
     assert measured == pytest.approx(analytic_ml, rel=0.05)
-    assert bleed_volume_ml(np.zeros((3, 8, 8)), 1.0, 1.0, 1.0) == 0.0
-    assert bleed_volume_ml(np.ones((2, 10, 10)), 1.0, 1.0, 5.0) == pytest.approx(1.0)
+    assert 200 * voxel_volume_ml(1.0, 1.0, 5.0) == pytest.approx(1.0)

@@ -1,4 +1,4 @@
-"""Tests for the segmenters of 003 (ich.train.segment), their evaluation (ich.segmentation.evaluate)
+"""Tests for the segmenters of Hssayeni 2020 (ich.train.unet, ich.train.band, ich.train.segmenters), their evaluation (ich.segmentation.evaluate)
 and their two DVC stages, run as plain functions on the tiny synthetic cohort."""
 
 from __future__ import annotations
@@ -27,26 +27,14 @@ from ich.segmentation import (
     write_prob_map,
 )
 from ich.segmentation.evaluate import overlay_slices, per_slice_table, segmenter_metrics, volume_points
+from ich.segmentation.inference import predict_prob_map
+from ich.train.band import band_predictor, fit_band
 from ich.train.loop import TrainConfig
-from ich.train.segment import (
-    UNET_TRAINING,
-    BceDiceLoss,
-    BandSpec,
-    UNetSpec,
-    band_predictor,
-    band_settings,
-    fit_band,
-    initialise_unet,
-    make_loss,
-    predict_prob_map,
-    predict_split,
-    read_pair,
-    segmentation_parts,
-    train_unet,
-    training_crops,
-    unet_predictor,
-    unet_settings,
-)
+from ich.train.losses import BceDiceLoss, make_loss
+from ich.train.segment_config import UNET_TRAINING, BandSpec, UNetSpec, band_settings, unet_settings
+from ich.train.segment_data import read_pair, segmentation_parts, training_crops
+from ich.train.segmenters import predict_split
+from ich.train.unet import train_unet, unet_predictor
 from tests.conftest import REPO
 
 # 64 px slices: 32 px crops with stride 16 (3 x 3 per slice), the demo's 64/32 at 128 px halved.
@@ -74,7 +62,7 @@ def _evaluate(predict, cohort, parts, out: Path) -> dict:
 
 
 def test_unet_trained_on_crops_beats_the_threshold_band(tiny_cohort, parts, tmp_path):
-    """On the synthetic test patients the U-Net's Dice and Jaccard beat the band's (003's comparison).
+    """On the synthetic test patients the U-Net's Dice and Jaccard beat the band's (Hssayeni 2020's comparison).
 
     BCE alone needs many more epochs than a test can afford on this small cohort (it first
     learns "no bleed" everywhere), so the Dice-augmented loss is used; the demo uses BCE.
@@ -151,7 +139,7 @@ def test_augment_crop_without_ranges_is_the_crop_and_keeps_mask_aligned():
         warped, warped_mask = augment_crop(painted, mask, (24, 8), 64, AffineRanges(), np.random.default_rng(seed))
         assert warped.shape == (64, 64, 3)
         assert np.count_nonzero((warped[..., 1] >= 128) != warped_mask) <= 0.05 * warped_mask.sum()
-    # The bleed near the crop centre stays in the crop under 003's ranges.
+    # The bleed near the crop centre stays in the crop under Hssayeni 2020's ranges.
     assert warped_mask.any()
 
 
@@ -171,7 +159,7 @@ def test_initialised_unet_is_not_constant_and_its_bleed_map_is_alive():
     from ich.models import build
 
     torch.manual_seed(0)
-    model = initialise_unet(build("unet", in_channels=3, num_outputs=1, input_size=32, base_width=8))
+    model = build("unet", in_channels=3, num_outputs=1, input_size=32, base_width=8)
     maps, combine = model.head[0], model.head[-1]
     assert combine.weight[0, 0] > 0 > combine.weight[0, 1] and maps.bias[0] == 1.0
     out = model(torch.rand(4, 3, 32, 32))
@@ -238,13 +226,18 @@ def test_reference_maps_score_perfectly_at_every_threshold(tiny_cohort, parts, t
     no_post = PostProcess(0.5, 0, 0)
     predictions = predict_split(lambda image: next(lookup).astype(float), tiny_cohort["converted"], parts, tmp_path)
     assert len(predictions) == len(parts["val"]) + len(parts["test"])
-    table = per_slice_table(predictions, tiny_cohort["index"], tiny_cohort["converted"], tmp_path, no_post, [0.5, 0.7, 0.9])
+    table = per_slice_table(
+        predictions, tiny_cohort["index"], tiny_cohort["converted"], tmp_path, no_post, [0.5, 0.7, 0.9]
+    )
     assert sorted(table["threshold"].unique()) == [0.5, 0.7, 0.9]
     assert len(table) == 3 * len(parts["test"])
     metrics = segmenter_metrics(table, 0.5)
     assert metrics["slice"]["with_bleed"]["dice"]["mean"] == 1.0
     assert metrics["slice"]["all"]["jaccard"]["min"] == 1.0  # empty on empty scores 1 (the convention)
-    assert metrics["volume"]["mean_abs_error_ml"] == 0.0 and metrics["volume"]["n_patients"] == parts["test"]["patient_id"].nunique()
+    assert (
+        metrics["volume"]["mean_abs_error_ml"] == 0.0
+        and metrics["volume"]["n_patients"] == parts["test"]["patient_id"].nunique()
+    )
     for block in metrics["detection_by_threshold"].values():
         assert block["sensitivity"] == 1.0 and block["specificity"] == 1.0
     points = volume_points(table, 0.5)
@@ -286,7 +279,13 @@ def test_segmentation_stages_write_their_outputs(tiny_cohort, tiny_split, tmp_pa
         assert json.loads(Path(f"metrics/segment/{name}.json").read_text())["kind"] == params["segment"][name]["kind"]
         assert Path(f"plots/segment/{name}.csv").exists()
     assert (Path("data/segmenters/unet/model.pt")).exists()
-    assert pd.read_csv("plots/segment/unet.csv").columns.tolist() == ["epoch", "train_loss", "val_loss", "val_jaccard", "lr"]
+    assert pd.read_csv("plots/segment/unet.csv").columns.tolist() == [
+        "epoch",
+        "train_loss",
+        "val_loss",
+        "val_jaccard",
+        "lr",
+    ]
 
     evaluate.main()
     metrics = json.loads(Path("metrics/segmentation.json").read_text())
@@ -294,10 +293,13 @@ def test_segmentation_stages_write_their_outputs(tiny_cohort, tiny_split, tmp_pa
     assert set(metrics["segmenters"]) == set(params["segmenters"])
     for block in metrics["segmenters"].values():
         assert {"slice", "subtype", "patient", "detection", "volume", "detection_by_threshold"} <= set(block)
-        assert set(block["detection_by_threshold"]) == {f"threshold_{t:g}" for t in params["evaluate_segmentation"]["thresholds"]}
+        assert set(block["detection_by_threshold"]) == {
+            f"threshold_{t:g}" for t in params["evaluate_segmentation"]["thresholds"]
+        }
     for name in params["segmenters"]:
         assert Path(f"plots/segmentation/overlays/{name}.png").stat().st_size < 200_000
         assert Path(f"plots/segmentation/volume/{name}.csv").exists()
         per_slice = pd.read_csv(f"data/segmentation/{name}/per_slice.csv")
-        test_patients = tiny_split.loc[tiny_split["set"] == "test", "patient_id"]
-        assert set(per_slice["slice_id"]) == set(tiny_cohort["index"].query("patient_id in @test_patients")["slice_id"])
+        test_patients = set(tiny_split.loc[tiny_split["set"] == "test", "patient_id"])
+        index = tiny_cohort["index"]
+        assert set(per_slice["slice_id"]) == set(index.loc[index["patient_id"].isin(test_patients), "slice_id"])

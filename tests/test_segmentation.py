@@ -33,9 +33,7 @@ def _disc(shape: tuple[int, int], centre: tuple[int, int], radius: float) -> np.
 # --- crops -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("size", "n_crops"), [(640, 49), (512, 36), (256, 9), (160, 1), (100, 1)]
-)
+@pytest.mark.parametrize(("size", "n_crops"), [(640, 49), (512, 36), (256, 9), (160, 1), (100, 1)])
 def test_crop_grid_counts_and_bounds(size: int, n_crops: int) -> None:
     coords = crop_grid(size, size, crop=160, stride=80)
     assert len(coords) == n_crops
@@ -252,9 +250,7 @@ def test_threshold_band_grid_search_recovers_the_band() -> None:
     negatives = [(np.zeros((96, 96, 3), np.uint8), np.zeros((96, 96), np.uint8))]
     images = [s[0] for s in slices + negatives]
     masks = [s[1] for s in slices + negatives]
-    lo, hi, table = fit_threshold_band(
-        images, masks, inclusive_grid(100, 210, 10), inclusive_grid(210, 255, 5), 3, 3
-    )
+    lo, hi, table = fit_threshold_band(images, masks, inclusive_grid(100, 210, 10), inclusive_grid(210, 255, 5), 3, 3)
     # the band must exclude tissue (<=128) and bone (>=242) and include the bleed (172-188)
     assert 128 < lo <= 172 and 188 <= hi < 242
     assert (lo, hi) == (130.0, 210.0)  # ties go to the first pair in grid order

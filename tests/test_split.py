@@ -3,11 +3,13 @@ import pandas as pd
 import pytest
 
 from ich.data.sampling import balance
-from ich.data.split import assert_no_leakage, patient_table, split_patients
+from ich.data.split import assert_no_leakage, patient_labels, split_patients
 
 
 def _patients(n=100, positive=0.3):
-    return pd.DataFrame({"patient_id": [f"P{i:03d}" for i in range(n)], "any": (np.arange(n) < positive * n).astype(int)})
+    return pd.DataFrame(
+        {"patient_id": [f"P{i:03d}" for i in range(n)], "any": (np.arange(n) < positive * n).astype(int)}
+    )
 
 
 def test_holdout_fractions_stratification_and_no_overlap():
@@ -44,9 +46,9 @@ def test_leakage_check_catches_a_study_in_two_sets(tiny_cohort, tiny_split):
         assert_no_leakage(leaky, tiny_split)
 
 
-def test_patient_table_marks_a_patient_positive_if_any_slice_is():
+def test_patient_labels_marks_a_patient_positive_if_any_slice_is():
     index = pd.DataFrame({"patient_id": ["a", "a", "b"], "any": [0, 1, 0]})
-    assert patient_table(index).set_index("patient_id")["any"].to_dict() == {"a": 1, "b": 0}
+    assert patient_labels(index).set_index("patient_id")["any"].to_dict() == {"a": 1, "b": 0}
 
 
 def test_bad_fractions_are_rejected():

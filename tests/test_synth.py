@@ -11,8 +11,16 @@ from ich.synth.phantom import random_head, render_slice
 
 def test_generated_dicom_reads_back_to_the_intended_hu(tmp_path):
     hu = np.round(np.random.default_rng(0).uniform(-1000, 1500, (256, 256))).astype(np.float32)
-    ds = ct_dataset(hu, patient_id="P", study_uid="1.2.3", series_uid="1.2.3.4", sop_uid="1.2.3.4.5",
-                    z_mm=12.5, instance_number=3, pixel_spacing_mm=0.9)
+    ds = ct_dataset(
+        hu,
+        patient_id="P",
+        study_uid="1.2.3",
+        series_uid="1.2.3.4",
+        sop_uid="1.2.3.4.5",
+        z_mm=12.5,
+        instance_number=3,
+        pixel_spacing_mm=0.9,
+    )
     ds.save_as(tmp_path / "s.dcm", enforce_file_format=True)
     raw = pydicom.dcmread(tmp_path / "s.dcm")
     assert raw.Modality == "CT" and raw.pixel_array.dtype == np.int16
@@ -61,7 +69,11 @@ def test_cohort_is_deterministic_and_labelled_in_rsna_format(tiny_cohort, tmp_pa
     second = pd.read_csv(tmp_path / "raw" / "stage_2_train.csv")
     pd.testing.assert_frame_equal(first, second)
     assert len(first) == 12 * 8 * len(LABELS)
-    assert first["ID"].str.match(r"^ID_[0-9.]+_(any|epidural|intraparenchymal|intraventricular|subarachnoid|subdural)$").all()
+    assert (
+        first["ID"]
+        .str.match(r"^ID_[0-9.]+_(any|epidural|intraparenchymal|intraventricular|subarachnoid|subdural)$")
+        .all()
+    )
     a = pydicom.dcmread(next((tiny_cohort["raw"] / "dicom").rglob("*.dcm")))
     b = pydicom.dcmread(tmp_path / "raw" / "dicom" / a.PatientID / f"{a.SOPInstanceUID}.dcm")
     assert a.PixelData == b.PixelData

@@ -34,7 +34,7 @@ def test_training_lowers_the_loss_and_predicts_val_and_test(tiny_cohort, tiny_sp
 def test_two_cpu_runs_with_one_seed_give_identical_weights(tiny_cohort, tiny_split):
     a, _, pa = _train(tiny_cohort, tiny_split, config=replace(CONFIG, epochs=2))
     b, _, pb = _train(tiny_cohort, tiny_split, config=replace(CONFIG, epochs=2))
-    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(va, vb), k
     pd.testing.assert_frame_equal(pa, pb)
 
@@ -69,7 +69,7 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_o
     assert resumed_result.start_epoch == 2
     assert [e["epoch"] for e in resumed_result.history] == [0, 1, 2]
     assert resumed_result.history == full_result.history
-    for (k, va), vb in zip(full.state_dict().items(), resumed.state_dict().values()):
+    for (k, va), vb in zip(full.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(va, vb), k
 
 
@@ -101,7 +101,12 @@ def test_balancing_and_multilabel_outputs(tiny_cohort, tiny_split):
         tiny_cohort, tiny_split, config=replace(CONFIG, epochs=1), spec=spec, balance_policy="weighted_sampler"
     )
     assert [c for c in predictions.columns if c.startswith("prob_")] == [
-        "prob_any", "prob_epidural", "prob_intraparenchymal", "prob_intraventricular", "prob_subarachnoid", "prob_subdural",
+        "prob_any",
+        "prob_epidural",
+        "prob_intraparenchymal",
+        "prob_intraventricular",
+        "prob_subarachnoid",
+        "prob_subdural",
     ]
 
 
@@ -113,3 +118,9 @@ def test_training_reads_slices_packed_in_archives(tiny_cohort, tiny_split, tmp_p
     _, _, packed = train_classifier(index, tiny_split, tmp_path, SPEC, replace(CONFIG, epochs=1))
     _, _, loose = _train(tiny_cohort, tiny_split, config=replace(CONFIG, epochs=1))
     pd.testing.assert_frame_equal(packed, loose)
+
+
+def test_cosine_schedule_decays_the_rate_to_zero_over_the_epochs(tiny_cohort, tiny_split):
+    _, result, _ = _train(tiny_cohort, tiny_split, config=replace(CONFIG, epochs=3, scheduler="cosine"))
+    rates = [e["lr"] for e in result.history]  # the rate after each epoch's step
+    assert rates == pytest.approx([CONFIG.lr * 0.75, CONFIG.lr * 0.25, 0.0], abs=1e-9)

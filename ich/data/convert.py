@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -26,11 +25,13 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from ich.data.resize import resize_square
 from ich.data.windowing import stack_windows, stack_windows_stored
-from ich.io.dicom import UnusableSliceError, read_ct_slice
+from ich.io.dicom import read_ct_slice
 from ich.io.images import read_windowed_image
 from ich.io.nifti import nifti_slice_count, read_nifti_mask_slice, read_nifti_slice
-from ich.io.slices import member_info, packed_ref, remove_slices
+from ich.io.slices import SliceArchive, SliceFiles, encode_png, output_path, remove_slices
+from ich.io.unusable import UnusableSliceError
 from ich.labels import LABELS
 
 INDEX_COLUMNS = [
@@ -91,13 +92,6 @@ def _read_mask(path: Path, size: int) -> np.ndarray:
     if mask is None:
         raise UnusableSliceError(path, "mask file is unreadable")
     return cv2.resize((mask > 127).astype(np.uint8) * 255, (size, size), interpolation=cv2.INTER_NEAREST)
-
-
-def _resize(image: np.ndarray, size: int) -> np.ndarray:
-    if image.shape[:2] == (size, size):
-        return image
-    shrinking = image.shape[0] > size
-    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
 @dataclass(frozen=True)
@@ -175,7 +169,7 @@ def _render(item: _Item, config: ConvertConfig) -> dict:
     scale = original_shape[0] / config.size, original_shape[1] / config.size
     return {
         "quarantine": False,
-        "image": _resize(rgb, config.size)[..., ::-1],
+        "image": resize_square(rgb, config.size)[..., ::-1],
         "mask": mask,
         "key": record["key"],
         "slice_id": pseudonym(record["key"], config.id_salt),
@@ -192,92 +186,13 @@ def _render(item: _Item, config: ConvertConfig) -> dict:
     }
 
 
-_PNG_FILTER = [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
-"""No PNG row filter: on noisy CT slices the adaptive filters cost twice the encoding time and
-make files larger (256 px slices at level 1: 1.2 ms and 29 kB unfiltered, 2.5 ms and 33 kB adaptive)."""
-
-
-def output_path(folder: str, slice_id: str) -> str:
-    """Where a slice's PNG file lives, relative to the output folder (256 prefix folders)."""
-    return f"{folder}/{slice_id[:2]}/{slice_id}.png"
-
-
-class _Files:
-    """Writes one PNG file per slice at :func:`output_path`.
-
-    Two source files with one key (a duplicate SOPInstanceUID) would write the same name, in
-    any order across workers. The name is claimed exclusively: the loser writes under a name
-    unique to its source file, and :func:`_settle_duplicates` later puts the first file in
-    manifest order at the canonical name, whichever process won.
-    """
-
-    def __init__(self, out_dir: Path, salt: str) -> None:
-        self.out_dir, self.salt = out_dir, salt
-
-    def put(self, folder: str, slice_id: str, source_name: str, png: bytes) -> str:
-        rel = output_path(folder, slice_id)
-        try:
-            self._create(self.out_dir / rel, png)
-        except FileExistsError:
-            rel = f"{folder}/{slice_id[:2]}/{slice_id}.{pseudonym(source_name, self.salt, length=8)}.png"
-            self._create(self.out_dir / rel, png)
-        return rel
-
-    @staticmethod
-    def _create(path: Path, png: bytes) -> None:
-        """Create ``path``, never overwrite; its folder is made on first use only, because a
-        mkdir per file costs as much as encoding the PNG."""
-        try:
-            with open(path, "xb") as f:
-                f.write(png)
-        except FileNotFoundError:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "xb") as f:
-                f.write(png)
-
-    def close(self) -> None:
-        """Nothing is held open."""
-
-
-class _Archive:
-    """Writes one unit's slices into ``<folder>/<shard>.zip`` (one archive per folder, opened
-    on first use); a duplicate key inside the archive gets a name unique to its source file."""
-
-    def __init__(self, out_dir: Path, shard: int, salt: str) -> None:
-        self.out_dir, self.name, self.salt = out_dir, f"{shard:06d}.zip", salt
-        self.archives: dict[str, tuple[zipfile.ZipFile, set[str]]] = {}
-
-    def put(self, folder: str, slice_id: str, source_name: str, png: bytes) -> str:
-        if folder not in self.archives:
-            (self.out_dir / folder).mkdir(parents=True, exist_ok=True)
-            self.archives[folder] = zipfile.ZipFile(self.out_dir / folder / self.name, "x"), set()
-        archive, names = self.archives[folder]
-        member = f"{slice_id}.png"
-        if member in names:
-            member = f"{slice_id}.{pseudonym(source_name, self.salt, length=8)}.png"
-        names.add(member)
-        archive.writestr(member_info(member), png)
-        return packed_ref(f"{folder}/{self.name}", member)
-
-    def close(self) -> None:
-        for archive, _ in self.archives.values():
-            archive.close()
-
-
-def _encode_png(image: np.ndarray, compression: int) -> bytes:
-    ok, encoded = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, compression, *_PNG_FILTER])
-    if not ok:
-        raise OSError(f"could not encode a PNG of shape {image.shape}")
-    return encoded.tobytes()
-
-
 def _convert_unit(unit: _Unit, config: ConvertConfig, out_dir: str) -> list[dict]:
     """Convert and write one unit; one index or quarantine record per item, in order."""
-    sink = (
-        _Files(Path(out_dir), config.id_salt)
-        if unit.shard is None
-        else _Archive(Path(out_dir), unit.shard, config.id_salt)
-    )
+
+    def tag(source_name: str) -> str:
+        return pseudonym(source_name, config.id_salt, length=8)
+
+    sink = SliceFiles(Path(out_dir), tag) if unit.shard is None else SliceArchive(Path(out_dir), unit.shard, tag)
     records = []
     try:
         for item in unit.items:
@@ -285,14 +200,23 @@ def _convert_unit(unit: _Unit, config: ConvertConfig, out_dir: str) -> list[dict
             if not record["quarantine"]:
                 ids = record["slice_id"], record["source_path"]
                 image, mask = record.pop("image"), record.pop("mask")
-                record["image_path"] = sink.put("images", *ids, _encode_png(image, config.png_compression))
+                record["image_path"] = sink.put("images", *ids, encode_png(image, config.png_compression))
                 record["mask_path"] = (
-                    "" if mask is None else sink.put("masks", *ids, _encode_png(mask, config.png_compression))
+                    "" if mask is None else sink.put("masks", *ids, encode_png(mask, config.png_compression))
                 )
             records.append(record)
     finally:
         sink.close()
     return records
+
+
+def convert_rows(raw_dir: str | Path, rows: list[dict], config: ConvertConfig, out_dir: str | Path) -> list[dict]:
+    """Convert manifest ``rows`` (DICOM or image rows) in this process: one worker's per-slice work.
+
+    Writes the slices under ``out_dir`` and returns one index or quarantine record per row, but
+    no index or checks: :func:`convert_cohort` is the converter; this is for profiling it.
+    """
+    return _convert_unit(_Unit([_Item(str(raw_dir), row) for row in rows]), config, str(out_dir))
 
 
 def _items(raw_dir: Path, manifest: pd.DataFrame) -> tuple[list[_Item], list[dict]]:
@@ -434,7 +358,7 @@ def _cohort_checks(
 
 
 def _settle_duplicates(slices: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
-    """Move kept slice files that lost the race for their name (see :class:`_Files`) to it.
+    """Move kept slice files that lost the race for their name (see :class:`ich.io.slices.SliceFiles`) to it.
 
     Runs after the dropped duplicates' files were removed, so the canonical name is free.
     """

@@ -11,15 +11,13 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from ich.data.resize import resize_square
 from ich.io.slices import read_slice
 
 
 def read_slice_image(path: str | Path, input_size: int, grey: bool = False) -> np.ndarray:
     """Read a converted slice (file or archive member) as RGB, or its brain-window channel, at ``input_size``."""
-    image = read_slice(path, cv2.IMREAD_COLOR)[..., ::-1]
-    if image.shape[0] != input_size or image.shape[1] != input_size:
-        shrinking = image.shape[0] > input_size
-        image = cv2.resize(image, (input_size, input_size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    image = resize_square(read_slice(path, cv2.IMREAD_COLOR)[..., ::-1], input_size)
     if grey:
         image = image[..., :1]
     return np.ascontiguousarray(image)

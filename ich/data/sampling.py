@@ -1,8 +1,8 @@
 """Class balancing policies for the training set (a ``split`` parameter).
 
 ICH-positive slices are a minority (about 14% in RSNA 2019). The papers balance differently:
-seed 002 undersamples negatives, seed 004 mixes over- and undersampling by class weights,
-seed 001 weights the loss. Each policy is expressed as what the training loader needs:
+Cortes-Ferre 2023 undersamples negatives, Alqnatri 2021 mixes over- and undersampling by class weights,
+Gudadhe 2024 weights the loss. Each policy is expressed as what the training loader needs:
 which rows to draw, with what sampling weights, and an optional positive-class loss weight.
 """
 

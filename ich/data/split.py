@@ -11,10 +11,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-SETS = ("train", "val", "test")
 
-
-def patient_table(index: pd.DataFrame) -> pd.DataFrame:
+def patient_labels(index: pd.DataFrame) -> pd.DataFrame:
     """One row per patient with ``any`` = 1 if any of their slices (or their study) is positive."""
     table = index.groupby("patient_id", sort=True)["any"].max().astype(int).reset_index()
     return table
@@ -39,10 +37,10 @@ def split_patients(
     Args:
         patients: ``patient_id, any`` one row per patient.
         fractions: train/val/test fractions for ``mode="holdout"``.
-        folds: number of stratified folds (seed 003 uses 5); the ``fold`` column always
+        folds: number of stratified folds (Hssayeni 2020 uses 5); the ``fold`` column always
             holds each patient's fold so cross-validation can be run from one split table.
         mode: ``"holdout"`` uses ``fractions``; ``"kfold"`` makes fold ``test_fold`` the test
-            set, the next fold validation and the rest training (seed 003's protocol).
+            set, the next fold validation and the rest training (Hssayeni 2020's protocol).
         test_fold: which fold is the test set in ``kfold`` mode.
         seed: random seed; the same inputs and seed give the same table.
 

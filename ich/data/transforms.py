@@ -66,7 +66,7 @@ class BatchPreparation(nn.Module):
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.float() / 255.0
         if self.augment and self.training:
             x = self._random_affine(x)

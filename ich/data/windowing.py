@@ -2,7 +2,7 @@
 
 A window ``[lo, hi]`` maps ``lo`` HU to 0 and ``hi`` HU to 255, linearly, clipping outside.
 Stacking three windows as RGB channels lets ImageNet-shaped networks see brain, blood/subdural
-and soft-tissue contrast at once (seeds 002 and 004).
+and soft-tissue contrast at once (Cortes-Ferre 2023 and Alqnatri 2021).
 
 DICOM slices store 16-bit integers and HU = stored * slope + intercept, so a slice can only
 take 65,536 distinct HU values. :func:`stack_windows_stored` windows such slices through a
@@ -21,7 +21,7 @@ import numpy as np
 Window = tuple[float, float]
 
 DEFAULT_WINDOWS: tuple[Window, ...] = ((0.0, 80.0), (-20.0, 180.0), (-150.0, 230.0))
-"""Brain, subdural and soft-tissue windows in HU (seed 002's defaults)."""
+"""Brain, subdural and soft-tissue windows in HU (Cortes-Ferre 2023's defaults)."""
 
 
 def window(hu: np.ndarray, lo: float, hi: float) -> np.ndarray:

@@ -28,19 +28,36 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     os.replace(tmp, path)
 
 
-def _replace_with(path: Path, write) -> None:
+@contextmanager
+def atomic_file(path: str | Path) -> Iterator[Path]:
+    """Yield a sibling temporary path to write; it replaces ``path`` only if the block succeeds.
+
+    On an exception the temporary file is removed and ``path`` keeps its old content (or stays
+    absent), so readers never see half a file.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial")
-    write(tmp)
+    try:
+        yield tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
 
 
+def write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` as UTF-8, atomically."""
+    with atomic_file(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
 def write_json(path: str | Path, data: object) -> None:
-    """Write ``data`` as indented, key-sorted JSON (stable diffs), atomically."""
-    text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
-    _replace_with(Path(path), lambda tmp: tmp.write_text(text))
+    """Write ``data`` as indented, key-sorted JSON (stable diffs), atomically; NaN is an error."""
+    write_text(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def write_csv(path: str | Path, frame: pd.DataFrame) -> None:
     """Write ``frame`` as CSV without its index, atomically."""
-    _replace_with(Path(path), lambda tmp: frame.to_csv(tmp, index=False))
+    with atomic_file(path) as tmp:
+        frame.to_csv(tmp, index=False)

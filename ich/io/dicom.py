@@ -60,6 +60,8 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from ich.io.unusable import UnusableSliceError
+
 DEFAULT_ACCEPTED_SIZES: range = range(256, 1025)
 """Default accepted number of rows and of columns (inclusive 256..1024)."""
 
@@ -94,15 +96,6 @@ _EXTRA_TS_NAMES: dict[str, str] = {
     "1.2.840.10008.1.2.4.111": "JPEG XL JPEG Recompression",
     "1.2.840.10008.1.2.4.112": "JPEG XL",
 }
-
-
-class UnusableSliceError(Exception):
-    """A source file that cannot become a slice; ``reason`` goes to the quarantine table."""
-
-    def __init__(self, path: str | Path, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = str(path)
-        self.reason = reason
 
 
 @dataclass(frozen=True, eq=False)
@@ -249,10 +242,7 @@ def _truncation_reason(ds: pydicom.Dataset) -> str | None:
         return None
     got = len(elem.value) if elem.value is not None else 0
     if got < elem.length:
-        return (
-            f"truncated file: ends inside element {last_tag} after {got} of "
-            f"{elem.length} bytes"
-        )
+        return f"truncated file: ends inside element {last_tag} after {got} of {elem.length} bytes"
     return None
 
 
@@ -317,23 +307,19 @@ def _read_dataset(path: Path) -> tuple[pydicom.Dataset, list[str]]:
                 path, f"not a DICOM file (no 'DICM' prefix; forced read failed: {type(exc).__name__})"
             ) from exc
         if "PixelData" not in ds and "SOPInstanceUID" not in ds and "Rows" not in ds:
-            raise UnusableSliceError(
-                path, "not a DICOM file (no 'DICM' prefix and no DICOM image elements)"
-            )
+            raise UnusableSliceError(path, "not a DICOM file (no 'DICM' prefix and no DICOM image elements)") from None
         notes.append("no DICOM preamble/file meta information: read with force=True")
     except Exception as exc:  # pydicom raises many types for corrupt files
-        raise UnusableSliceError(
-            path, f"corrupted DICOM header ({type(exc).__name__}: {exc})"
-        ) from exc
+        raise UnusableSliceError(path, f"corrupted DICOM header ({type(exc).__name__}: {exc})") from exc
     if len(ds) == 0:
-        raise UnusableSliceError(path, "truncated or empty file: no DICOM data elements after the file meta information")
+        raise UnusableSliceError(
+            path, "truncated or empty file: no DICOM data elements after the file meta information"
+        )
     truncated = _truncation_reason(ds)
     if truncated:
         raise UnusableSliceError(path, truncated)
     if "PixelData" not in ds and _stray_tail(ds, size):
-        raise UnusableSliceError(
-            path, "truncated file: ends inside an element header before PixelData"
-        )
+        raise UnusableSliceError(path, "truncated file: ends inside an element header before PixelData")
     return ds, notes
 
 
@@ -345,9 +331,7 @@ def _transfer_syntax(ds: pydicom.Dataset) -> UID:
     implicit, little = getattr(ds, "original_encoding", (None, None))
     if implicit is None:
         implicit, little = True, True
-    uid = ImplicitVRLittleEndian if implicit else (
-        ExplicitVRLittleEndian if little else ExplicitVRBigEndian
-    )
+    uid = ImplicitVRLittleEndian if implicit else (ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
     if meta is None:
         ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = uid
@@ -379,8 +363,7 @@ def _check_decoder(path: Path, uid: UID) -> None:
         packages = _DECODER_PACKAGES.get(text, "a pydicom pixel-data plugin for it")
         raise UnusableSliceError(
             path,
-            f"compressed transfer syntax {_ts_name(text)} ({text}) has no installed decoder: "
-            f"pip install {packages}",
+            f"compressed transfer syntax {_ts_name(text)} ({text}) has no installed decoder: pip install {packages}",
         )
 
 
@@ -439,16 +422,13 @@ def read_ct_slice(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pydicom warns on every odd VR value
-            return _read(path, accepted_sizes, allow_z_fallback, require_patient_id,
-                         max_obliquity_deg)
+            return _read(path, accepted_sizes, allow_z_fallback, require_patient_id, max_obliquity_deg)
     except UnusableSliceError:
         raise
     except MemoryError:
         raise
     except Exception as exc:  # never let one odd file crash a conversion of thousands
-        raise UnusableSliceError(
-            path, f"unexpected error reading DICOM ({type(exc).__name__}: {exc})"
-        ) from exc
+        raise UnusableSliceError(path, f"unexpected error reading DICOM ({type(exc).__name__}: {exc})") from exc
 
 
 def _read(
@@ -475,9 +455,7 @@ def _read(
         raise UnusableSliceError(path, "localizer (scout) image, not an axial slice")
     frames, _ = _first_float(_get(ds, "NumberOfFrames"))
     if frames is not None and frames > 1:
-        raise UnusableSliceError(
-            path, f"multi-frame image ({int(frames)} frames): expected one 2D slice per file"
-        )
+        raise UnusableSliceError(path, f"multi-frame image ({int(frames)} frames): expected one 2D slice per file")
     samples, _ = _first_float(_get(ds, "SamplesPerPixel"))
     photometric = _text(ds, "PhotometricInterpretation").upper() or "MONOCHROME2"
     if (samples is not None and samples != 1) or photometric not in ("MONOCHROME1", "MONOCHROME2"):
@@ -494,8 +472,7 @@ def _read(
     if accepted_sizes is not None and (rows_i not in accepted_sizes or cols_i not in accepted_sizes):
         raise UnusableSliceError(
             path,
-            f"unexpected matrix size {rows_i}x{cols_i}: accepted rows/columns are "
-            f"{_describe_sizes(accepted_sizes)}",
+            f"unexpected matrix size {rows_i}x{cols_i}: accepted rows/columns are {_describe_sizes(accepted_sizes)}",
         )
 
     # -- HU conversion parameters
@@ -507,9 +484,7 @@ def _read(
     if slope is None:
         raise UnusableSliceError(path, f"invalid RescaleSlope {str(raw_slope)!r}: cannot convert to HU")
     if intercept is None:
-        raise UnusableSliceError(
-            path, f"invalid RescaleIntercept {str(raw_intercept)!r}: cannot convert to HU"
-        )
+        raise UnusableSliceError(path, f"invalid RescaleIntercept {str(raw_intercept)!r}: cannot convert to HU")
     if slope == 0:
         raise UnusableSliceError(path, "RescaleSlope is 0: cannot convert to HU")
     rescale_type = _text(ds, "RescaleType").upper()
@@ -528,9 +503,7 @@ def _read(
         raise UnusableSliceError(path, "missing SeriesInstanceUID: the slice cannot be grouped into a series")
     patient_id = _text(ds, "PatientID")
     if not patient_id and require_patient_id:
-        raise UnusableSliceError(
-            path, "missing PatientID: the slice cannot be assigned to a patient for splitting"
-        )
+        raise UnusableSliceError(path, "missing PatientID: the slice cannot be assigned to a patient for splitting")
 
     # -- position along z
     instance, _ = _first_float(_get(ds, "InstanceNumber"))
@@ -579,8 +552,7 @@ def _read(
         else:
             raise UnusableSliceError(
                 path,
-                "missing ImagePositionPatient, SliceLocation and InstanceNumber: "
-                "cannot order the slice along z",
+                "missing ImagePositionPatient, SliceLocation and InstanceNumber: cannot order the slice along z",
             )
 
     # -- decode
@@ -592,9 +564,7 @@ def _read(
         message = str(exc)
         if "less than expected" in message or "truncat" in message.lower():
             raise UnusableSliceError(path, f"truncated or corrupted pixel data ({message})") from exc
-        raise UnusableSliceError(
-            path, f"pixel data cannot be decoded ({_ts_name(str(uid))}: {message})"
-        ) from exc
+        raise UnusableSliceError(path, f"pixel data cannot be decoded ({_ts_name(str(uid))}: {message})") from exc
     except Exception as exc:
         message = " ".join(str(exc).split())
         raise UnusableSliceError(
@@ -620,9 +590,7 @@ def _read(
     if center_multi or width_multi:
         centers = _text(ds, "WindowCenter").replace("\\", ", ")
         widths = _text(ds, "WindowWidth").replace("\\", ", ")
-        notes.append(
-            f"multi-valued WindowCenter/WindowWidth ([{centers}] / [{widths}]): first value used"
-        )
+        notes.append(f"multi-valued WindowCenter/WindowWidth ([{centers}] / [{widths}]): first value used")
     spacing = _floats(_get(ds, "PixelSpacing"), 2)
     if spacing is None or min(spacing) <= 0:
         pixel_spacing = (float("nan"), float("nan"))
@@ -681,8 +649,6 @@ __all__ = [
     "DEFAULT_MAX_OBLIQUITY_DEG",
     "Z_SOURCES",
     "CTSlice",
-    "UnusableSliceError",
     "read_ct_slice",
     "read_dicom_header",
 ]
-

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ich.io.dicom import UnusableSliceError
+from ich.io.unusable import UnusableSliceError
 
 CHANNEL_MAPPING: dict[str, str] = {
     "grey": "R = G = B = grey level",

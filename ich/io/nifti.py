@@ -29,7 +29,7 @@ import nibabel as nib
 import numpy as np
 from nibabel.orientations import io_orientation
 
-from ich.io.dicom import UnusableSliceError
+from ich.io.unusable import UnusableSliceError
 
 
 class NiftiSlice(NamedTuple):
@@ -114,9 +114,7 @@ def nifti_slice_count(path: str | Path) -> int:
     return _geometry(img).n_slices
 
 
-def iter_nifti_slices(
-    path: str | Path, *, only: int | None = None, header_only: bool = False
-) -> Iterator[NiftiSlice]:
+def iter_nifti_slices(path: str | Path, *, only: int | None = None, header_only: bool = False) -> Iterator[NiftiSlice]:
     """Yield the slices of a volume in storage order (item ``k`` is slice index ``k``).
 
     ``only=k`` yields just slice ``k`` (reading only that plane from disk);
@@ -130,9 +128,7 @@ def iter_nifti_slices(
         raise UnusableSliceError(path, f"NIfTI affine has no usable orientation ({exc})") from exc
     if only is not None:
         if not 0 <= int(only) < geom.n_slices:
-            raise UnusableSliceError(
-                path, f"slice index {only} outside the volume (0..{geom.n_slices - 1})"
-            )
+            raise UnusableSliceError(path, f"slice index {only} outside the volume (0..{geom.n_slices - 1})")
         indices: range | list[int] = [int(only)]
     else:
         indices = range(geom.n_slices)
@@ -162,24 +158,8 @@ def read_nifti_mask_slice(path: str | Path, k: int) -> np.ndarray:
     return (data > 0).astype(np.uint8)
 
 
-def iter_nifti_pairs(ct_path: str | Path, mask_path: str | Path) -> Iterator[tuple[NiftiSlice, np.ndarray]]:
-    """Yield (CT slice, mask 0/1) pairs after checking both volumes share shape and geometry."""
-    ct_img, mask_img = _load(Path(ct_path)), _load(Path(mask_path))
-    if tuple(ct_img.shape[:3]) != tuple(mask_img.shape[:3]):
-        raise UnusableSliceError(
-            mask_path, f"mask shape {tuple(mask_img.shape)} differs from CT shape {tuple(ct_img.shape)}"
-        )
-    if not np.allclose(ct_img.affine, mask_img.affine, atol=1e-3):
-        raise UnusableSliceError(mask_path, "mask affine differs from the CT affine")
-    masks = iter_nifti_slices(mask_path)
-    for ct_slice, mask_slice in zip(iter_nifti_slices(ct_path), masks, strict=True):
-        assert mask_slice.data is not None
-        yield ct_slice, (mask_slice.data > 0).astype(np.uint8)
-
-
 __all__ = [
     "NiftiSlice",
-    "iter_nifti_pairs",
     "iter_nifti_slices",
     "nifti_slice_count",
     "read_nifti_mask_slice",

@@ -1,4 +1,4 @@
-"""Where converted slice PNGs live, and how to read them back: loose files or packed archives.
+"""Where converted slice PNGs live, how they are written and read back: loose files or packed archives.
 
 The slice index's ``image_path``/``mask_path`` hold a *reference* relative to the converted
 folder, in one of two forms:
@@ -23,11 +23,13 @@ from __future__ import annotations
 import os
 import zipfile
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from ich.io.atomic import atomic_file
 
 ARCHIVE_SUFFIX = ".zip"
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the zip epoch: archives do not depend on when they were written
@@ -102,21 +104,107 @@ def remove_slices(root: str | Path, refs: Iterable[str]) -> None:
             members.setdefault(archive, set()).add(member)
     for archive, drop in members.items():
         path = root / archive
-        tmp = path.with_name(path.name + ".partial")
-        with zipfile.ZipFile(path) as source, zipfile.ZipFile(tmp, "w") as target:
+        with zipfile.ZipFile(path) as source:
             kept = [info for info in source.infolist() if info.filename not in drop]
-            for info in kept:
-                target.writestr(member_info(info.filename), source.read(info))
-        if kept:
-            os.replace(tmp, path)
-        else:
-            tmp.unlink()
-            path.unlink()
+            if not kept:
+                path.unlink()
+                continue
+            with atomic_file(path) as tmp, zipfile.ZipFile(tmp, "w") as target:
+                for info in kept:
+                    target.writestr(member_info(info.filename), source.read(info))
+
+
+# ----------------------------------------------------------------------------- writers
+
+
+_PNG_FILTER = [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
+"""No PNG row filter: on noisy CT slices the adaptive filters cost twice the encoding time and
+make files larger (256 px slices at level 1: 1.2 ms and 29 kB unfiltered, 2.5 ms and 33 kB adaptive)."""
+
+
+def output_path(folder: str, slice_id: str) -> str:
+    """Where a slice's PNG file lives, relative to the output folder (256 prefix folders)."""
+    return f"{folder}/{slice_id[:2]}/{slice_id}.png"
+
+
+class SliceFiles:
+    """Writes one PNG file per slice at :func:`output_path`.
+
+    Two source files with one key (a duplicate SOPInstanceUID) would write the same name, in
+    any order across workers. The name is claimed exclusively: the loser writes under a name
+    unique to its source file (``tag(source_name)``), and the converter later puts the first
+    file in manifest order at the canonical name, whichever process won.
+    """
+
+    def __init__(self, out_dir: Path, tag: Callable[[str], str]) -> None:
+        self.out_dir, self.tag = out_dir, tag
+
+    def put(self, folder: str, slice_id: str, source_name: str, png: bytes) -> str:
+        rel = output_path(folder, slice_id)
+        try:
+            self._create(self.out_dir / rel, png)
+        except FileExistsError:
+            rel = f"{folder}/{slice_id[:2]}/{slice_id}.{self.tag(source_name)}.png"
+            self._create(self.out_dir / rel, png)
+        return rel
+
+    @staticmethod
+    def _create(path: Path, png: bytes) -> None:
+        """Create ``path``, never overwrite; its folder is made on first use only, because a
+        mkdir per file costs as much as encoding the PNG."""
+        try:
+            with open(path, "xb") as f:
+                f.write(png)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "xb") as f:
+                f.write(png)
+
+    def close(self) -> None:
+        """Nothing is held open."""
+
+
+class SliceArchive:
+    """Writes one unit's slices into ``<folder>/<shard>.zip`` (one archive per folder, opened
+    on first use); a duplicate key inside the archive gets a name unique to its source file
+    (``tag(source_name)``)."""
+
+    def __init__(self, out_dir: Path, shard: int, tag: Callable[[str], str]) -> None:
+        self.out_dir, self.name, self.tag = out_dir, f"{shard:06d}.zip", tag
+        self.archives: dict[str, tuple[zipfile.ZipFile, set[str]]] = {}
+
+    def put(self, folder: str, slice_id: str, source_name: str, png: bytes) -> str:
+        if folder not in self.archives:
+            (self.out_dir / folder).mkdir(parents=True, exist_ok=True)
+            self.archives[folder] = zipfile.ZipFile(self.out_dir / folder / self.name, "x"), set()
+        archive, names = self.archives[folder]
+        member = f"{slice_id}.png"
+        if member in names:
+            member = f"{slice_id}.{self.tag(source_name)}.png"
+        names.add(member)
+        archive.writestr(member_info(member), png)
+        return packed_ref(f"{folder}/{self.name}", member)
+
+    def close(self) -> None:
+        for archive, _ in self.archives.values():
+            archive.close()
+
+
+def encode_png(image: np.ndarray, compression: int) -> bytes:
+    """PNG bytes of ``image`` at zlib level ``compression``, without row filters."""
+    ok, encoded = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, compression, *_PNG_FILTER])
+    if not ok:
+        raise OSError(f"could not encode a PNG of shape {image.shape}")
+    return encoded.tobytes()
 
 
 __all__ = [
     "ARCHIVE_SUFFIX",
+    "SliceArchive",
+    "SliceFiles",
+    "encode_png",
     "member_info",
+    "output_path",
     "packed_ref",
     "read_slice",
     "read_slice_bytes",

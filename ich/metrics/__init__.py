@@ -8,6 +8,7 @@ from ich.metrics.classification import (
     binary_metrics,
     confusion_counts,
     metric_by_name,
+    output_check,
     ranking_metrics,
     rates_from_counts,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "evaluate_predictions",
     "fraction_key",
     "metric_by_name",
+    "output_check",
     "patient_predictions",
     "pr_table",
     "ranking_metrics",

@@ -115,6 +115,31 @@ def ranking_metrics(y_true: ArrayLike, y_prob: ArrayLike) -> dict[str, float]:
     return {"roc_auc": float(roc_auc_score(y, p)), "pr_auc": float(average_precision_score(y, p))}
 
 
+def output_check(y_true: ArrayLike, y_prob: ArrayLike, *, bound: float = 0.01, max_at_bound: float = 0.9) -> dict:
+    """Whether a model's probabilities are usable, not only well ranked.
+
+    A model can rank slices well while calling nearly everything positive (or negative), or
+    squash every output against 0 or 1. The outputs pass when at most ``max_at_bound`` of the
+    probabilities lie within ``bound`` of 0, and at most that share within ``bound`` of 1, and
+    when at the 0.5 threshold both sensitivity and specificity are at least 0.5.
+
+    Returns:
+        ``at_zero`` and ``at_one`` (shares of probabilities at either bound), ``sensitivity`` and
+        ``specificity`` at 0.5, and ``ok``.
+    """
+    y, p = check_binary(y_true, y_prob)
+    at_zero, at_one = float(np.mean(p <= bound)), float(np.mean(p >= 1 - bound))
+    rates = binary_metrics(y, p, 0.5)
+    ok = max(at_zero, at_one) <= max_at_bound and rates["sensitivity"] >= 0.5 and rates["specificity"] >= 0.5
+    return {
+        "at_zero": at_zero,
+        "at_one": at_one,
+        "sensitivity": rates["sensitivity"],
+        "specificity": rates["specificity"],
+        "ok": bool(ok),
+    }
+
+
 def metric_by_name(name: str, y_true: ArrayLike, y_prob: ArrayLike) -> float:
     """One metric chosen by a string, for parameters such as the ensemble's selection metric.
 

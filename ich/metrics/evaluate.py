@@ -23,7 +23,6 @@ values (NaN) become ``None`` (JSON ``null``).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from functools import partial
 
@@ -43,6 +42,7 @@ from ich.metrics.classification import (
     weighted_confusion_counts,
     weighted_ranking_metrics,
 )
+from ich.metrics.jsonsafe import json_ready
 
 JsonBlock = dict[str, object]
 
@@ -98,13 +98,8 @@ def patient_predictions(
     return table[["patient_id", "n_slices", "n_positive_slices", "required", "pred", "label"]]
 
 
-def _json_float(x: float) -> float | None:
-    """Round for stable diffs; NaN becomes None because JSON has no NaN."""
-    return None if math.isnan(x) else round(float(x), 6)
-
-
 def _interval(value: float, low: float, high: float) -> dict[str, float | None]:
-    return {"value": _json_float(value), "ci_low": _json_float(low), "ci_high": _json_float(high)}
+    return {key: json_ready(float(x)) for key, x in (("value", value), ("ci_low", low), ("ci_high", high))}
 
 
 def _threshold_block(rates: NDArray[np.float64], counts: dict[str, int]) -> JsonBlock:

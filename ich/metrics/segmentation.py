@@ -1,12 +1,12 @@
 """Segmentation metrics: Dice and Jaccard per slice, per subtype and per patient, slice-level
-detection from the masks (003, Table 6), and bleed volume in mL with its per-patient error.
+detection from the masks (Hssayeni 2020, Table 6), and bleed volume in mL with its per-patient error.
 
 Conventions:
 
 - Masks: any non-zero pixel is bleed (the PNG masks are 0/255, predictions 0/1).
 - Empty masks: Dice and Jaccard of an empty prediction against an empty reference are 1.0
   (nothing to find, nothing found); an empty prediction against a bleed, or any bleed predicted
-  on an empty reference, scores 0.0. 003 reports the mean over slices *with* bleed, where the
+  on an empty reference, scores 0.0. Hssayeni 2020 reports the mean over slices *with* bleed, where the
   convention never applies; the mean over all slices, where it does, is reported beside it.
 - Per patient: Dice/Jaccard are pooled over the patient's voxels (sums of the slice counts),
   so large slices weigh more than in a mean of slice scores.
@@ -25,7 +25,6 @@ the subtype label columns, ``spacing_row_mm, spacing_col_mm, slice_spacing_mm`` 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -34,6 +33,7 @@ from numpy.typing import ArrayLike
 from sklearn.metrics import confusion_matrix
 
 from ich.labels import SUBTYPES
+from ich.metrics.jsonsafe import json_ready
 
 COUNT_COLUMNS: tuple[str, ...] = ("ref_pixels", "pred_pixels", "intersection")
 """The per-slice counts every summary is computed from."""
@@ -92,15 +92,7 @@ def voxel_volume_ml(spacing_row_mm: Any, spacing_col_mm: Any, slice_spacing_mm: 
     return spacing_row_mm * spacing_col_mm * slice_spacing_mm / 1000.0
 
 
-def bleed_volume_ml(
-    masks: np.ndarray, spacing_row_mm: float, spacing_col_mm: float, slice_spacing_mm: float
-) -> float:
-    """Bleed volume in mL of a stack of slice masks (S x H x W, or any shape) with one spacing."""
-    voxels = np.count_nonzero(np.asarray(masks))
-    return float(voxels * voxel_volume_ml(spacing_row_mm, spacing_col_mm, slice_spacing_mm))
-
-
-def patient_table(per_slice: pd.DataFrame) -> pd.DataFrame:
+def segmentation_by_patient(per_slice: pd.DataFrame) -> pd.DataFrame:
     """One row per patient: pooled counts, Dice, Jaccard, reference/predicted volume and errors.
 
     A patient's volume is NaN when any of its slices lacks a spacing. The relative error is
@@ -179,36 +171,19 @@ def _volume_block(patients: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def _json_ready(value: Any) -> Any:
-    """NaN to ``None``, numpy scalars to Python, floats rounded to 6 decimals, recursively."""
-    if isinstance(value, Mapping):
-        return {str(key): _json_ready(item) for key, item in value.items()}
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return None if np.isnan(value) else round(float(value), 6)
-    return value
-
-
 def segmentation_summary(per_slice: pd.DataFrame) -> dict[str, Any]:
     """All segmentation metrics of one operating point (one row per slice), JSON-ready.
 
-    Keys: ``slice.with_bleed`` (003's headline mean, with std/min/max as in its Table 5),
+    Keys: ``slice.with_bleed`` (Hssayeni 2020's headline mean, with std/min/max as in its Table 5),
     ``slice.all``, ``subtype.<name>`` (slices with bleed labelled with that subtype),
     ``patient.with_bleed`` / ``patient.all`` (pooled per patient, then averaged over patients),
-    ``detection`` (003's Table 6 row) and ``volume`` (per-patient volume error).
+    ``detection`` (Hssayeni 2020's Table 6 row) and ``volume`` (per-patient volume error).
     """
     with_bleed = per_slice[per_slice["ref_pixels"] > 0]
-    patients = patient_table(per_slice)
+    patients = segmentation_by_patient(per_slice)
     summary = {
         "slice": {"with_bleed": _overlap_block(with_bleed), "all": _overlap_block(per_slice)},
-        "subtype": {
-            name: _overlap_block(with_bleed[with_bleed[name] == 1])
-            for name in SUBTYPES
-            if name in per_slice
-        },
+        "subtype": {name: _overlap_block(with_bleed[with_bleed[name] == 1]) for name in SUBTYPES if name in per_slice},
         "patient": {
             "with_bleed": _overlap_block(patients[patients["ref_pixels"] > 0]),
             "all": _overlap_block(patients),
@@ -216,7 +191,7 @@ def segmentation_summary(per_slice: pd.DataFrame) -> dict[str, Any]:
         "detection": detection_counts(per_slice),
         "volume": _volume_block(patients),
     }
-    return _json_ready(summary)
+    return json_ready(summary)
 
 
 def summary_by_threshold(per_slice: pd.DataFrame) -> dict[str, Any]:
@@ -225,12 +200,3 @@ def summary_by_threshold(per_slice: pd.DataFrame) -> dict[str, Any]:
         f"threshold_{threshold:g}": segmentation_summary(rows)
         for threshold, rows in per_slice.groupby("threshold", sort=True)
     }
-
-
-def detection_table(per_slice: pd.DataFrame) -> pd.DataFrame:
-    """003's Table 6: one row per ``threshold`` with sensitivity, specificity, accuracy, counts."""
-    rows = [
-        {"threshold": threshold, **detection_counts(group)}
-        for threshold, group in per_slice.groupby("threshold", sort=True)
-    ]
-    return pd.DataFrame(rows)

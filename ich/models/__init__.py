@@ -1,8 +1,8 @@
 """Model architectures, one file per family, all reachable through :func:`build`.
 
-Importing this package registers every family: ``wa2d_cnn1/2/3`` (seed 001), ``thesis_cnn``
-(seed 004), ``resnet50`` (seed 000), ``resnet152`` (seed 004), ``effclass`` (seed 002) and
-``unet`` (seed 003).
+Importing this package registers every family: ``wa2d_cnn1/2/3`` (Gudadhe 2024), ``thesis_cnn``
+(Alqnatri 2021), ``resnet50`` (Saraswathi 2023), ``resnet152`` (Alqnatri 2021), ``effclass`` (Cortes-Ferre 2023) and
+``unet`` (Hssayeni 2020).
 """
 
 from ich.models import effclass, resnet, thesis, unet, wa2d  # noqa: F401  (they register)

@@ -1,4 +1,4 @@
-"""EfficientClassification, "EffClass" (seed 002): EfficientDet-D0 features read by a ResNet18.
+"""EfficientClassification, "EffClass" (Cortes-Ferre 2023): EfficientDet-D0 features read by a ResNet18.
 
 The detector's box and class heads are dropped; what remains, the EfficientNet-B0 backbone and
 the BiFPN, yields five 64-channel maps (strides 8 to 128: 64x64 down to 4x4 for a 512x512

@@ -1,4 +1,4 @@
-"""torchvision ResNets with a new head: ``resnet50`` (seed 000) and ``resnet152`` (seed 004).
+"""torchvision ResNets with a new head: ``resnet50`` (Saraswathi 2023) and ``resnet152`` (Alqnatri 2021).
 
 Both papers keep the convolutional trunk (transfer learning from ImageNet) and replace the
 1000-class layer. ``num_outputs=1`` gives the binary "any hemorrhage" head. With more outputs
@@ -64,18 +64,21 @@ def with_new_head(model: ResNet, in_channels: int, num_outputs: int) -> ResNet:
 
 
 def _build(factory: Callable[..., ResNet], in_channels: int, num_outputs: int) -> ResNet:
-    return with_new_head(factory(weights=None), in_channels, num_outputs)
+    # Each residual branch starts as the identity (last BN scale 0; Goyal et al. 2017): a deep
+    # ResNet trained from scratch on few steps then learns like a shallow one first. Loaded
+    # ImageNet weights overwrite these scales.
+    return with_new_head(factory(weights=None, zero_init_residual=True), in_channels, num_outputs)
 
 
 @register("resnet50", imagenet=ImageNetSource(ResNet50_Weights.IMAGENET1K_V1))
 def resnet50(*, in_channels: int, num_outputs: int, input_size: int) -> ResNet:
-    """ResNet-50 as in seed 000 (224x224 inputs there; any size works: global pooling)."""
+    """ResNet-50 as in Saraswathi 2023 (224x224 inputs there; any size works: global pooling)."""
     del input_size  # size-agnostic: global average pooling before the head
     return _build(tv_resnet50, in_channels, num_outputs)
 
 
 @register("resnet152", imagenet=ImageNetSource(ResNet152_Weights.IMAGENET1K_V1))
 def resnet152(*, in_channels: int, num_outputs: int, input_size: int) -> ResNet:
-    """ResNet-152 as in seed 004 (resize to 256, random crop 224; SGD with momentum)."""
+    """ResNet-152 as in Alqnatri 2021 (resize to 256, random crop 224; SGD with momentum)."""
     del input_size  # size-agnostic: global average pooling before the head
     return _build(tv_resnet152, in_channels, num_outputs)

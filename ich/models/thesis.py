@@ -1,4 +1,4 @@
-"""The custom CNN baseline of the bachelor thesis (seed 004, first experiment).
+"""The custom CNN baseline of the bachelor thesis (Alqnatri 2021, first experiment).
 
 Two unpadded 8x8 convolutions (in -> 16 -> 32, each followed by ReLU), a 2x2 max-pool, then
 three fully connected layers with ReLU and BatchNorm between them and dropout before the output

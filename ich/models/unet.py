@@ -1,4 +1,4 @@
-"""The 4-level U-Net of the CT-ICH paper (seed 003) for bleed segmentation.
+"""The 4-level U-Net of the CT-ICH paper (Hssayeni 2020) for bleed segmentation.
 
 Contracting path: four blocks of two padded 3x3 convolutions + ReLU, each followed by a 2x2
 max-pool; a bottleneck block of two more. Expansive path: four blocks, each an up-convolution
@@ -87,10 +87,38 @@ class UNet(nn.Module):
         return self.head(x)
 
 
+def _initialise(model: UNet) -> UNet:
+    """He-normal convolutions and a head whose bleed map starts alive, so the network trains.
+
+    He-normal with zero biases is the initialiser of the Keras U-Net the paper built on. Without
+    batch normalisation, PyTorch's default shrinks the signal through the 24 layers until the
+    network's output is one constant (at ``base_width`` 8) and only the last bias learns.
+
+    The head turns the features into the paper's two maps, "one for the ICH regions and one for the
+    background", through a ReLU, and a 1x1 convolution combines them. Background pixels
+    outnumber bleed by orders of magnitude, so the first updates push the bleed map below zero
+    everywhere; once dead, the network can only say "bleed" by switching the background map
+    off, and no probability ever exceeds the sigmoid of the last bias (about 0.5: every
+    threshold of the paper's Table 6 above it finds nothing). So the bleed map starts switched on
+    (bias 1) and enters the combination with a positive weight, the background map with a
+    negative one; the magnitudes stay He-normal draws.
+    """
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+            nn.init.zeros_(module.bias)
+    maps, combine = model.head[0], model.head[-1]  # 3x3 conv to (bleed, background), 1x1 conv to one logit
+    with torch.no_grad():
+        maps.bias[0] = 1.0
+        combine.weight[:, 0].abs_()
+        combine.weight[:, 1] = -combine.weight[:, 1].abs()
+    return model
+
+
 @register("unet")
 def unet(*, in_channels: int, num_outputs: int, input_size: int, base_width: int = 64) -> UNet:
-    """The seed-003 U-Net (trained on 160x160 crops); ``num_outputs`` must be 1 (bleed mask)."""
+    """The U-Net of Hssayeni 2020 (trained on 160x160 crops); ``num_outputs`` must be 1 (bleed mask)."""
     if num_outputs != 1:
         raise ValueError(f"unet segments one class (bleed); num_outputs must be 1, got {num_outputs}")
     del input_size  # fully convolutional: any multiple of 16
-    return UNet(in_channels, base_width)
+    return _initialise(UNet(in_channels, base_width))

@@ -1,6 +1,6 @@
-"""Bleed segmentation as in 003: crops and their reassembly, augmentation, post-processing,
+"""Bleed segmentation as in Hssayeni 2020: crops and their reassembly, augmentation, post-processing,
 probability maps, and the intensity-threshold baseline. The U-Net itself lives in
-:mod:`ich.models.unet`, its training in :mod:`ich.train.segment`. The evaluation
+:mod:`ich.models.unet`, its training in :mod:`ich.train.unet`. The evaluation
 (:mod:`ich.segmentation.evaluate`) is deliberately not imported here, so that training code
 (and the DVC stages that train) do not depend on it."""
 

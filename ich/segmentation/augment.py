@@ -1,6 +1,6 @@
-"""Random linear (affine) augmentation of a slice and its bleed mask, as in 003.
+"""Random linear (affine) augmentation of a slice and its bleed mask, as in Hssayeni 2020.
 
-003 augments with rotation (up to 20 degrees), width/height shift (0.1), shear (0.1) and zoom
+Hssayeni 2020 augments with rotation (up to 20 degrees), width/height shift (0.1), shear (0.1) and zoom
 (0.2), and deliberately no flips (every head enters the scanner facing the same way) and no
 non-linear deformations (they produce slices no scanner would). It used Keras'
 ImageDataGenerator; this module reproduces its geometry with one 2x3 matrix per draw, applied by
@@ -37,9 +37,7 @@ class AffineRanges:
     zoom: float = 0.2
 
 
-def random_affine_matrix(
-    height: int, width: int, ranges: AffineRanges, rng: np.random.Generator
-) -> np.ndarray:
+def random_affine_matrix(height: int, width: int, ranges: AffineRanges, rng: np.random.Generator) -> np.ndarray:
     """Draw one forward 2x3 affine matrix (output = M @ [x, y, 1]) for a slice of that size.
 
     Order, as in Keras: zoom, then shear, then rotation about the centre, then the shift.
@@ -54,9 +52,7 @@ def random_affine_matrix(
 
     centre_x, centre_y = (width - 1) / 2.0, (height - 1) / 2.0
     to_centre = np.array([[1.0, 0.0, -centre_x], [0.0, 1.0, -centre_y], [0.0, 0.0, 1.0]])
-    back = np.array(
-        [[1.0, 0.0, centre_x + shift_x], [0.0, 1.0, centre_y + shift_y], [0.0, 0.0, 1.0]]
-    )
+    back = np.array([[1.0, 0.0, centre_x + shift_x], [0.0, 1.0, centre_y + shift_y], [0.0, 0.0, 1.0]])
     cos, sin = np.cos(angle), np.sin(angle)
     rotate = np.array([[cos, -sin, 0.0], [sin, cos, 0.0], [0.0, 0.0, 1.0]])
     shear_m = np.array([[1.0, shear, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
@@ -64,9 +60,7 @@ def random_affine_matrix(
     return (back @ rotate @ shear_m @ scale @ to_centre)[:2]
 
 
-def warp(
-    array: np.ndarray, matrix: np.ndarray, interpolation: int, size: int | None = None
-) -> np.ndarray:
+def warp(array: np.ndarray, matrix: np.ndarray, interpolation: int, size: int | None = None) -> np.ndarray:
     """Apply ``matrix`` to an HxW or HxWxC array, keeping its dtype; outside is 0.
 
     The output has the input's shape, or is ``size`` x ``size`` (same channels) when ``size`` is
@@ -109,7 +103,7 @@ def augment_crop(
     """The ``crop`` x ``crop`` window at ``corner`` (y, x) of a slice, randomly transformed.
 
     The transform is drawn as for a ``crop``-sized image (:func:`random_affine_matrix`: about the
-    crop centre, shifts relative to the crop side), which is what 003 did by augmenting its
+    crop centre, shifts relative to the crop side), which is what Hssayeni 2020 did by augmenting its
     160x160 windows. It is applied to the *slice*, warping straight into the crop canvas, so
     the corners a rotation or a shrink uncovers show the real neighbouring anatomy, not a black
     fill inside the head; only parts of the window that map from outside the slice are 0. A

@@ -1,8 +1,8 @@
 """Overlapping square crops of a slice, their reassembly, and crop-level class balancing.
 
-The U-Net of 003 is trained and run on 160x160 crops taken with stride 80 rather than on whole
+The U-Net of Hssayeni 2020 is trained and run on 160x160 crops taken with stride 80 rather than on whole
 slices: a whole slice is almost all background, so a network trained on it learns to predict
-"no bleed" everywhere (003's second experiment); crops let the background be undersampled.
+"no bleed" everywhere (Hssayeni 2020's second experiment); crops let the background be undersampled.
 
 Conventions (documented here because the paper only covers the 640x640 case):
 
@@ -39,18 +39,14 @@ def _axis_starts(size: int, crop: int, stride: int) -> list[int]:
 def crop_grid(height: int, width: int, crop: int = 160, stride: int = 80) -> list[Coord]:
     """Top-left corners of the crops that tile a ``height`` x ``width`` slice, row-major.
 
-    640x640 gives 7x7 = 49 crops (003); 512 gives 6x6 and 256 gives 3x3, each with a last crop
+    640x640 gives 7x7 = 49 crops (Hssayeni 2020); 512 gives 6x6 and 256 gives 3x3, each with a last crop
     flush with the border (see the module docstring).
     """
     if min(height, width, crop, stride) < 1:
         raise ValueError(f"sizes must be positive: {height=} {width=} {crop=} {stride=}")
     if stride > crop:
         raise ValueError(f"stride {stride} > crop {crop} would leave pixels uncovered")
-    return [
-        (y, x)
-        for y in _axis_starts(height, crop, stride)
-        for x in _axis_starts(width, crop, stride)
-    ]
+    return [(y, x) for y in _axis_starts(height, crop, stride) for x in _axis_starts(width, crop, stride)]
 
 
 def _pad_to(array: np.ndarray, crop: int) -> np.ndarray:
@@ -103,12 +99,10 @@ def positive_crops(mask: np.ndarray, coords: Sequence[Coord], crop: int = 160) -
     return np.array([bool(padded[y : y + crop, x : x + crop].any()) for y, x in coords], dtype=bool)
 
 
-def undersample(
-    is_positive: np.ndarray, negative_ratio: float, rng: np.random.Generator
-) -> np.ndarray:
+def undersample(is_positive: np.ndarray, negative_ratio: float, rng: np.random.Generator) -> np.ndarray:
     """Indices to keep: every positive, and ``round(negative_ratio * n_positive)`` random negatives.
 
-    Works on any pool of crops (one slice or the whole training set). 003 balanced its training
+    Works on any pool of crops (one slice or the whole training set). Hssayeni 2020 balanced its training
     set by undersampling crops without bleed; keeping every positive loses no bleed example. The
     negatives are drawn without replacement (all of them if fewer are available); indices are
     returned sorted so that the result does not depend on the draw order.

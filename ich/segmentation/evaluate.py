@@ -4,7 +4,7 @@ Every segmenter is evaluated the same way: its test maps go through one
 :class:`~ich.segmentation.maps.PostProcess` at each probability threshold, each mask is compared
 with the reference (:func:`ich.metrics.segmentation.overlap_counts`), and the summaries of
 :mod:`ich.metrics.segmentation` are taken at the operating threshold, with slice-level detection
-at every threshold (003's Table 6). Overlays show a few test slices with the reference contour
+at every threshold (Hssayeni 2020's Table 6). Overlays show a few test slices with the reference contour
 (green) and the predicted one (red), the same slices for every segmenter.
 """
 
@@ -18,15 +18,16 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from ich.data.resize import resize_square
+from ich.io.slices import read_slice
 from ich.labels import SUBTYPES
 from ich.metrics.segmentation import (
     SPACING_COLUMNS,
     overlap_counts,
-    patient_table,
+    segmentation_by_patient,
     segmentation_summary,
 )
 from ich.segmentation.maps import PostProcess, read_prob_map
-from ich.io.slices import read_slice
 
 REFERENCE_BGR = (0, 220, 0)
 PREDICTION_BGR = (0, 0, 255)
@@ -69,7 +70,7 @@ def segmenter_metrics(per_slice: pd.DataFrame, threshold: float) -> dict[str, An
 
     Keys: those of :func:`ich.metrics.segmentation.segmentation_summary` (``slice``,
     ``subtype``, ``patient``, ``detection``, ``volume``), and
-    ``detection_by_threshold.threshold_<t>`` (003's Table 6).
+    ``detection_by_threshold.threshold_<t>`` (Hssayeni 2020's Table 6).
     """
     summary = segmentation_summary(per_slice[per_slice["threshold"] == threshold])
     table6 = {
@@ -81,7 +82,7 @@ def segmenter_metrics(per_slice: pd.DataFrame, threshold: float) -> dict[str, An
 
 def volume_points(per_slice: pd.DataFrame, threshold: float) -> pd.DataFrame:
     """Reference and predicted bleed volume (mL) per test patient, without ids (a plot table)."""
-    patients = patient_table(per_slice[per_slice["threshold"] == threshold])
+    patients = segmentation_by_patient(per_slice[per_slice["threshold"] == threshold])
     points = patients[["ref_ml", "pred_ml"]].dropna().sort_values(["ref_ml", "pred_ml"])
     return points.round(4).reset_index(drop=True)
 
@@ -108,8 +109,7 @@ def overlay_tile(image: np.ndarray, ref: np.ndarray, pred: np.ndarray, size: int
     small slice is enlarged without blurring the outlines.
     """
     grey = image[..., 0] if image.ndim == 3 else image
-    interpolation = cv2.INTER_AREA if grey.shape[0] > size else cv2.INTER_LINEAR
-    tile = cv2.cvtColor(cv2.resize(grey, (size, size), interpolation=interpolation), cv2.COLOR_GRAY2BGR)
+    tile = cv2.cvtColor(np.ascontiguousarray(resize_square(grey, size)), cv2.COLOR_GRAY2BGR)
     scale = size / grey.shape[0]
     cv2.drawContours(tile, _contours(ref, scale), -1, REFERENCE_BGR, 1)
     cv2.drawContours(tile, _contours(pred, scale), -1, PREDICTION_BGR, 1)

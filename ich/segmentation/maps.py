@@ -24,7 +24,7 @@ PROB_SCALE = 65535
 
 @dataclass(frozen=True)
 class PostProcess:
-    """Probability map -> bleed mask: threshold, then closing, then opening (003).
+    """Probability map -> bleed mask: threshold, then closing, then opening (Hssayeni 2020).
 
     Attributes:
         threshold: the operating probability threshold (pixels with ``p >= threshold``).

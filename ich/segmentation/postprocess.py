@@ -1,6 +1,6 @@
 """From a bleed-probability map to a binary bleed mask: threshold, then closing, then opening.
 
-003 cleans the thresholded U-Net output with two morphological operations: a closing first, to
+Hssayeni 2020 cleans the thresholded U-Net output with two morphological operations: a closing first, to
 fill small gaps inside bleed regions, then an opening, to remove isolated specks (false positives
 such as bright pixels near bone). The paper gives no kernel sizes, so they are parameters.
 Elliptical kernels are used because they are the closest discrete disc: the result does not
@@ -43,9 +43,7 @@ def close_then_open(mask: np.ndarray, close_kernel: int, open_kernel: int) -> np
     return out
 
 
-def segment_slice(
-    prob_map: np.ndarray, threshold: float, close_kernel: int, open_kernel: int
-) -> np.ndarray:
+def segment_slice(prob_map: np.ndarray, threshold: float, close_kernel: int, open_kernel: int) -> np.ndarray:
     """The bleed mask of one slice: :func:`binarize` then :func:`close_then_open`."""
     return close_then_open(binarize(prob_map, threshold), close_kernel, open_kernel)
 
@@ -60,7 +58,7 @@ def score_thresholds(
     """Per-slice metric rows (:func:`ich.metrics.segmentation.overlap_counts`), one per threshold.
 
     Each row carries its ``threshold``, the column
-    :func:`ich.metrics.segmentation.summary_by_threshold` groups on (003's Table 6 varies the
+    :func:`ich.metrics.segmentation.summary_by_threshold` groups on (Hssayeni 2020's Table 6 varies the
     probability threshold from 0.5 to 0.9).
     """
     masks = {float(t): segment_slice(prob_map, t, close_kernel, open_kernel) for t in thresholds}

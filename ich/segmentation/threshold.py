@@ -1,14 +1,14 @@
-"""The intensity-threshold baseline of 003: bleed = pixels whose grey level lies in a band.
+"""The intensity-threshold baseline of Hssayeni 2020: bleed = pixels whose grey level lies in a band.
 
 Acute blood is brighter than brain and darker than bone, so a grey-level band ``[lo, hi]``
-is the simplest possible segmenter. 003 chose the band by grid search on the training data
+is the simplest possible segmenter. Hssayeni 2020 chose the band by grid search on the training data
 (lower bound 100-210, upper bound 210-255 on its 8-bit windowed slices; it picked 140-230) and
 reports it as the baseline the U-Net must beat (Dice 0.135). Ranges and step are parameters.
 
 Which single channel: the grey levels the band is searched on must be those of one image
 channel. For our RGB PNGs (three stacked HU windows) the default is channel 0, the brain window
 ([0, 80] HU by default, where fresh blood at 50-90 HU maps to about 160-255), the window
-radiologists read bleeds in and the nearest to 003's brain-windowed slices. A 2-D input (for
+radiologists read bleeds in and the nearest to Hssayeni 2020's brain-windowed slices. A 2-D input (for
 instance HU, when the dataset has them) is used as it is and ``channel`` is ignored; the grids
 must then be in HU.
 
@@ -65,9 +65,7 @@ def _mean_score(
     post: dict[str, int],
 ) -> float:
     """Mean ``score_fn`` of the post-processed band ``[lo, hi]`` over ``(image, mask)`` pairs."""
-    scores = [
-        score_fn(predict_threshold_band(image, lo, hi, **post), mask) for image, mask in pairs
-    ]
+    scores = [score_fn(predict_threshold_band(image, lo, hi, **post), mask) for image, mask in pairs]
     return float(np.mean(scores))
 
 
@@ -83,7 +81,7 @@ def fit_threshold_band(
 ) -> tuple[float, float, pd.DataFrame]:
     """Grid-search the band maximising the mean ``objective`` over the training slices with bleed.
 
-    Only slices whose reference mask has bleed are scored: that is the mean 003 reports, and
+    Only slices whose reference mask has bleed are scored: that is the mean Hssayeni 2020 reports, and
     slices without bleed would otherwise reward an empty band (an empty prediction on an empty
     slice scores 1). Pairs with ``lo > hi`` are skipped. Ties go to the first pair in grid order
     (lowest ``lo``, then lowest ``hi``), so the result is deterministic. Returns ``(lo, hi,

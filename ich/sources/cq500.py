@@ -30,15 +30,8 @@ from typing import Any
 
 import pandas as pd
 
-from ich.sources.common import (
-    SourceError,
-    iter_files,
-    read_csv_table,
-    relative_or_absolute,
-    require_path,
-    to_flag,
-    write_raw_cohort,
-)
+from ich.io.raw_cohort import to_flag, write_raw_cohort
+from ich.sources.common import SourceError, iter_files, read_csv_table, relative_or_absolute, require_path
 from ich.sources.dicomtree import scan_dicom_tree, select_series
 
 CITATION = (

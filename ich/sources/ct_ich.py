@@ -26,19 +26,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ich.io.dicom import UnusableSliceError
 from ich.io.nifti import nifti_slice_count
-from ich.sources.common import (
-    SourceError,
-    natural_key,
-    read_csv_table,
-    relative_or_absolute,
-    require_path,
-    to_flag,
-    write_raw_cohort,
-)
+from ich.io.raw_cohort import write_raw_cohort
+from ich.io.unusable import UnusableSliceError
+from ich.sources.common import SourceError, natural_key, relative_or_absolute, require_path
+from ich.sources.ctich_labels import CTICH_CITATION, read_ctich_labels
 from ich.sources.fetch import CT_ICH_PROJECT, CT_ICH_VERSION, parse_sha256sums, physionet_download, verify_checksums
-from ich.sources.images import CTICH_CITATION, CTICH_COLUMNS
 
 LABELS_CSV = "hemorrhage_diagnosis_raw_ct.csv"
 SUMS = "SHA256SUMS.txt"
@@ -95,37 +88,15 @@ def materialise(params: dict[str, Any], out_dir: Path) -> None:
 
 def tables(root: Path, out_dir: Path) -> tuple[list[dict], list[dict], list[dict]]:
     """Manifest rows, label rows and issues of a CT-ICH NIfTI folder."""
-    table = read_csv_table(
-        root / LABELS_CSV,
-        required=["PatientNumber", "SliceNumber", *CTICH_COLUMNS.values(), "No_Hemorrhage"],
-        what="CT-ICH labels",
-    )
+    label_rows, issues = read_ctich_labels(root / LABELS_CSV)
     volumes = _volumes(root / "ct_scans")
     masks = _volumes(root / "masks")
-    issues: list[dict] = []
     labels: list[dict] = []
     rows_per_patient: dict[str, int] = {}
-    for row in table.to_dict("records"):
-        if str(row["PatientNumber"]).strip() == "":
-            continue  # trailing empty lines of the release's CSV
-        try:
-            patient = f"{int(float(row['PatientNumber'])):03d}"
-            number = int(float(row["SliceNumber"]))
-        except ValueError:
-            issues.append({"path": str(root / LABELS_CSV), "reason": f"unparseable row {row}"})
-            continue
-        values = {label: to_flag(row[column]) for label, column in CTICH_COLUMNS.items()}
-        no_hemorrhage = to_flag(row["No_Hemorrhage"])
-        any_value = None if no_hemorrhage is None else 1 - no_hemorrhage
-        if any_value is not None and any_value != max(v or 0 for v in values.values()):
-            issues.append(
-                {
-                    "path": f"{LABELS_CSV}:{patient}/{number}",
-                    "reason": "No_Hemorrhage disagrees with the subtype columns; any = 1 - No_Hemorrhage",
-                }
-            )
-        labels.append({"level": "slice", "key": f"ctich_{patient}_{number - 1}", "any": any_value, **values})
-        rows_per_patient[patient] = rows_per_patient.get(patient, 0) + 1
+    for row in label_rows:
+        # the NIfTI release numbers slices from 1, our keys (volume slice indices) from 0
+        labels.append({"level": "slice", "key": f"ctich_{row.patient}_{row.slice_number - 1}", **row.labels})
+        rows_per_patient[row.patient] = rows_per_patient.get(row.patient, 0) + 1
 
     for patient in sorted(set(rows_per_patient) - set(volumes)):
         issues.append(

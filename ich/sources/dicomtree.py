@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ich.io.dicom import UnusableSliceError, read_dicom_header
+from ich.io.dicom import read_dicom_header
+from ich.io.unusable import UnusableSliceError
 
 HEADER_TAGS: tuple[str, ...] = (
     "PatientID",
@@ -169,8 +170,6 @@ def select_series(
                     ),
                 }
             )
-    mask = [
-        (s, e) in keep_series for s, e in zip(readable["study_uid"], readable["series_uid"], strict=True)
-    ]
+    mask = [(s, e) in keep_series for s, e in zip(readable["study_uid"], readable["series_uid"], strict=True)]
     kept = pd.concat([readable[mask], unreadable]).sort_index()
     return kept, issues

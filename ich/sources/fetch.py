@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from ich.io.atomic import atomic_file
 from ich.io.digest import sha256_file
 
 PHYSIONET_BASE = "https://physionet.org/files"
@@ -80,9 +81,7 @@ def _check_relative(name: str) -> None:
         raise FetchError(f"unsafe path in checksum list: {name!r}")
 
 
-def verify_checksums(
-    root: str | Path, sums: Mapping[str, str], *, only: Iterable[str] | None = None
-) -> None:
+def verify_checksums(root: str | Path, sums: Mapping[str, str], *, only: Iterable[str] | None = None) -> None:
     """Raise :class:`ChecksumError` unless every listed file (or ``only``) matches."""
     root = Path(root)
     names = list(only) if only is not None else list(sums)
@@ -172,7 +171,7 @@ def safe_extract(archive: str | Path, dest: str | Path) -> list[Path]:
             members = tf.getmembers()
             _check_tar(root, members)
             kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-            tf.extractall(root, members=members, **kwargs)  # noqa: S202 (members checked above)
+            tf.extractall(root, members=members, **kwargs)
             written = [root / m.name for m in members if m.isfile()]
         return written
     raise FetchError(f"{archive.name}: not a zip or tar archive")
@@ -240,14 +239,13 @@ def download_file(
 
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".partial")
     getter = session or requests
     shown = redact_url(url)
     try:
         response = getter.get(url, auth=auth, stream=True, timeout=timeout)
     except requests.RequestException as exc:
         raise FetchError(f"download failed: {shown} ({type(exc).__name__})") from None
-    with response:
+    with response, atomic_file(dest) as tmp:
         if response.status_code in (401, 403):
             raise FetchError(f"access denied ({response.status_code}) for {shown}: {denied_hint}")
         if response.status_code != 200:
@@ -257,11 +255,9 @@ def download_file(
             for block in response.iter_content(CHUNK):
                 f.write(block)
                 digest.update(block)
-    actual = digest.hexdigest()
-    if expected_sha256 is not None and actual != expected_sha256.lower():
-        tmp.unlink(missing_ok=True)
-        raise ChecksumError({dest.name: f"sha256 {actual[:12]}... expected {expected_sha256.lower()[:12]}..."})
-    os.replace(tmp, dest)
+        actual = digest.hexdigest()
+        if expected_sha256 is not None and actual != expected_sha256.lower():
+            raise ChecksumError({dest.name: f"sha256 {actual[:12]}... expected {expected_sha256.lower()[:12]}..."})
     return dest
 
 
@@ -285,8 +281,9 @@ def physionet_download(
         "set PHYSIONET_USERNAME and PHYSIONET_PASSWORD and accept the project's data use agreement "
         f"on https://physionet.org/content/{project}/{version}/"
     )
-    sums_path = download_file(physionet_url(project, version, sums_name), dest / sums_name,
-                              auth=auth, session=session, denied_hint=hint)
+    sums_path = download_file(
+        physionet_url(project, version, sums_name), dest / sums_name, auth=auth, session=session, denied_hint=hint
+    )
     sums = parse_sha256sums(sums_path.read_text(encoding="utf-8"))
     names = [n for n in sums if include is None or include(n)]
     if not names:
@@ -295,8 +292,14 @@ def physionet_download(
         target = dest / Path(*PurePosixPath(name).parts)
         if target.is_file() and sha256_file(target) == sums[name]:
             continue
-        download_file(physionet_url(project, version, name), target, auth=auth,
-                      expected_sha256=sums[name], session=session, denied_hint=hint)
+        download_file(
+            physionet_url(project, version, name),
+            target,
+            auth=auth,
+            expected_sha256=sums[name],
+            session=session,
+            denied_hint=hint,
+        )
     verify_checksums(dest, sums, only=names)
     return dest
 
@@ -345,4 +348,3 @@ __all__ = [
     "safe_extract",
     "verify_checksums",
 ]
-

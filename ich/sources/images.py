@@ -43,27 +43,13 @@ from pathlib import Path
 from typing import Any
 
 from ich.io.images import CHANNEL_MAPPING
+from ich.io.raw_cohort import to_flag, write_raw_cohort
 from ich.labels import SUBTYPES
-from ich.sources.common import SourceError, natural_key, read_csv_table, require_path, to_flag, write_raw_cohort
+from ich.sources.common import SourceError, natural_key, read_csv_table, require_path
+from ich.sources.ctich_labels import CTICH_CITATION, read_ctich_labels
 
 CTICH_CSV = "hemorrhage_diagnosis.csv"
-CTICH_COLUMNS = {
-    "intraventricular": "Intraventricular",
-    "intraparenchymal": "Intraparenchymal",
-    "subarachnoid": "Subarachnoid",
-    "epidural": "Epidural",
-    "subdural": "Subdural",
-}
-CTICH_CITATION = (
-    "Hssayeni MD, Croock MS, Salman AD, Al-khafaji HF, Yahya ZA, Ghoraani B. Intracranial "
-    "hemorrhage segmentation using a deep convolutional model. Data 2020;5(1):14. "
-    "Hssayeni M. Computed Tomography Images for Intracranial Hemorrhage Detection and "
-    "Segmentation (version 1.3.1). PhysioNet 2020, doi:10.13026/4nae-zg36. Goldberger AL et al. "
-    "PhysioBank, PhysioToolkit, and PhysioNet. Circulation 2000;101(23):e215-e220."
-)
-HEADCT_CITATION = (
-    "Kitamura F. Head CT - hemorrhage (Kaggle dataset, felipekitamura/head-ct-hemorrhage)."
-)
+HEADCT_CITATION = "Kitamura F. Head CT - hemorrhage (Kaggle dataset, felipekitamura/head-ct-hemorrhage)."
 LAYOUTS = ("auto", "ctich-jpg", "headct-png", "generic")
 
 
@@ -96,39 +82,14 @@ def materialise(params: dict[str, Any], out_dir: Path) -> None:
 
 def ctich_jpg_tables(root: Path) -> tuple[list[dict], list[dict], dict, list[dict]]:
     """Manifest rows, label rows, source info and issues of the CT-ICH Kaggle JPG release."""
-    table = read_csv_table(
-        root / CTICH_CSV,
-        required=["PatientNumber", "SliceNumber", *CTICH_COLUMNS.values(), "No_Hemorrhage"],
-        what="CT-ICH labels",
-    )
-    issues: list[dict] = []
+    rows, issues = read_ctich_labels(root / CTICH_CSV)
     manifest: list[dict] = []
     labels: list[dict] = []
     patients_dir = root / "Patients_CT"
-    seen: set[tuple[str, str]] = set()
-    for row in table.to_dict("records"):
-        try:
-            patient = f"{int(row['PatientNumber']):03d}"
-            number = int(row["SliceNumber"])
-        except ValueError:
-            issues.append({"path": str(root / CTICH_CSV), "reason": f"unparseable row {row}"})
-            continue
+    for row in rows:
+        patient, number = row.patient, row.slice_number
         key = f"ctich_{patient}_{number}"
-        if (patient, str(number)) in seen:
-            issues.append({"path": str(root / CTICH_CSV), "reason": f"duplicate row for {patient}/{number}"})
-            continue
-        seen.add((patient, str(number)))
-        values = {label: to_flag(row[column]) for label, column in CTICH_COLUMNS.items()}
-        no_hemorrhage = to_flag(row["No_Hemorrhage"])
-        any_value = None if no_hemorrhage is None else 1 - no_hemorrhage
-        if any_value is not None and any_value != max(v or 0 for v in values.values()):
-            issues.append(
-                {
-                    "path": f"{CTICH_CSV}:{patient}/{number}",
-                    "reason": "No_Hemorrhage disagrees with the subtype columns; any = 1 - No_Hemorrhage",
-                }
-            )
-        labels.append({"level": "slice", "key": key, "any": any_value, **values})
+        labels.append({"level": "slice", "key": key, **row.labels})
 
         brain = patients_dir / patient / "brain" / f"{number}.jpg"
         bone = patients_dir / patient / "bone" / f"{number}.jpg"
@@ -322,4 +283,3 @@ def _relative_key(image: Path, root: Path) -> str:
 
 
 __all__ = ["LAYOUTS", "ctich_jpg_tables", "detect_layout", "generic_tables", "headct_tables", "materialise"]
-

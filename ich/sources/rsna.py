@@ -26,8 +26,9 @@ from typing import Any
 
 import pandas as pd
 
+from ich.io.raw_cohort import write_raw_cohort
 from ich.labels import LABELS
-from ich.sources.common import SourceError, relative_or_absolute, require_path, write_raw_cohort
+from ich.sources.common import SourceError, relative_or_absolute, require_path
 from ich.sources.fetch import RSNA_COMPETITION, kaggle_competition_download
 
 CITATION = (

@@ -21,12 +21,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
-from pydicom.dataset import FileMetaDataset
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
+from ich.io.raw_cohort import write_raw_cohort
 from ich.labels import LABELS, SUBTYPES
-from ich.sources.common import write_raw_cohort
 from ich.synth.phantom import FIELD_OF_VIEW_MM, Head, random_head, render_slice
 
 RESCALE_INTERCEPT = -1024.0

@@ -3,7 +3,7 @@
 A numerical phantom, not a simulation of a scanner: an elliptical skull (> 700 HU) around
 brain parenchyma (20-45 HU, with smooth grey/white-matter texture), CSF ventricles and
 sulci (0-15 HU), and air outside. Each hemorrhage subtype has the geometry a radiologist
-recognises it by (SPEC, "download"):
+recognises it by:
 
 - epidural: a biconvex lens against the inner table of the skull;
 - subdural: a crescent following the inner table over a wide arc;
@@ -32,13 +32,15 @@ BLOOD_HU = (50.0, 90.0)
 
 @dataclass(frozen=True)
 class Lesion:
-    """One hemorrhage: its subtype, the slices it spans and its shape parameters (mm, radians)."""
+    """One hemorrhage: its subtype, the slices it spans and its shape parameters (radians, extent)."""
 
     subtype: str
     first_slice: int
     last_slice: int
     angle: float  # where around the head (epi/subdural, SAH) or blob direction
-    size_mm: float  # characteristic size at the central slice
+    # at the central slice: mm for epidural (thickness), subdural (width) and intraparenchymal
+    # (radius); the filled share of the ventricles (0-1) for intraventricular; unused for subarachnoid
+    extent: float
     radial: float  # 0..1, how far from the head centre (parenchymal blobs)
     density_hu: float
     shape_seed: int
@@ -87,7 +89,7 @@ def random_head(rng: np.random.Generator, n_slices: int, subtypes: tuple[str, ..
                 first_slice=first,
                 last_slice=max(first, last),
                 angle=float(rng.uniform(0, 2 * np.pi)),
-                size_mm=float(size),
+                extent=float(size),
                 radial=float(rng.uniform(0.2, 0.55)),
                 density_hu=float(rng.uniform(*BLOOD_HU)),
                 shape_seed=int(rng.integers(2**31)),
@@ -199,14 +201,16 @@ def _lesion_mask(
     normal /= np.linalg.norm(normal)
     if lesion.subtype == "epidural":
         # Lens: skull interior cut by a large disk centred outside the skull.
-        thickness = lesion.size_mm * p
-        radius = 3.0 * lesion.size_mm
+        thickness = lesion.extent * p
+        radius = 3.0 * lesion.extent
         cx, cy = bx + normal[0] * (radius - thickness), by + normal[1] * (radius - thickness)
         return inner & ((x - cx) ** 2 + (y - cy) ** 2 <= radius**2)
     if lesion.subtype == "subdural":
         # Crescent: between the inner table and a shifted, shrunk copy of it, over a wide arc.
-        width = lesion.size_mm * (0.4 + 0.6 * p)
-        shifted = np.sqrt(((x + normal[0] * width) / (ai - 0.5 * width)) ** 2 + ((y + normal[1] * width) / (bi - 0.5 * width)) ** 2)
+        width = lesion.extent * (0.4 + 0.6 * p)
+        shifted = np.sqrt(
+            ((x + normal[0] * width) / (ai - 0.5 * width)) ** 2 + ((y + normal[1] * width) / (bi - 0.5 * width)) ** 2
+        )
         arc = np.abs(np.angle(np.exp(1j * (theta - lesion.angle)))) < 1.1
         return inner & (shifted > 1.0) & arc
     if lesion.subtype == "intraparenchymal":
@@ -215,14 +219,14 @@ def _lesion_mask(
         phase = np.random.default_rng(lesion.shape_seed).uniform(0, 2 * np.pi, 3)
         phi = np.arctan2(y - cy, x - cx)
         wobble = 1.0 + 0.18 * sum(np.sin((i + 2) * phi + phase[i]) for i in range(3))
-        r = lesion.size_mm * (0.3 + 0.7 * p) * wobble
+        r = lesion.extent * (0.3 + 0.7 * p) * wobble
         return inner & ~ventricles & ((x - cx) ** 2 + (y - cy) ** 2 <= r**2)
     if lesion.subtype == "intraventricular":
         # Blood sinks: the posterior (dependent, supine patient) fraction of the ventricles.
         if not ventricles.any():
             return np.zeros_like(inner)
         ys = y[ventricles]
-        cut = np.quantile(ys, 1.0 - lesion.size_mm * (0.5 + 0.5 * p))
+        cut = np.quantile(ys, 1.0 - lesion.extent * (0.5 + 0.5 * p))
         return ventricles & (y >= cut)
     if lesion.subtype == "subarachnoid":
         near = np.abs(np.angle(np.exp(1j * (theta - lesion.angle)))) < 0.6 + 0.4 * p

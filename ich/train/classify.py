@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,9 +16,10 @@ from torch.utils.data import DataLoader
 from ich.data.datasets import SliceDataset
 from ich.data.sampling import balance
 from ich.data.transforms import BatchPreparation
+from ich.io.digest import code_digest, digest_values
 from ich.labels import LABELS
 from ich.models import build
-from ich.io.digest import code_digest, digest_values
+from ich.params import check_known_keys
 from ich.train.loop import FitResult, TrainConfig, default_device, fit, seed_everything
 
 
@@ -32,6 +34,7 @@ class ClassifierSpec:
     pretrained: str = "none"
     augment: bool = True
     cache_images: bool = True  # decoded slices kept in RAM (turn off for RSNA-scale data)
+    options: dict[str, Any] = field(default_factory=dict)  # architecture keywords (e.g. batch_norm)
 
     @property
     def label_columns(self) -> tuple[str, ...]:
@@ -45,10 +48,8 @@ class ClassifierSpec:
 
 def parse_section(name: str, section: dict) -> tuple[ClassifierSpec, TrainConfig]:
     """Split a ``train.<name>`` params section into the network spec and the optimisation config."""
+    check_known_keys(section, ClassifierSpec, TrainConfig, where=f"train.{name}")
     spec_keys, config_keys = {f.name for f in fields(ClassifierSpec)}, {f.name for f in fields(TrainConfig)}
-    unknown = set(section) - spec_keys - config_keys
-    if unknown:
-        raise ValueError(f"params.yaml train.{name}: unknown keys {sorted(unknown)}")
     return (
         ClassifierSpec(**{k: v for k, v in section.items() if k in spec_keys}),
         TrainConfig(**{k: v for k, v in section.items() if k in config_keys}),
@@ -63,6 +64,7 @@ def build_classifier(spec: ClassifierSpec, weights: str | Path | None = None) ->
         num_outputs=len(spec.label_columns),
         input_size=spec.input_size,
         pretrained=str(weights) if weights is not None else spec.pretrained,
+        **spec.options,
     )
 
 
@@ -138,7 +140,13 @@ def train_classifier(
         return loss, _auc(val_targets, probs[:, 0])
 
     stamp = digest_values(
-        asdict(spec), asdict(config), balance_policy, balance_ratio, table.to_csv(index=False), code_digest(), inputs_digest
+        asdict(spec),
+        asdict(config),
+        balance_policy,
+        balance_ratio,
+        table.to_csv(index=False),
+        code_digest(),
+        inputs_digest,
     )
     result = fit(
         model,

@@ -1,0 +1,113 @@
+"""Fit a segmenter named in ``params.yaml`` (``segment.<name>``) and map the val/test slices.
+
+Both kinds end the same way, so one evaluation treats them alike: every validation and test
+slice with a reference mask gets a bleed-probability map (:func:`predict_split`, stored as in
+:mod:`ich.segmentation.maps`), and one :class:`~ich.segmentation.PostProcess` turns maps into
+masks in U-Net validation, in the band's grid search and in the evaluation.
+
+* ``kind: unet``: the U-Net of Hssayeni 2020 through the shared loop (:mod:`ich.train.unet`);
+  its best weights go to ``model.pt``.
+* ``kind: threshold_band``: the grey-level band grid-searched on the training slices
+  (:mod:`ich.train.band`); the band goes to ``band.json``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ich.io.atomic import write_json
+from ich.segmentation import PostProcess, write_prob_map
+from ich.train.band import band_predictor, fit_band
+from ich.train.loop import save_atomic
+from ich.train.segment_config import band_settings, unet_settings
+from ich.train.segment_data import read_pairs
+from ich.train.unet import train_unet, unet_predictor
+
+Predictor = Callable[[np.ndarray], np.ndarray]
+"""An RGB uint8 slice -> its bleed-probability map."""
+
+
+@dataclass
+class FittedSegmenter:
+    """What fitting gives: the predictor, the training curve (or grid) and the metrics to record."""
+
+    predict: Predictor
+    curve: pd.DataFrame
+    metrics: dict[str, Any]
+
+
+def _unet(name: str, section: Mapping[str, Any], root: str | Path, parts, post, out: Path, **resume) -> FittedSegmenter:
+    spec, config = unet_settings(section, where=f"segment.{name}")
+    model, result = train_unet(root, parts, spec, config, post, **resume)
+    save_atomic(model.state_dict(), out / "model.pt")
+    metrics = {
+        "kind": spec.kind,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "epochs": config.epochs,
+        "best_epoch": result.best_epoch,
+        "best_val_jaccard": round(result.best_score, 6),
+    }
+    curve = pd.DataFrame(result.history).rename(columns={"val_score": "val_jaccard"})
+    return FittedSegmenter(unet_predictor(model, spec), curve, metrics)
+
+
+def _band(name: str, section: Mapping[str, Any], root: str | Path, parts, post, out: Path, **_) -> FittedSegmenter:
+    spec = band_settings(section, where=f"segment.{name}")
+    lo, hi, grid = fit_band(root, parts["train"], spec, post)
+    write_json(out / "band.json", {"lo": lo, "hi": hi, "channel": spec.channel})
+    metrics = {"kind": spec.kind, "lo": lo, "hi": hi, f"train_{spec.objective}": round(float(grid["score"].max()), 6)}
+    return FittedSegmenter(band_predictor(lo, hi, spec), grid, metrics)
+
+
+KINDS = {"unet": _unet, "threshold_band": _band}
+
+
+def fit_segmenter(
+    name: str,
+    section: Mapping[str, Any],
+    root: str | Path,
+    parts: Mapping[str, pd.DataFrame],
+    post: PostProcess,
+    out: Path,
+    *,
+    checkpoint: Path | None = None,
+    inputs_digest: str = "",
+) -> FittedSegmenter:
+    """Fit the segmenter of params section ``segment.<name>`` on ``parts`` (train, val), saving it in ``out``.
+
+    ``checkpoint`` and ``inputs_digest`` resume an interrupted U-Net run as in
+    :func:`ich.train.classify.train_classifier`; the band has nothing to resume.
+    """
+    kind = section.get("kind")
+    if kind not in KINDS:
+        raise ValueError(f"params.yaml segment.{name}.kind must be one of {sorted(KINDS)}, got {kind!r}")
+    return KINDS[kind](name, section, root, parts, post, out, checkpoint=checkpoint, inputs_digest=inputs_digest)
+
+
+def predict_split(
+    predict: Callable[[np.ndarray], np.ndarray],
+    root: str | Path,
+    parts: Mapping[str, pd.DataFrame],
+    out_dir: Path,
+) -> pd.DataFrame:
+    """Write the probability map of every validation and test slice under ``out_dir/probs``.
+
+    Returns the segmentation predictions table ``slice_id, patient_id, set, fold, prob_path``
+    (``prob_path`` relative to ``out_dir``): the Predictions contract with a map in place of
+    ``prob_any``, one row per slice.
+    """
+    frames = []
+    for name in ("val", "test"):
+        table = parts[name]
+        frame = table[["slice_id", "patient_id", "set", "fold"]].copy()
+        frame["prob_path"] = [f"probs/{slice_id}.png" for slice_id in table["slice_id"]]
+        for (image, _), rel in zip(read_pairs(root, table), frame["prob_path"], strict=True):
+            write_prob_map(out_dir / rel, predict(image))
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)

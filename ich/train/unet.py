@@ -1,0 +1,94 @@
+"""Train the U-Net of Hssayeni 2020 through the shared loop and wrap it as a slice -> map predictor."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from torch import nn
+
+from ich.data.sampling import Balance
+from ich.io.digest import code_digest, digest_values
+from ich.metrics.segmentation import overlap_counts
+from ich.models import build
+from ich.segmentation import PostProcess
+from ich.segmentation.inference import predict_prob_map
+from ich.train.loop import FitResult, TrainConfig, default_device, fit, seed_everything
+from ich.train.losses import make_loss
+from ich.train.segment_config import UNetSpec
+from ich.train.segment_data import read_pairs, training_crops
+
+
+def validation_score(rows: Sequence[Mapping[str, float]]) -> float:
+    """Mean Jaccard over the slices with reference bleed (Hssayeni 2020's figure); over all if none has bleed."""
+    with_bleed = [r["jaccard"] for r in rows if r["ref_pixels"] > 0]
+    return float(np.mean(with_bleed or [r["jaccard"] for r in rows]))
+
+
+def train_unet(
+    root: str | Path,
+    parts: Mapping[str, pd.DataFrame],
+    spec: UNetSpec,
+    config: TrainConfig,
+    post: PostProcess,
+    *,
+    checkpoint: Path | None = None,
+    inputs_digest: str = "",
+) -> tuple[nn.Module, FitResult]:
+    """Train the U-Net on the training crops; keep the epoch with the best validation Jaccard.
+
+    ``checkpoint`` and ``inputs_digest`` as in :func:`ich.train.classify.train_classifier`.
+
+    Validation runs the whole inference chain (crops, stitching, ``post``) on the validation
+    slices with bleed, the only ones :func:`validation_score` counts (on all of them if none has
+    bleed), so no epoch pays for predicting slices that cannot change the choice; the logged
+    validation loss is the pixel BCE of those stitched maps. They stay in memory for the run.
+    """
+    if parts["val"].empty:
+        raise ValueError("the split has no validation slice with a mask: the best epoch cannot be chosen")
+    seed_everything(config.seed)
+    device = default_device()
+    train_set = training_crops(root, parts["train"], spec, config.seed)
+    val_pairs = list(read_pairs(root, parts["val"]))
+    val_pairs = [pair for pair in val_pairs if pair[1].any()] or val_pairs
+    model = build(spec.kind, in_channels=3, num_outputs=1, input_size=spec.crop, base_width=spec.base_width)
+
+    def validate(m: nn.Module) -> tuple[float, float]:
+        rows, loss, pixels = [], 0.0, 0
+        for image, mask in val_pairs:
+            prob = predict_prob_map(m, image, spec.crop, spec.stride, device, spec.inference_batch)
+            clipped = np.clip(prob, 1e-7, 1 - 1e-7)
+            loss -= float(np.sum(np.where(mask, np.log(clipped), np.log1p(-clipped))))
+            pixels += mask.size
+            rows.append(overlap_counts(post.mask(prob), mask))
+        return loss / pixels, validation_score(rows)
+
+    stamp = digest_values(
+        asdict(spec),
+        asdict(config),
+        asdict(post),
+        *(parts[name].to_csv(index=False) for name in ("train", "val")),
+        code_digest(),
+        inputs_digest,
+    )
+    result = fit(
+        model,
+        train_set,
+        balance=Balance(np.arange(len(train_set))),
+        loss_fn=make_loss(spec.loss, spec.dice_weight).to(device),
+        validate=validate,
+        config=config,
+        checkpoint=checkpoint,
+        fingerprint=stamp,
+        device=device,
+    )
+    return model, result
+
+
+def unet_predictor(model: nn.Module, spec: UNetSpec) -> Callable[[np.ndarray], np.ndarray]:
+    """Slice -> probability map with the trained U-Net, on the device it sits on."""
+    device = next(model.parameters()).device
+    return lambda image: predict_prob_map(model, image, spec.crop, spec.stride, device, spec.inference_batch)
