@@ -1,5 +1,6 @@
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -124,3 +125,28 @@ def test_cosine_schedule_decays_the_rate_to_zero_over_the_epochs(tiny_cohort, ti
     _, result, _ = _train(tiny_cohort, tiny_split, config=replace(CONFIG, epochs=3, scheduler="cosine"))
     rates = [e["lr"] for e in result.history]  # the rate after each epoch's step
     assert rates == pytest.approx([CONFIG.lr * 0.75, CONFIG.lr * 0.25, 0.0], abs=1e-9)
+
+
+def test_batchnorm_recalibration_replaces_stale_statistics_with_those_of_the_training_rows():
+    from torch import nn
+
+    from ich.data.transforms import BatchPreparation
+
+    images = torch.randint(0, 256, (40, 3, 8, 8), dtype=torch.uint8)
+    dataset = [(images[i], torch.zeros(1)) for i in range(len(images))]
+    model = nn.Sequential(nn.BatchNorm2d(3), nn.Flatten(), nn.Linear(3 * 8 * 8, 1))
+    model[0].running_mean.fill_(5.0)  # stale
+    prepare = BatchPreparation(3, augment=True).train()
+    config = TrainConfig(batch_size=8, bn_recalibration_batches=2)
+    rows = np.arange(len(images))
+    loop.recalibrate_batchnorm(model, dataset, rows, config, torch.device("cpu"), prepare)
+    chosen = rows[np.linspace(0, len(rows) - 1, 16).round().astype(int)]
+    expected = BatchPreparation(3, augment=False)(images[chosen]).mean(dim=(0, 2, 3))
+    assert torch.allclose(model[0].running_mean, expected, atol=1e-5)
+    assert prepare.training and model.training  # modes restored
+    off = nn.Sequential(nn.BatchNorm2d(3))
+    off[0].running_mean.fill_(5.0)
+    loop.recalibrate_batchnorm(
+        off, dataset, rows, replace(config, bn_recalibration_batches=0), torch.device("cpu"), prepare
+    )
+    assert torch.all(off[0].running_mean == 5.0)
