@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from ich.train import classify, loop
+from ich.train import loop
 from ich.train.classify import ClassifierSpec, train_classifier
 from ich.train.loop import TrainConfig
 
@@ -90,7 +90,7 @@ def test_a_checkpoint_of_other_inputs_never_resumes(change, tiny_cohort, tiny_sp
         index.loc[index.index[0], "any"] = 1 - index.loc[index.index[0], "any"]
         cohort["index"] = index
     else:
-        monkeypatch.setattr(classify, "code_digest", lambda: "edited code")
+        monkeypatch.setattr(loop, "code_digest", lambda: "edited code")
     _, result, _ = _train(cohort, tiny_split, config=config, checkpoint=ckpt, inputs_digest=digest)
     assert result.start_epoch == 0
     assert [e["epoch"] for e in result.history] == [0, 1]

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from ich.data.datasets import SliceDataset
 from ich.data.sampling import balance
 from ich.data.transforms import BatchPreparation
-from ich.io.digest import code_digest, digest_values
+from ich.io.digest import digest_values
 from ich.labels import LABELS
 from ich.models import build
 from ich.params import check_known_keys
@@ -96,7 +96,8 @@ def train_classifier(
     """Train ``spec`` on the training patients, select the epoch on validation, predict val and test.
 
     ``checkpoint`` resumes an interrupted run (:func:`ich.train.loop.fit`). Its fingerprint
-    covers the parameters, the slice table (ids, labels, split), the ``ich`` code, and
+    covers the parameters, the slice table (ids, labels, split), the ``ich`` code (added by
+    :func:`~ich.train.loop.fit`), and
     ``inputs_digest``: the caller's digest of what this function cannot see, the image
     files and the calling script (:func:`ich.io.digest.digest_paths`).
 
@@ -145,7 +146,6 @@ def train_classifier(
         balance_policy,
         balance_ratio,
         table.to_csv(index=False),
-        code_digest(),
         inputs_digest,
     )
     result = fit(

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from ich.data.sampling import Balance
 from ich.io.atomic import atomic_file
+from ich.io.digest import code_digest, digest_values
 
 
 @dataclass(frozen=True)
@@ -201,7 +202,8 @@ def fit(
 
     If ``checkpoint`` exists and was written with the same ``fingerprint``, training resumes
     after its last completed epoch. The fingerprint must digest everything the run depends on
-    (parameters, data content, code: :func:`ich.io.digest.digest_values`), so that only an
+    besides the ``ich`` source, which this function folds in (parameters, data content:
+    :func:`ich.io.digest.digest_values`), so that only an
     interrupted run of the same inputs resumes; a checkpoint of anything else is ignored and
     overwritten, never mixed in. The caller removes the checkpoint once its outputs are written. ``prepare`` (e.g.
     :class:`ich.data.transforms.BatchPreparation`) maps each input batch on the device before
@@ -218,6 +220,8 @@ def fit(
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     result = FitResult()
     start = 0
+    if checkpoint is not None:
+        fingerprint = digest_values(fingerprint, code_digest())  # other code never resumes
     if checkpoint is not None and checkpoint.exists():
         state = torch.load(checkpoint, map_location=device, weights_only=True)
         if state.get("fingerprint") == fingerprint:

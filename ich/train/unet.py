@@ -11,7 +11,7 @@ import pandas as pd
 from torch import nn
 
 from ich.data.sampling import Balance
-from ich.io.digest import code_digest, digest_values
+from ich.io.digest import digest_values
 from ich.metrics.segmentation import overlap_counts
 from ich.models import build
 from ich.segmentation import PostProcess
@@ -71,7 +71,6 @@ def train_unet(
         asdict(config),
         asdict(post),
         *(parts[name].to_csv(index=False) for name in ("train", "val")),
-        code_digest(),
         inputs_digest,
     )
     result = fit(
