@@ -11,7 +11,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # dvc.yaml runs `python stages/...`: that must be this environment's python
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro lint test bench clean
+.PHONY: setup repro lint test bench review clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,12 @@ lint: setup
 
 test: lint
 	$(BIN)/python -m pytest
+
+# params diff, metrics diff (printed, and review/review.md) and a self-contained plots page
+# (review/plots.html) of the workspace against BASE
+BASE ?= main
+review: setup
+	$(BIN)/python -m ich.review --base $(BASE) --out review
 
 bench: setup
 	$(BIN)/python bench/train_speed.py

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from ich.io.atomic import atomic_dir
 from ich.params import load_params
-from ich.sources import materialise
+from ich.sources import materialise, source_options
 
 OUT = "data/raw"
 
 
 def main() -> None:
-    params = load_params()["download"]
-    source = params["source"]
+    source, options = source_options(load_params()["download"])
     with atomic_dir(OUT) as tmp:
-        materialise(source, params.get(source.replace("-", "_"), {}) | {"path": params.get("path", "")}, tmp)
+        materialise(source, options, tmp)
 
 
 if __name__ == "__main__":

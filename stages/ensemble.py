@@ -8,6 +8,7 @@ import pandas as pd
 
 from ich.ensemble import fit_ensemble
 from ich.io.atomic import atomic_dir, write_csv, write_json
+from ich.metrics import choose_operating_points
 from ich.params import load_params
 
 
@@ -18,6 +19,7 @@ def main() -> None:
     weights, grid, predictions = fit_ensemble(tables, index, grid=p["grid"], metric=p["metric"])
     with atomic_dir("data/ensemble") as out:
         write_csv(out / "predictions.csv", predictions)
+        write_json(out / "operating_points.json", choose_operating_points(predictions, index))
     write_csv("plots/ensemble/grid.csv", grid.round(6))
     write_json(
         "metrics/ensemble.json",
@@ -25,7 +27,6 @@ def main() -> None:
             "weights": weights,
             "metric": p["metric"],
             "val_score": round(float(grid["score"].max()), 6),
-            "grid_points": len(grid),
         },
     )
     print(f"ensemble weights {weights} (validation {p['metric']} {grid['score'].max():.4f})")

@@ -1,4 +1,9 @@
-"""Stage ``evaluate``: test-set metrics with patient-bootstrap CIs and curves for every model."""
+"""Stage ``evaluate``: test-set metrics with patient-bootstrap CIs and curves for every model.
+
+``metrics/classification/<model>.json`` holds the headline figures a reviewer decides on
+(``ich.metrics.headline``); the full table (every threshold, patient rule, subtype and
+statistic) is the DVC output ``data/evaluation/classification.json``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from ich.io.atomic import write_csv, write_json
-from ich.metrics import calibration_table, confusion_rows, evaluate_predictions, pr_table, roc_table
+from ich.metrics import calibration_table, confusion_rows, evaluate_predictions, headline, pr_table, roc_table
 from ich.params import load_params
 
 PLOTS = Path("plots/evaluate")
@@ -18,12 +23,12 @@ def main() -> None:
     params = load_params()
     p = params["evaluate"]
     index = pd.read_csv("data/converted/index.csv")
-    sources = {m: Path("data/models") / m / "predictions.csv" for m in params["models"]}
-    sources["ensemble"] = Path("data/ensemble/predictions.csv")
+    sources = {m: Path("data/models") / m for m in params["models"]}
+    sources["ensemble"] = Path("data/ensemble")
     cohort = json.loads(Path("data/raw/source.json").read_text())
     results = {"cohort": cohort["name"], "synthetic": cohort["synthetic"], "models": {}}
-    for name, path in sources.items():
-        predictions = pd.read_csv(path)
+    for name, folder in sources.items():
+        predictions = pd.read_csv(folder / "predictions.csv")
         results["models"][name] = evaluate_predictions(
             predictions,
             index,
@@ -31,17 +36,24 @@ def main() -> None:
             patient_fractions=p["patient_fractions"],
             n_boot=p["n_bootstrap"],
             seed=p["seed"],
+            operating_points=json.loads((folder / "operating_points.json").read_text()),
         )
+        write_json(Path("metrics/classification") / f"{name}.json", headline(results["models"][name]))
         test = predictions[predictions["set"] == "test"].merge(index[["slice_id", "any"]], on="slice_id")
         y, prob = test["any"].to_numpy(), test["prob_any"].to_numpy()
         write_csv(PLOTS / "roc" / f"{name}.csv", roc_table(y, prob).round(6))
         write_csv(PLOTS / "pr" / f"{name}.csv", pr_table(y, prob).round(6))
         write_csv(PLOTS / "calibration" / f"{name}.csv", calibration_table(y, prob).round(6))
         write_csv(PLOTS / "confusion" / f"{name}.csv", confusion_rows(y, prob, p["thresholds"][0]))
-    write_json("metrics/classification.json", results)
+    write_json("data/evaluation/classification.json", results)
     for name, block in results["models"].items():
-        auc = block["slice"]["roc_auc"]
-        print(f"{name}: test ROC-AUC {auc['value']} (95% CI {auc['ci_low']}-{auc['ci_high']})")
+        top = headline(block)
+        auc = top["slice_roc_auc"]
+        print(
+            f"{name}: test slice ROC-AUC {auc['value']} (95% CI {auc['ci_low']}-{auc['ci_high']}), "
+            f"patient ROC-AUC {top['patient_roc_auc']['value']}, sensitivity {top['patient_sensitivity']}, "
+            f"specificity {top['patient_specificity']} at the validation-chosen point"
+        )
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """Stage ``evaluate_segmentation``: every segmenter's test maps, evaluated the same way.
 
-Writes ``metrics/segmentation.json`` (per segmenter: Dice/Jaccard per slice, subtype and
-patient, bleed volume error, detection at every threshold), the per-slice and per-patient
-tables under ``data/segmentation/<name>/`` (what ``bench/crossval_segmentation.py`` pools over
-folds), and as plots the reference vs predicted volume per patient and overlays of the test
+Writes ``metrics/segmentation/<name>.json`` (the headline figures: Dice, Jaccard, volume
+error, detection), the full summary ``data/segmentation/summary.json`` (per segmenter: Dice/
+Jaccard per slice, subtype and patient, bleed volume error, detection at every threshold), the
+per-slice and per-patient tables under ``data/segmentation/<name>/`` (what
+``bench/crossval_segmentation.py`` pools over folds), and as plots the reference vs predicted volume per patient and overlays of the test
 slices with the most bleed (green: reference, red: prediction).
 """
 
@@ -19,7 +20,14 @@ from ich.io.atomic import atomic_dir, write_csv, write_json
 from ich.metrics.segmentation import segmentation_by_patient
 from ich.params import load_params
 from ich.segmentation import PostProcess
-from ich.segmentation.evaluate import overlay_slices, overlay_strip, per_slice_table, segmenter_metrics, volume_points
+from ich.segmentation.evaluate import (
+    overlay_slices,
+    overlay_strip,
+    per_slice_table,
+    segmentation_headline,
+    segmenter_metrics,
+    volume_points,
+)
 
 ROOT = Path("data/converted")
 PLOTS = Path("plots/segmentation")
@@ -39,6 +47,7 @@ def main() -> None:
         tables[name] = per_slice_table(predictions[name], index, ROOT, maps, post, p["thresholds"])
         results["segmenters"][name] = segmenter_metrics(tables[name], post.threshold)
     with atomic_dir("data/segmentation") as out:
+        write_json(out / "summary.json", results)
         for name, table in tables.items():
             write_csv(out / name / "per_slice.csv", table)
             write_csv(out / name / "patients.csv", segmentation_by_patient(table[table["threshold"] == post.threshold]))
@@ -54,7 +63,9 @@ def main() -> None:
                 strip = overlay_strip(shown, predictions[name], index, ROOT, maps, post, p["overlay_size"], label=name)
                 if not cv2.imwrite(str(plots / "overlays" / f"{name}.png"), strip, [cv2.IMWRITE_PNG_COMPRESSION, 9]):
                     raise OSError(f"cannot write the overlays of {name}")
-    write_json("metrics/segmentation.json", results)
+    with atomic_dir("metrics/segmentation") as headlines:
+        for name, block in results["segmenters"].items():
+            write_json(headlines / f"{name}.json", segmentation_headline(block))
     for name, block in results["segmenters"].items():
         overlap, volume = block["slice"]["with_bleed"], block["volume"]
         print(

@@ -11,6 +11,7 @@ import torch
 
 from ich.io.atomic import atomic_dir, write_csv, write_json
 from ich.io.digest import digest_paths
+from ich.metrics import choose_operating_points
 from ich.params import load_params
 from ich.train.classify import parse_section, train_classifier
 from ich.train.loop import is_main_process, save_atomic
@@ -40,6 +41,7 @@ def main(name: str) -> None:
     with atomic_dir(Path("data/models") / name) as out:
         save_atomic(model.state_dict(), out / "model.pt")
         write_csv(out / "predictions.csv", predictions)
+        write_json(out / "operating_points.json", choose_operating_points(predictions, index))
     checkpoint.unlink(missing_ok=True)  # it resumes an interrupted run only, never a later one
     # Wall time is not reproducible, so it stays out of DVC outputs and metrics: a log beside them.
     write_json(
@@ -50,11 +52,9 @@ def main(name: str) -> None:
     write_json(
         Path("metrics/train") / f"{name}.json",
         {
-            "arch": spec.arch,
             "parameters": sum(p.numel() for p in model.parameters()),
             "best_epoch": result.best_epoch,
             "best_val_roc_auc": round(result.best_score, 6),
-            "epochs": config.epochs,
         },
     )
     print(

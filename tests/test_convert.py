@@ -70,6 +70,7 @@ def test_duplicate_key_keeps_the_first_file_whatever_wrote_first(tmp_path):
     pd.DataFrame([{"level": "slice", "key": k, **dict.fromkeys(LABELS, 0)} for k in keys]).to_csv(
         raw / "labels.csv", index=False
     )
+    (raw / "source.json").write_text('{"name": "race", "synthetic": false, "has_hu": true, "citation": ""}')
     out = tmp_path / "out"
     config = ConvertConfig(size=64, workers=1)
     stale = out / output_path("images", pseudonym(keys[1], config.id_salt))

@@ -14,6 +14,7 @@ from sklearn.metrics import (
     average_precision_score,
     balanced_accuracy_score,
     f1_score,
+    log_loss,
     precision_score,
     recall_score,
     roc_auc_score,
@@ -24,16 +25,21 @@ from ich.metrics import (
     binary_metrics,
     bootstrap_ci,
     calibration_table,
+    choose_operating_points,
     confusion_rows,
     evaluate_predictions,
+    headline,
     metric_by_name,
     patient_predictions,
     pr_table,
     ranking_metrics,
     roc_table,
+    study_scores,
 )
+from ich.metrics.calibration import apply_temperature, expected_calibration_error, fit_temperature
 from ich.metrics.classification import weighted_confusion_counts, weighted_ranking_metrics
 from ich.metrics.evaluate import minimum_positive_slices
+from ich.metrics.operating_points import sensitivity_threshold, youden_threshold
 
 Y = np.array([1, 1, 1, 0, 0, 0, 0, 1])
 P = np.array([0.9, 0.6, 0.4, 0.2, 0.7, 0.1, 0.5, 0.8])
@@ -235,8 +241,12 @@ def test_patient_rule_on_crafted_table() -> None:
 
 
 def evaluation_tables(n_patients: int = 30, slices: int = 12) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A predictions table (val and test rows) with one subtype head, and its slice labels."""
+    """A predictions table (val and test rows) with one subtype head, and its slice labels.
+
+    Every third patient has no positive slice, so both sets have negative patients.
+    """
     y, p, patients = clustered_sample(n_patients, slices)
+    y = np.where(patients % 3 == 1, 0, y)
     rng = np.random.default_rng(5)
     ids = [f"s{i}" for i in range(len(y))]
     epidural = y * rng.integers(0, 2, len(y))
@@ -347,3 +357,112 @@ def test_output_check_fails_saturated_and_one_sided_models_whatever_their_rankin
     assert not check["ok"] and check["at_one"] == 1.0 and check["specificity"] == 0.0
     all_negative = good / 2  # same ranking, nothing reaches 0.5
     assert not output_check(y, all_negative)["ok"]
+
+
+# --- operating points chosen on validation --------------------------------------------------
+
+
+def test_youden_and_sensitivity_thresholds_by_hand() -> None:
+    # sorted by score: 0.9+ 0.8+ 0.7- 0.6+ 0.5- 0.4+ 0.2- 0.1-
+    y = np.array([1, 1, 0, 1, 0, 1, 0, 0])
+    p = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.2, 0.1])
+    # J at 0.8: 2/4 - 0 = 0.5; at 0.6: 3/4 - 1/4 = 0.5; at 0.4: 1 - 2/4 = 0.5: the highest wins
+    assert youden_threshold(y, p) == 0.8
+    assert sensitivity_threshold(y, p, 0.75) == 0.6
+    assert sensitivity_threshold(y, p, 0.95) == 0.4  # the highest threshold reaching every positive
+    with pytest.raises(ValueError, match="only one class"):
+        youden_threshold(np.ones(4, int), np.linspace(0, 1, 4))
+    with pytest.raises(ValueError, match="min_sensitivity"):
+        sensitivity_threshold(y, p, 0.0)
+
+
+def test_operating_points_use_validation_rows_only() -> None:
+    predictions, labels = evaluation_tables()
+    points = choose_operating_points(predictions, labels)
+    scrambled = predictions.copy()
+    test = scrambled["set"] == "test"
+    scrambled.loc[test, "prob_any"] = np.random.default_rng(0).permutation(scrambled.loc[test, "prob_any"].to_numpy())
+    assert choose_operating_points(scrambled, labels) == points  # test rows never move a threshold
+    val = predictions[predictions["set"] == "val"].merge(labels, on="slice_id")
+    assert points["n_slices"] == len(val) and points["chosen_on"] == "val"
+    at = points["slice_sensitivity"]
+    assert at["val_sensitivity"] >= 0.95
+    above = val["prob_any"][val["prob_any"] > at["threshold"]]
+    assert (val.loc[above.index, "any"].sum() / val["any"].sum()) < 0.95  # the next score up misses the target
+    studies = study_scores(val)
+    assert len(studies) == points["n_patients"]
+    assert studies.set_index("patient_id")["score"].to_dict() == val.groupby("patient_id")["prob_any"].max().to_dict()
+    assert 0 <= points["patient_youden"]["threshold"] <= 1
+    with pytest.raises(ValueError, match="no 'val' predictions"):
+        choose_operating_points(predictions[predictions["set"] == "test"], labels)
+
+
+def test_evaluate_at_operating_points_and_headline() -> None:
+    predictions, labels = evaluation_tables()
+    points = choose_operating_points(predictions, labels)
+    m = evaluate_predictions(
+        predictions, labels, thresholds=[0.5], patient_fractions=[0.05], n_boot=100, seed=0, operating_points=points
+    )
+    test = predictions[predictions["set"] == "test"].merge(labels, on="slice_id")
+    youden = m["operating_points"]["slice_youden"]
+    expected = binary_metrics(test["any"], test["prob_any"], points["slice_youden"]["threshold"])
+    assert youden["tp"] == expected["tp"] and youden["chosen_on"] == "val"
+    assert youden["specificity"]["value"] == pytest.approx(expected["specificity"], abs=1e-6)
+    studies = study_scores(test)
+    patient = m["operating_points"]["patient_youden"]
+    decided = binary_metrics(studies["label"], studies["score"], points["patient_youden"]["threshold"])
+    assert (patient["tp"], patient["fp"], patient["tn"], patient["fn"]) == tuple(
+        decided[k] for k in ("tp", "fp", "tn", "fn")
+    )
+    auc = m["patient"]["study_score"]["roc_auc"]
+    assert auc["value"] == pytest.approx(roc_auc_score(studies["label"], studies["score"]), abs=1e-6)
+    assert auc["ci_low"] <= auc["value"] <= auc["ci_high"]
+    top = headline(m)
+    assert set(top) == {
+        "slice_roc_auc",
+        "slice_pr_auc",
+        "patient_roc_auc",
+        "patient_sensitivity",
+        "patient_specificity",
+    }
+    assert top["patient_sensitivity"] == patient["sensitivity"]["value"]
+    assert sum(len(v) if isinstance(v, dict) else 1 for v in top.values()) == 11
+    json.dumps(m, allow_nan=False)
+
+
+# --- calibration ----------------------------------------------------------------------------
+
+
+def test_temperature_recovers_a_known_overconfidence_and_lowers_the_error() -> None:
+    rng = np.random.default_rng(0)
+    true_logit = rng.normal(0, 2, 4000)
+    y = (rng.random(4000) < 1 / (1 + np.exp(-true_logit))).astype(int)
+    overconfident = 1 / (1 + np.exp(-3 * true_logit))  # logits three times too large
+    temperature = fit_temperature(y, overconfident)
+    assert temperature == pytest.approx(3, rel=0.1)
+    calibrated = apply_temperature(overconfident, temperature)
+    assert expected_calibration_error(y, calibrated) < expected_calibration_error(y, overconfident) / 2
+    assert roc_auc_score(y, calibrated) == pytest.approx(roc_auc_score(y, overconfident))  # monotone
+
+
+def test_expected_calibration_error_by_hand() -> None:
+    # bin [0.1, 0.2): mean 0.1, 1 of 2 positive -> gap 0.4; bin [0.9, 1]: mean 0.95, 2 of 2 -> gap 0.05
+    y = np.array([0, 1, 1, 1])
+    p = np.array([0.1, 0.1, 0.9, 1.0])
+    assert expected_calibration_error(y, p) == pytest.approx((2 * 0.4 + 2 * 0.05) / 4)
+    with pytest.raises(ValueError, match="only one class"):
+        fit_temperature([1, 1], [0.2, 0.9])
+
+
+def test_operating_points_carry_a_validation_temperature_and_evaluate_reports_test_ece() -> None:
+    predictions, labels = evaluation_tables()
+    points = choose_operating_points(predictions, labels)
+    val = predictions[predictions["set"] == "val"].merge(labels, on="slice_id")
+    assert points["calibration"]["temperature"] == pytest.approx(fit_temperature(val["any"], val["prob_any"]), abs=1e-6)
+    calibrated = apply_temperature(val["prob_any"], points["calibration"]["temperature"])
+    assert log_loss(val["any"], calibrated) <= log_loss(val["any"], val["prob_any"])  # what the fit minimises
+    m = evaluate_predictions(
+        predictions, labels, thresholds=[0.5], patient_fractions=[], n_boot=20, seed=0, operating_points=points
+    )
+    test = predictions[predictions["set"] == "test"].merge(labels, on="slice_id")
+    assert m["calibration"]["ece"] == pytest.approx(expected_calibration_error(test["any"], test["prob_any"]), abs=1e-6)

@@ -288,7 +288,7 @@ def test_segmentation_stages_write_their_outputs(tiny_cohort, tiny_split, tmp_pa
     ]
 
     evaluate.main()
-    metrics = json.loads(Path("metrics/segmentation.json").read_text())
+    metrics = json.loads(Path("data/segmentation/summary.json").read_text())
     assert metrics["synthetic"] is True and metrics["set"] == "test"
     assert set(metrics["segmenters"]) == set(params["segmenters"])
     for block in metrics["segmenters"].values():
@@ -297,6 +297,9 @@ def test_segmentation_stages_write_their_outputs(tiny_cohort, tiny_split, tmp_pa
             f"threshold_{t:g}" for t in params["evaluate_segmentation"]["thresholds"]
         }
     for name in params["segmenters"]:
+        top = json.loads(Path(f"metrics/segmentation/{name}.json").read_text())
+        assert top["dice_slices"] == metrics["segmenters"][name]["slice"]["with_bleed"]["dice"]["mean"]
+        assert len(top) == 7
         assert Path(f"plots/segmentation/overlays/{name}.png").stat().st_size < 200_000
         assert Path(f"plots/segmentation/volume/{name}.csv").exists()
         per_slice = pd.read_csv(f"data/segmentation/{name}/per_slice.csv")

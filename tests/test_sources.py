@@ -28,7 +28,7 @@ from ich.io.images import compose_windows, read_grey, read_image, read_windowed_
 from ich.io.nifti import iter_nifti_slices, nifti_slice_count, read_nifti_mask_slice
 from ich.io.raw_cohort import LABEL_COLUMNS, MANIFEST_COLUMNS, read_raw_cohort, write_raw_cohort
 from ich.labels import LABELS
-from ich.sources import SOURCES, fetch, materialise
+from ich.sources import SOURCES, fetch, materialise, source_options
 from ich.sources.common import SourceError
 from ich.sources.cq500 import majority_labels
 from ich.sources.rsna import pivot_labels
@@ -236,6 +236,64 @@ def test_images_generic_layout(tmp_path):
     assert manifest["mask_path"].iloc[1].endswith("2_mask.png")
     assert labels["subdural"].tolist() == ["0", "1", "0", ""] and labels["epidural"].tolist() == [""] * 4
     assert [i["reason"] for i in source["issues"]] == ["image missing: label row without an image"]
+    assert source["single_slice_studies"] is False  # study A has two images
+
+
+def test_images_of_single_slices_from_another_site_survive_convert(tmp_path):
+    """One pre-windowed image per patient, of several sizes: each image is its own study, kept."""
+    from ich.data.convert import ConvertConfig, convert_cohort
+
+    root = tmp_path / "site"
+    sizes = [(40, 40), (30, 50), (64, 48)]
+    for i, shape in enumerate(sizes):
+        _png(root / f"{i}.png", np.full(shape, 40 * (i + 1), np.uint8))
+    pd.DataFrame({"image": [f"{i}.png" for i in range(3)], "patient_id": ["p0", "p1", "p2"], "any": [1, 0, 1]}).to_csv(
+        root / "labels.csv", index=False
+    )
+    raw = tmp_path / "raw"
+    materialise("images", {"path": str(root)}, raw)
+    assert json.loads((raw / "source.json").read_text())["single_slice_studies"] is True
+    index, quarantine = convert_cohort(raw, tmp_path / "converted", ConvertConfig(size=32, min_slices_per_study=2))
+    assert len(index) == 3 and quarantine.empty
+
+
+def test_a_conversion_that_keeps_nothing_fails_naming_the_reasons(tmp_path):
+    """DICOM studies of one slice each are all below min_slices_per_study: an error, not 0 slices."""
+    from ich.data.convert import ConvertConfig, convert_cohort
+
+    root = tmp_path / "site"
+    for i in range(2):
+        _png(root / f"{i}.png", np.full((20, 20), 90, np.uint8))
+    pd.DataFrame({"image": ["0.png", "1.png"], "patient_id": ["p0", "p1"], "any": [1, 0]}).to_csv(
+        root / "labels.csv", index=False
+    )
+    raw = tmp_path / "raw"
+    materialise("images", {"path": str(root)}, raw)
+    source = json.loads((raw / "source.json").read_text())
+    (raw / "source.json").write_text(json.dumps({**source, "single_slice_studies": False}))
+    with pytest.raises(ValueError, match=r"every one of 2 source items was quarantined \(2 x study has fewer than 2"):
+        convert_cohort(raw, tmp_path / "converted", ConvertConfig(size=16, min_slices_per_study=2))
+
+
+def test_images_without_a_known_layout_say_every_place_they_looked(tmp_path):
+    (tmp_path / "site").mkdir()
+    with pytest.raises(SourceError) as error:
+        materialise("images", {"path": str(tmp_path / "site")}, tmp_path / "raw")
+    message = str(error.value)
+    for place in ("Patients_CT", "hemorrhage_diagnosis.csv", "head_ct", "labels.csv (generic"):
+        assert place in message, message
+
+
+def test_the_source_section_path_wins_and_a_conflict_is_an_error(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert source_options({"source": "images", "path": "", "images": {"path": str(a)}})[1]["path"] == str(a)
+    assert source_options({"source": "images", "path": str(a), "images": {"layout": "generic"}})[1] == {
+        "layout": "generic",
+        "path": str(a),
+    }
+    assert source_options({"source": "ct-ich", "path": str(a), "ct_ich": {"path": str(a)}})[0] == "ct-ich"
+    with pytest.raises(SourceError, match=r"download.path .* and download.images.path .* disagree"):
+        source_options({"source": "images", "path": str(a), "images": {"path": str(b)}})
 
 
 def test_images_headct_layout(tmp_path):

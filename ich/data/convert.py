@@ -14,6 +14,7 @@ the number of workers), converted in a process pool.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -284,8 +285,14 @@ def convert_cohort(
     slices = pd.DataFrame([r for r in results if not r["quarantine"]])
     if slices.empty:
         raise ValueError(f"{raw_dir}: no usable slice among {len(items)} source items; see the quarantine reasons")
-    slices, dropped, removed = _cohort_checks(slices, labels, config)
+    source = json.loads((raw_dir / "source.json").read_text(encoding="utf-8"))
+    min_slices = 1 if source.get("single_slice_studies") else config.min_slices_per_study
+    slices, dropped, removed = _cohort_checks(slices, labels, min_slices)
     quarantine += dropped
+    if slices.empty:
+        reasons = pd.Series([q["reason"] for q in quarantine]).str.replace(r" \(first seen in .*\)$", "", regex=True)
+        top = "; ".join(f"{n} x {reason}" for reason, n in reasons.value_counts().head(5).items())
+        raise ValueError(f"{raw_dir}: every one of {len(items)} source items was quarantined ({top})")
     remove_slices(out_dir, removed)  # quarantined after writing: outputs hold exactly the indexed slices
     if config.shard_size == 0:
         slices = _settle_duplicates(slices, out_dir)
@@ -300,9 +307,13 @@ def convert_cohort(
 
 
 def _cohort_checks(
-    slices: pd.DataFrame, labels: pd.DataFrame, config: ConvertConfig
+    slices: pd.DataFrame, labels: pd.DataFrame, min_slices: int
 ) -> tuple[pd.DataFrame, list[dict], list[str]]:
-    """Cross-file checks: duplicates, label coverage, studies too small.
+    """Cross-file checks: duplicates, label coverage, studies with fewer than ``min_slices`` slices.
+
+    ``min_slices`` is ``config.min_slices_per_study``, or 1 for a source whose studies are single
+    images by construction (``single_slice_studies`` in ``source.json``): a lone slice in a DICOM
+    study is a scout or a fragment, a lone pre-windowed image is the study.
 
     Returns the kept slices, the quarantine rows, and the written PNGs of the slices dropped here.
     """
@@ -341,10 +352,7 @@ def _cohort_checks(
     ]
 
     counts = slices.groupby("study_raw")["key"].transform("size")
-    drop(
-        counts < config.min_slices_per_study,
-        lambda r: f"study has fewer than {config.min_slices_per_study} usable slices",
-    )
+    drop(counts < min_slices, lambda r: f"study has fewer than {min_slices} usable slices")
 
     by_slice = slices["key"].map(lambda k: k in slice_labels.index)
     values = np.where(

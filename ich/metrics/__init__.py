@@ -13,7 +13,8 @@ from ich.metrics.classification import (
     rates_from_counts,
 )
 from ich.metrics.curves import calibration_table, confusion_rows, pr_table, roc_table
-from ich.metrics.evaluate import evaluate_predictions, fraction_key, patient_predictions, threshold_key
+from ich.metrics.evaluate import evaluate_predictions, fraction_key, headline, patient_predictions, threshold_key
+from ich.metrics.operating_points import choose_operating_points, study_scores
 
 __all__ = [
     "COUNT_KEYS",
@@ -22,10 +23,12 @@ __all__ = [
     "binary_metrics",
     "bootstrap_ci",
     "calibration_table",
+    "choose_operating_points",
     "confusion_counts",
     "confusion_rows",
     "evaluate_predictions",
     "fraction_key",
+    "headline",
     "metric_by_name",
     "output_check",
     "patient_predictions",
@@ -34,5 +37,6 @@ __all__ = [
     "rates_from_counts",
     "resample_counts",
     "roc_table",
+    "study_scores",
     "threshold_key",
 ]

@@ -11,10 +11,19 @@ Layout (keys are stable; thresholds and fractions are formatted with ``:g``)::
                           "tp": int, "fp": int, "tn": int, "fn": int},
         ...
       },
-      "patient": {"fraction_0.05": {"threshold_0.5": {same as above}, ...}, ...},
+      "patient": {"fraction_0.05": {"threshold_0.5": {same as above}, ...}, ...,
+                  "study_score": {"score": "max_slice_probability", "roc_auc": {...}, "pr_auc": {...}}},
+      "operating_points": {"slice_youden": {"threshold", "chosen_on", <ratios and counts>},
+                           "slice_sensitivity": {...}, "patient_youden": {...}},
+      "calibration": {"temperature", "ece", "ece_calibrated"},
       "subtypes": {"epidural": {"n_slices", "n_positive_slices", "roc_auc", "pr_auc",
                                "threshold_0.5": {...}, ...}, ...}
     }
+
+``study_score``, ``operating_points`` and ``calibration`` (test ECE before and after the
+validation-fitted temperature) are there when the model's validation-chosen
+operating points (``ich.metrics.operating_points``) are given; ``headline`` picks from the
+block the few figures a reviewer decides on.
 
 Every interval is a 95% patient-level (cluster) bootstrap interval (``ich.metrics.ci``); blocks
 over the same patients share the same resamples. Floats are rounded to 6 decimals and undefined
@@ -31,6 +40,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from ich.labels import SUBTYPES
+from ich.metrics.calibration import apply_temperature, expected_calibration_error
 from ich.metrics.ci import bootstrap_ci
 from ich.metrics.classification import (
     COUNT_KEYS,
@@ -43,6 +53,7 @@ from ich.metrics.classification import (
     weighted_ranking_metrics,
 )
 from ich.metrics.jsonsafe import json_ready
+from ich.metrics.operating_points import STUDY_SCORE, study_scores
 
 JsonBlock = dict[str, object]
 
@@ -167,6 +178,55 @@ def patient_block(
     }
 
 
+def study_block(table: pd.DataFrame, points: dict, *, n_boot: int, seed: int) -> tuple[JsonBlock, JsonBlock]:
+    """Patient level from the study score: ``(ranking block, block at the patient operating point)``.
+
+    One row per patient, so the bootstrap resamples patients as everywhere else.
+    """
+    studies = study_scores(table)
+    y, p = check_binary(studies["label"], studies["score"])
+    threshold = points["patient_youden"]["threshold"]
+    preds = (p >= threshold)[:, None]
+    intervals = np.stack(
+        bootstrap_ci(_slice_statistic, y, p, preds, groups=studies["patient_id"], n_boot=n_boot, seed=seed)
+    )
+    ranking: JsonBlock = {"score": STUDY_SCORE, **{k: _interval(*intervals[:, i]) for i, k in enumerate(RANKING_KEYS)}}
+    rates = _per_threshold(intervals[:, len(RANKING_KEYS) :], 1)[0]
+    return ranking, _threshold_block(rates, confusion_counts(y, preds[:, 0]))
+
+
+def operating_point_blocks(table: pd.DataFrame, points: dict, *, n_boot: int, seed: int) -> tuple[JsonBlock, JsonBlock]:
+    """Test metrics at the validation-chosen points: ``(patient study_score block, operating_points block)``."""
+    slice_points = ("slice_youden", "slice_sensitivity")
+    thresholds = [points[name]["threshold"] for name in slice_points]
+    y, p = check_binary(table["any"], table["prob_any"])
+    at_slices = slice_block(y, p, table["patient_id"].to_numpy(), thresholds=thresholds, n_boot=n_boot, seed=seed)
+    ranking, at_patient = study_block(table, points, n_boot=n_boot, seed=seed)
+    chosen = {"chosen_on": points["chosen_on"]}
+    blocks: JsonBlock = {
+        name: {"threshold": t, **chosen, **at_slices[threshold_key(t)]}
+        for name, t in zip(slice_points, thresholds, strict=True)
+    }
+    blocks["patient_youden"] = {"threshold": points["patient_youden"]["threshold"], **chosen, **at_patient}
+    return ranking, blocks
+
+
+def headline(block: JsonBlock) -> JsonBlock:
+    """The figures a reviewer decides on, from an ``evaluate_predictions`` block with operating points.
+
+    Slice ROC-AUC and PR-AUC and patient ROC-AUC (study score) with their intervals; patient
+    sensitivity and specificity at the validation-chosen patient threshold.
+    """
+    at_patient = block["operating_points"]["patient_youden"]
+    return {
+        "slice_roc_auc": block["slice"]["roc_auc"],
+        "slice_pr_auc": block["slice"]["pr_auc"],
+        "patient_roc_auc": block["patient"]["study_score"]["roc_auc"],
+        "patient_sensitivity": at_patient["sensitivity"]["value"],
+        "patient_specificity": at_patient["specificity"]["value"],
+    }
+
+
 def _labelled_rows(
     predictions: pd.DataFrame, labels: pd.DataFrame, subset: str, subtypes: Sequence[str]
 ) -> pd.DataFrame:
@@ -192,6 +252,7 @@ def evaluate_predictions(
     seed: int,
     subtypes: Sequence[str] = SUBTYPES,
     subset: str = "test",
+    operating_points: dict | None = None,
 ) -> JsonBlock:
     """Metrics of one model on the ``subset`` rows of its predictions table (layout: module docstring).
 
@@ -199,7 +260,8 @@ def evaluate_predictions(
     prob_any[, prob_<subtype>]``); ``labels`` is the slice index (``slice_id, any,
     <subtypes>``). A subtype is evaluated when its ``prob_<subtype>`` column exists and it has
     labels; slices whose subtype label is missing (study-level datasets) are left out of that
-    subtype only.
+    subtype only. ``operating_points`` (from ``choose_operating_points`` on validation) adds the
+    study-score and operating-point blocks.
     """
     table = _labelled_rows(predictions, labels, subset, subtypes)
     groups = table["patient_id"].to_numpy()
@@ -219,7 +281,7 @@ def evaluate_predictions(
             "n_positive_slices": int(y_sub.sum()),
             **slice_metrics(y_sub, table.loc[known, f"prob_{subtype}"].to_numpy(), groups[known]),
         }
-    return {
+    block: JsonBlock = {
         "n_slices": len(table),
         "n_patients": int(table["patient_id"].nunique()),
         "n_positive_slices": int(y_any.sum()),
@@ -228,3 +290,15 @@ def evaluate_predictions(
         "patient": {fraction_key(f): patient_metrics(table, fraction=f) for f in patient_fractions},
         "subtypes": subtype_blocks,
     }
+    if operating_points is not None:
+        ranking, at_points = operating_point_blocks(table, operating_points, n_boot=n_boot, seed=seed)
+        block["patient"]["study_score"] = ranking
+        block["operating_points"] = at_points
+        temperature = operating_points["calibration"]["temperature"]
+        p_any = table["prob_any"].to_numpy(dtype=float)
+        block["calibration"] = {
+            "temperature": temperature,
+            "ece": round(expected_calibration_error(y_any, p_any), 6),
+            "ece_calibrated": round(expected_calibration_error(y_any, apply_temperature(p_any, temperature)), 6),
+        }
+    return block

@@ -80,6 +80,24 @@ def segmenter_metrics(per_slice: pd.DataFrame, threshold: float) -> dict[str, An
     return {**summary, "detection_by_threshold": table6}
 
 
+def segmentation_headline(block: dict[str, Any]) -> dict[str, Any]:
+    """The figures a reviewer decides on, from a ``segmenter_metrics`` block.
+
+    Mean Dice and Jaccard over test slices and patients with bleed, the bleed-volume error,
+    and slice detection (any predicted pixel) at the post-processing threshold.
+    """
+    slices, patients = block["slice"]["with_bleed"], block["patient"]["with_bleed"]
+    return {
+        "dice_slices": slices["dice"]["mean"],
+        "jaccard_slices": slices["jaccard"]["mean"],
+        "dice_patients": patients["dice"]["mean"],
+        "volume_mean_abs_error_ml": block["volume"]["mean_abs_error_ml"],
+        "volume_mean_abs_relative_error": block["volume"]["mean_abs_relative_error"],
+        "detection_sensitivity": block["detection"]["sensitivity"],
+        "detection_specificity": block["detection"]["specificity"],
+    }
+
+
 def volume_points(per_slice: pd.DataFrame, threshold: float) -> pd.DataFrame:
     """Reference and predicted bleed volume (mL) per test patient, without ids (a plot table)."""
     patients = segmentation_by_patient(per_slice[per_slice["threshold"] == threshold])

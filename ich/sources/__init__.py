@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ich.io.raw_cohort import SourceError
+
 SOURCES: dict[str, str] = {
     "synthetic": "ich.synth",
     "ct-ich": "ich.sources.ct_ich",
@@ -30,6 +32,25 @@ SOURCES: dict[str, str] = {
     "folder": "ich.sources.folder",
     "images": "ich.sources.images",
 }
+
+
+def source_options(download: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The source named by ``params.download`` and its options.
+
+    The options are the source's own section (``download.<source>``, dashes as underscores);
+    its ``path`` is that section's, or else the shared ``download.path``. When both are given
+    and differ, which one was meant is unknowable: an error names both.
+    """
+    source = str(download["source"])
+    section_key = source.strip().lower().replace("-", "_")
+    options = dict(download.get(section_key) or {})
+    own, shared = str(options.get("path") or ""), str(download.get("path") or "")
+    if own and shared and Path(own).expanduser().resolve() != Path(shared).expanduser().resolve():
+        raise SourceError(
+            f"download.path ({shared!r}) and download.{section_key}.path ({own!r}) disagree: set only one of them"
+        )
+    options["path"] = own or shared
+    return source, options
 
 
 def materialise(source: str, params: Mapping[str, Any] | None, out_dir: str | Path) -> None:
@@ -51,4 +72,4 @@ def materialise(source: str, params: Mapping[str, Any] | None, out_dir: str | Pa
     module.materialise(options, out)
 
 
-__all__ = ["SOURCES", "materialise"]
+__all__ = ["SOURCES", "materialise", "source_options"]

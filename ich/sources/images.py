@@ -39,6 +39,7 @@ relative to ``path`` or absolute.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -66,15 +67,31 @@ def materialise(params: dict[str, Any], out_dir: Path) -> None:
     layout = str(params.get("layout") or "auto")
     if layout not in LAYOUTS:
         raise SourceError(f"source 'images': layout must be one of {LAYOUTS}, got {layout!r}")
-    if layout == "auto":
+    detected = layout == "auto"
+    if detected:
         layout = detect_layout(root)
     if layout == "ctich-jpg":
         manifest, labels, source, issues = ctich_jpg_tables(root)
     elif layout == "headct-png":
         manifest, labels, source, issues = headct_tables(root)
     else:
-        manifest, labels, source, issues = generic_tables(root, params)
+        manifest, labels, source, issues = generic_tables(
+            root, params, searched=layout_searched(root, params) if detected else None
+        )
+    studies = Counter(row["study_id"] for row in manifest)
+    # a study of one image is a complete study here (convert's min_slices_per_study does not apply)
+    source["single_slice_studies"] = bool(studies) and max(studies.values()) == 1
     write_raw_cohort(out_dir, manifest, labels, source, issues)
+
+
+def layout_searched(root: Path, params: dict[str, Any]) -> list[str]:
+    """Every place the layouts look for their labels, for the message when none is there."""
+    labels = _resolve(root, str(params.get("labels") or "labels.csv"))
+    return [
+        f"{root / 'Patients_CT'}/ with {root / CTICH_CSV} (ctich-jpg)",
+        f"{root / 'head_ct'}/ with {root / 'labels.csv'} (headct-png)",
+        f"{labels} (generic: columns image, patient_id, any)",
+    ]
 
 
 # ----------------------------------------------------------------------------- CT-ICH JPG
@@ -212,8 +229,12 @@ def _resolve(root: Path, value: str) -> Path:
     return path if path.is_absolute() else root / path
 
 
-def generic_tables(root: Path, params: dict[str, Any]) -> tuple[list[dict], list[dict], dict, list[dict]]:
+def generic_tables(
+    root: Path, params: dict[str, Any], searched: list[str] | None = None
+) -> tuple[list[dict], list[dict], dict, list[dict]]:
     labels_path = _resolve(root, str(params.get("labels") or "labels.csv"))
+    if searched and not labels_path.is_file():
+        raise SourceError(f"source 'images': no dataset layout found under {root}; looked for " + "; ".join(searched))
     table = read_csv_table(labels_path, required=["image", "patient_id", "any"], what="image labels")
     subtypes = [s for s in SUBTYPES if s in table.columns]
     table["study_id"] = table["study_id"] if "study_id" in table.columns else table["patient_id"]

@@ -1,0 +1,127 @@
+"""Operating points chosen on the validation set, stored with each model and applied to test.
+
+A fixed threshold of 0.5 means different things for different models (and for one model from
+fold to fold), so each model gets its own decision thresholds, all chosen on validation rows
+only (test rows are never looked at here):
+
+- ``slice_youden``: the slice threshold that maximises Youden's J (sensitivity + specificity - 1);
+- ``slice_sensitivity``: the highest slice threshold whose validation sensitivity is at least
+  ``min_sensitivity`` (0.95 by default), i.e. the most specific point of a screening setting;
+- ``patient_youden``: the threshold on the study score that maximises Youden's J over
+  validation patients. The study score is the patient's maximum slice probability (a bleed on
+  any one slice makes the study positive); a study-level model may supply its own.
+
+A threshold ``t`` reads "positive when the probability is at least ``t``", as everywhere in
+``ich.metrics``. Thresholds are scores that occur on validation (scikit-learn's ``roc_curve``),
+so ties are resolved the same way on every machine; they are stored unrounded because rounding
+could move a threshold past the score it was chosen at.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+from sklearn.metrics import roc_curve
+
+from ich.metrics.calibration import apply_temperature, expected_calibration_error, fit_temperature
+from ich.metrics.classification import check_binary
+
+STUDY_SCORE = "max_slice_probability"
+"""How ``study_scores`` turns slice probabilities into one score per patient."""
+
+
+def study_scores(table: pd.DataFrame, *, prob_col: str = "prob_any", label_col: str = "any") -> pd.DataFrame:
+    """One row per patient (sorted by id): ``patient_id, score, label``.
+
+    ``score`` is the maximum slice probability, ``label`` whether any slice is labelled positive.
+    """
+    if table.empty:
+        raise ValueError("no slices to score")
+    grouped = table.groupby("patient_id", sort=True)
+    return pd.DataFrame(
+        {"score": grouped[prob_col].max(), "label": grouped[label_col].max().astype(np.int64)}
+    ).reset_index()
+
+
+def _roc_points(y_true: ArrayLike, y_prob: ArrayLike, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    y, p = check_binary(y_true, y_prob)
+    if np.unique(y).size < 2:
+        raise ValueError(f"cannot choose a {what} threshold: validation has only one class ({int(y[0])})")
+    fpr, tpr, thresholds = roc_curve(y, p, drop_intermediate=False)
+    # roc_curve's first point (threshold inf) calls nothing positive; no finite probability reaches it
+    return fpr[1:], tpr[1:], thresholds[1:]
+
+
+def youden_threshold(y_true: ArrayLike, y_prob: ArrayLike, what: str = "slice") -> float:
+    """The threshold with the largest Youden's J; on ties the highest such threshold."""
+    fpr, tpr, thresholds = _roc_points(y_true, y_prob, what)
+    return float(thresholds[int(np.argmax(tpr - fpr))])
+
+
+def sensitivity_threshold(y_true: ArrayLike, y_prob: ArrayLike, min_sensitivity: float, what: str = "slice") -> float:
+    """The highest threshold whose sensitivity is at least ``min_sensitivity``.
+
+    Lowering a threshold never lowers sensitivity, so the highest one that reaches the target is
+    the most specific of all that do.
+    """
+    if not 0 < min_sensitivity <= 1:
+        raise ValueError(f"min_sensitivity must be in (0, 1], got {min_sensitivity}")
+    _, tpr, thresholds = _roc_points(y_true, y_prob, what)
+    return float(thresholds[int(np.argmax(tpr >= min_sensitivity))])  # tpr reaches 1 at the lowest score
+
+
+def _rates_at(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
+    pred = p >= threshold
+    return {
+        "val_sensitivity": round(float(pred[y == 1].mean()), 6),
+        "val_specificity": round(float((~pred[y == 0]).mean()), 6),
+    }
+
+
+def choose_operating_points(
+    predictions: pd.DataFrame, labels: pd.DataFrame, *, min_sensitivity: float = 0.95, subset: str = "val"
+) -> dict:
+    """The operating points of one model from the ``subset`` rows of its predictions table.
+
+    ``predictions`` follows the Predictions contract (``slice_id, patient_id, set, prob_any``);
+    ``labels`` is the slice index (``slice_id, any``). Returns a JSON-ready dict with, for each
+    point, the threshold and the validation sensitivity and specificity it gives, and the
+    temperature that calibrates the slice probabilities (``ich.metrics.calibration``) with the
+    validation ECE before and after it.
+    """
+    rows = predictions[predictions["set"] == subset]
+    if rows.empty:
+        raise ValueError(f"no {subset!r} predictions to choose operating points on")
+    table = rows.merge(labels[["slice_id", "any"]], on="slice_id", how="left", validate="one_to_one")
+    if table["any"].isna().any():
+        raise ValueError(f"{int(table['any'].isna().sum())} {subset} slices have no 'any' label")
+    y, p = table["any"].to_numpy().astype(np.int64), table["prob_any"].to_numpy(dtype=float)
+    studies = study_scores(table)
+    ys, ps = studies["label"].to_numpy(), studies["score"].to_numpy(dtype=float)
+    slice_youden = youden_threshold(y, p)
+    slice_sensitive = sensitivity_threshold(y, p, min_sensitivity)
+    patient_youden = youden_threshold(ys, ps, "patient")
+    temperature = fit_temperature(y, p)
+    return {
+        "chosen_on": subset,
+        "n_slices": len(table),
+        "n_patients": len(studies),
+        "slice_youden": {"threshold": slice_youden, **_rates_at(y, p, slice_youden)},
+        "slice_sensitivity": {
+            "min_sensitivity": min_sensitivity,
+            "threshold": slice_sensitive,
+            **_rates_at(y, p, slice_sensitive),
+        },
+        "patient_youden": {
+            "study_score": STUDY_SCORE,
+            "threshold": patient_youden,
+            **_rates_at(ys, ps, patient_youden),
+        },
+        "calibration": {
+            "method": "temperature",
+            "temperature": round(temperature, 6),
+            "val_ece": round(expected_calibration_error(y, p), 6),
+            "val_ece_calibrated": round(expected_calibration_error(y, apply_temperature(p, temperature)), 6),
+        },
+    }

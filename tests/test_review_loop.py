@@ -1,0 +1,132 @@
+"""The review loop around DVC, for real: a shared remote with the run-cache, and ``make review``.
+
+Clone A runs the tiny pipeline and pushes outputs and run-cache to a local-directory remote
+(standing in for S3, GCS or SSH: DVC treats them alike). Fresh clones then pull instead of
+re-running, and a review of a branch lists what the branch changed and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+from tests.tiny_project import git_commit, make_tiny_project, run, set_param, stages_run
+
+pytestmark = pytest.mark.slow
+
+CHANGED = ["train", "wa2d_cnn1", "lr"]
+NEW_LR = 0.003
+
+
+def _only_cnn3_in_the_ensemble(params: dict) -> None:
+    # so that wa2d_cnn1's learning rate reaches its own metrics only
+    params["ensemble"]["members"] = ["wa2d_cnn3"]
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory) -> dict[str, Path]:
+    """Clone A on ``main`` after ``dvc repro`` and ``dvc push --run-cache`` to the remote."""
+    tmp = tmp_path_factory.mktemp("review")
+    remote = tmp / "remote"
+    a = make_tiny_project(tmp / "a", _only_cnn3_in_the_ensemble)
+    run(["dvc", "remote", "add", "-d", "shared", str(remote)], a)
+    run(["dvc", "repro"], a)
+    git_commit(a, "repro")
+    run(["dvc", "push", "--run-cache"], a)
+    return {"tmp": tmp, "a": a, "remote": remote}
+
+
+@pytest.fixture(scope="module")
+def branch(shared) -> Path:
+    """Clone A on a branch that changes one model's learning rate, reproduced, committed and pushed."""
+    a = shared["a"]
+    run(["git", "checkout", "-q", "-b", "faster-cnn1"], a)
+    set_param(a, CHANGED, NEW_LR)
+    ran = stages_run(run(["dvc", "repro"], a))
+    assert "train@wa2d_cnn1" in ran and "evaluate" in ran
+    git_commit(a, "wa2d_cnn1: higher learning rate")
+    run(["dvc", "push", "--run-cache"], a)
+    return a
+
+
+def _clone(shared: dict[str, Path], name: str) -> Path:
+    target = shared["tmp"] / name
+    run(["git", "clone", "-q", "-b", "main", str(shared["a"]), str(target)], shared["tmp"])
+    return target
+
+
+def test_a_fresh_clone_pulls_everything_and_runs_no_stage(shared):
+    b = _clone(shared, "b")
+    assert not (b / "data").exists()
+    run(["dvc", "pull", "--run-cache"], b)
+    assert (b / "data" / "models" / "wa2d_cnn1" / "model.pt").is_file()
+    assert stages_run(run(["dvc", "repro"], b)) == set()
+    assert "up to date" in run(["dvc", "status"], b)
+
+
+def test_the_run_cache_serves_a_configuration_run_in_another_clone(shared, branch):
+    c = _clone(shared, "c")
+    set_param(c, CHANGED, NEW_LR)  # what the branch ran, reached independently
+    run(["dvc", "pull", "--run-cache"], c)
+    output = run(["dvc", "repro"], c)
+    assert stages_run(output) == set(), output
+    assert "Stage 'train@wa2d_cnn1' is cached - skipping run" in output
+    for path in ("metrics/classification/wa2d_cnn1.json", "metrics/train/wa2d_cnn1.json"):
+        assert (c / path).read_text() == (branch / path).read_text()
+
+
+def _table_rows(markdown: str, section: str) -> list[list[str]]:
+    """Body rows of the markdown table under the ``## <section>`` heading."""
+    block = markdown.split(f"## {section}", 1)[1].split("\n## ", 1)[0]
+    rows = [
+        [cell.strip() for cell in line.strip("|").split("|")] for line in block.splitlines() if line.startswith("|")
+    ]
+    return [row for row in rows[1:] if not set("".join(row)) <= set("-: ")]  # header and rule dropped
+
+
+def test_review_lists_the_changed_parameter_and_only_that_models_metrics(branch):
+    out = branch / "review"
+    printed = run([sys.executable, "-m", "ich.review", "--base", "main", "--out", str(out)], branch)
+    markdown = (out / "review.md").read_text()
+    assert markdown in printed
+    assert markdown.index("Parameters changed") < markdown.index("Metrics changed")
+    params = _table_rows(markdown, "Parameters changed")
+    assert [row[:4] for row in params] == [["params.yaml", "train.wa2d_cnn1.lr", "0.001", str(NEW_LR)]]
+    metrics = _table_rows(markdown, "Metrics changed")
+    assert metrics, markdown
+    assert {row[0] for row in metrics} <= {"metrics/classification/wa2d_cnn1.json", "metrics/train/wa2d_cnn1.json"}
+    assert "metrics/classification/wa2d_cnn1.json" in {row[0] for row in metrics}
+    page = (out / "plots.html").read_text()
+    assert not re.search(r"<script[^>]+src=|<link[^>]+href=\"http", page), "the page must need no network"
+    assert 'id = "plots_train_wa2d_cnn1_csv"' in page and '<script type="module">' in page
+    assert "data:image/png;base64," in page  # the Grad-CAM figure, embedded
+
+
+def test_make_review_runs_the_review_module():
+    makefile = (REPO / "Makefile").read_text()
+    recipe = makefile.split("\nreview:", 1)[1].split("\n\n", 1)[0]
+    assert "-m ich.review --base $(BASE)" in recipe
+
+
+def test_the_ci_workflow_reviews_pull_requests_and_pushes_the_cache_from_main():
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "dvc-review.yml").read_text())
+    triggers = workflow[True]  # YAML 1.1 reads the key `on` as true
+    assert set(triggers) == {"pull_request", "push"} and triggers["push"]["branches"] == ["main"]
+    steps = [step for job in workflow["jobs"].values() for step in job["steps"]]
+    commands = [step.get("run", "") for step in steps]
+
+    def first(fragment: str) -> int:
+        return next(i for i, command in enumerate(commands) if fragment in command)
+
+    assert first("make setup") < first("dvc repro --pull") < first("make review") < first("gh pr comment")
+    assert "review/review.md" in commands[first("gh pr comment")]
+    assert "pull_request" in steps[first("gh pr comment")]["if"]
+    push = steps[first("dvc push --run-cache")]
+    assert "push" in push["if"] and "main" in push["if"]
+    assert json.dumps(workflow).count("secrets.") >= 1, "the remote comes from a secret, never from the repo"
