@@ -11,7 +11,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # dvc.yaml runs `python stages/...`: that must be this environment's python
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro lint test bench review clean
+.PHONY: setup repro lint test bench review share clean
 
 setup: $(STAMP)
 
@@ -38,6 +38,10 @@ test: lint
 BASE ?= main
 review: setup
 	$(BIN)/python -m ich.review --base $(BASE) --out review
+
+# dvc push --run-cache, plus the outputs of runs that it leaves behind (ich/share.py)
+share: setup
+	$(BIN)/python -m ich.share
 
 bench: setup
 	$(BIN)/python bench/train_speed.py

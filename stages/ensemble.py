@@ -25,7 +25,6 @@ def main() -> None:
         "metrics/ensemble.json",
         {
             "weights": weights,
-            "metric": p["metric"],
             "val_score": round(float(grid["score"].max()), 6),
         },
     )

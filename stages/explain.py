@@ -23,9 +23,9 @@ def main() -> None:
             build_classifier(spec, MODELS / name / "model.pt"),
             pd.read_csv(MODELS / name / "predictions.csv"),
             index,
-            "data/converted",
-            input_size=spec.input_size,
-            grey=spec.grey,
+            spec.dataset(index, "data/converted"),
+            spec.preparation(augment=False),
+            slice_channels=spec.slice_channels,
             n_cases=params["explain"]["n_cases"],
         )
         print(f"wrote {save_figure(figure, OUT / f'{name}.png')}")

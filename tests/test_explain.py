@@ -45,21 +45,32 @@ def test_overlay_and_case_selection():
     assert cases["case"].tolist() == ["most confident"] * 2 + ["least confident"] * 2
 
 
-def test_explain_figure_draws_each_case_and_its_overlay(tiny_cohort, tmp_path):
+@pytest.mark.parametrize("context", [0, 1])
+def test_explain_figure_draws_each_case_and_its_overlay(tiny_cohort, tmp_path, context):
+    from ich.data.datasets import read_slice_image
     from ich.explain.figure import explain_figure, save_figure
-    from ich.models import build
+    from ich.explain.gradcam import confidence_cases
+    from ich.train.classify import ClassifierSpec, build_classifier
 
     index = tiny_cohort["index"]
+    spec = ClassifierSpec("wa2d_cnn3", input_size=32, context=context)
     rng = np.random.default_rng(0)
     predictions = index[["slice_id", "patient_id"]].assign(set="test", fold=0, prob_any=rng.uniform(size=len(index)))
-    fig = explain_figure(
-        "demo", build("wa2d_cnn3"), predictions, index, tiny_cohort["converted"], input_size=32, grey=False, n_cases=2
-    )
+
+    def figure(table):
+        inputs = spec.dataset(index, tiny_cohort["converted"])
+        return explain_figure("demo", build_classifier(spec), table, index, inputs, spec.preparation(augment=False),
+                              slice_channels=spec.slice_channels, n_cases=2)  # fmt: skip
+
+    fig = figure(predictions)
     assert len(fig.axes) == 8  # 2 rows x (2 most + 2 least confident)
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert sum("most confident" in t for t in titles) == 2 and sum("least confident" in t for t in titles) == 2
+    first = confidence_cases(predictions.merge(index[["slice_id", "any"]], on="slice_id"), 2).iloc[0]
+    path = tiny_cohort["converted"] / index.set_index("slice_id").loc[first["slice_id"], "image_path"]
+    shown = np.asarray(fig.axes[0].get_images()[0].get_array())
+    assert np.array_equal(shown, read_slice_image(path, 32))  # the centre slice, whatever the stack
     path = save_figure(fig, tmp_path / "out" / "demo.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="no test predictions"):
-        explain_figure("demo", build("wa2d_cnn3"), predictions.assign(set="val"), index, tiny_cohort["converted"],
-                       input_size=32, grey=False, n_cases=2)  # fmt: skip
+        figure(predictions.assign(set="val"))

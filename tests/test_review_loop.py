@@ -1,7 +1,8 @@
 """The review loop around DVC, for real: a shared remote with the run-cache, and ``make review``.
 
-Clone A runs the tiny pipeline and pushes outputs and run-cache to a local-directory remote
-(standing in for S3, GCS or SSH: DVC treats them alike). Fresh clones then pull instead of
+Clone A runs the tiny pipeline and shares outputs and run-cache with a local-directory remote
+(standing in for S3, GCS or SSH: DVC treats them alike) through ``ich.share``, which adds to
+``dvc push --run-cache`` the outputs that DVC leaves behind (see its docstring). Fresh clones then pull instead of
 re-running, and a review of a branch lists what the branch changed and nothing else.
 """
 
@@ -31,14 +32,14 @@ def _only_cnn3_in_the_ensemble(params: dict) -> None:
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory) -> dict[str, Path]:
-    """Clone A on ``main`` after ``dvc repro`` and ``dvc push --run-cache`` to the remote."""
+    """Clone A on ``main`` after ``dvc repro`` and ``make share`` (``dvc push --run-cache`` and more)."""
     tmp = tmp_path_factory.mktemp("review")
     remote = tmp / "remote"
     a = make_tiny_project(tmp / "a", _only_cnn3_in_the_ensemble)
     run(["dvc", "remote", "add", "-d", "shared", str(remote)], a)
     run(["dvc", "repro"], a)
     git_commit(a, "repro")
-    run(["dvc", "push", "--run-cache"], a)
+    run([sys.executable, "-m", "ich.share"], a)
     return {"tmp": tmp, "a": a, "remote": remote}
 
 
@@ -51,7 +52,8 @@ def branch(shared) -> Path:
     ran = stages_run(run(["dvc", "repro"], a))
     assert "train@wa2d_cnn1" in ran and "evaluate" in ran
     git_commit(a, "wa2d_cnn1: higher learning rate")
-    run(["dvc", "push", "--run-cache"], a)
+    shared_output = run([sys.executable, "-m", "ich.share"], a)
+    assert re.search(r"then [1-9]\d* outputs of earlier runs", shared_output), shared_output
     return a
 
 
@@ -73,8 +75,8 @@ def test_a_fresh_clone_pulls_everything_and_runs_no_stage(shared):
 def test_the_run_cache_serves_a_configuration_run_in_another_clone(shared, branch):
     c = _clone(shared, "c")
     set_param(c, CHANGED, NEW_LR)  # what the branch ran, reached independently
-    run(["dvc", "pull", "--run-cache"], c)
-    output = run(["dvc", "repro"], c)
+    run(["dvc", "pull", "--run-cache"], c)  # main's outputs, and every run the remote knows
+    output = run(["dvc", "repro", "--pull"], c)  # --pull: a run-cache hit fetches its outputs
     assert stages_run(output) == set(), output
     assert "Stage 'train@wa2d_cnn1' is cached - skipping run" in output
     for path in ("metrics/classification/wa2d_cnn1.json", "metrics/train/wa2d_cnn1.json"):
@@ -127,6 +129,6 @@ def test_the_ci_workflow_reviews_pull_requests_and_pushes_the_cache_from_main():
     assert first("make setup") < first("dvc repro --pull") < first("make review") < first("gh pr comment")
     assert "review/review.md" in commands[first("gh pr comment")]
     assert "pull_request" in steps[first("gh pr comment")]["if"]
-    push = steps[first("dvc push --run-cache")]
+    push = steps[first("make share")]
     assert "push" in push["if"] and "main" in push["if"]
     assert json.dumps(workflow).count("secrets.") >= 1, "the remote comes from a secret, never from the repo"

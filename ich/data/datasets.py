@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from ich.data.context import neighbour_rows
 from ich.data.resize import resize_square
 from ich.io.slices import read_slice
 
@@ -37,6 +38,8 @@ class SliceDataset(Dataset):
         grey: feed the brain-window channel only (for single-channel models).
         cache: keep decoded images in memory after the first epoch (per loader worker);
             right for cohorts that fit in RAM (the demo: ~50 MB), off for RSNA-scale data.
+        context: neighbours on each side stacked with the slice (:mod:`ich.data.context`):
+            ``C x (2 * context + 1)`` channels, slice-major, the slice itself in the middle.
     """
 
     def __init__(
@@ -48,8 +51,10 @@ class SliceDataset(Dataset):
         label_columns: Sequence[str] = ("any",),
         grey: bool = False,
         cache: bool = False,
+        context: int = 0,
     ) -> None:
         self.paths = [Path(root) / p for p in table["image_path"]]
+        self.stacks = neighbour_rows(table, context) if context else np.arange(len(table))[:, None]
         self.targets = torch.from_numpy(np.array(table[list(label_columns)].astype(float).fillna(0), dtype=np.float32))
         self.input_size = input_size
         self.grey = grey
@@ -58,10 +63,18 @@ class SliceDataset(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._cache is not None and i in self._cache:
-            return self._cache[i], self.targets[i]
-        image = torch.from_numpy(read_slice_image(self.paths[i], self.input_size, self.grey).transpose(2, 0, 1).copy())
+    def _slice(self, row: int) -> torch.Tensor:
+        """One decoded slice ``(C, H, W)``; cached per slice, so a stack's neighbours are decoded once."""
+        if self._cache is not None and row in self._cache:
+            return self._cache[row]
+        image = torch.from_numpy(
+            read_slice_image(self.paths[row], self.input_size, self.grey).transpose(2, 0, 1).copy()
+        )
         if self._cache is not None:
-            self._cache[i] = image
+            self._cache[row] = image
+        return image
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = self.stacks[i]
+        image = self._slice(int(rows[0])) if len(rows) == 1 else torch.cat([self._slice(int(r)) for r in rows])
         return image, self.targets[i]

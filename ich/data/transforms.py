@@ -28,8 +28,10 @@ class BatchPreparation(nn.Module):
     bleed on either side; the segmentation pipeline keeps its own flip-free augmentation).
 
     Args:
-        channels: 3 (ImageNet statistics) or 1 (their grey mean).
+        channels: channels per slice: 3 (ImageNet statistics) or 1 (their grey mean).
         augment: whether training mode augments at all.
+        slices: slices stacked per input (slice context, :mod:`ich.data.context`); every slice
+            gets the same statistics and the same random map.
     """
 
     def __init__(
@@ -41,9 +43,11 @@ class BatchPreparation(nn.Module):
         translate: float = 0.05,
         scale: float = 0.1,
         flip: bool = True,
+        slices: int = 1,
     ) -> None:
         super().__init__()
         mean, std = (IMAGENET_MEAN, IMAGENET_STD) if channels == 3 else (GREY_MEAN, GREY_STD)
+        mean, std = mean * slices, std * slices
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
         self.augment = augment

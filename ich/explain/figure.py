@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from ich.data.datasets import read_slice_image
+from ich.data.datasets import SliceDataset
 from ich.data.transforms import BatchPreparation
 from ich.explain.gradcam import confidence_cases, gradcam_maps, overlay
 
@@ -19,24 +20,29 @@ def explain_figure(
     model: nn.Module,
     predictions: pd.DataFrame,
     index: pd.DataFrame,
-    image_root: str | Path,
+    inputs: SliceDataset,
+    prepare: BatchPreparation,
     *,
-    input_size: int,
-    grey: bool,
+    slice_channels: int,
     n_cases: int,
 ) -> Figure:
     """Two rows per case column: the slice as the model saw it, and its Grad-CAM overlay.
 
     The cases are the ``n_cases`` most and least confident test slices of ``predictions``
-    (Predictions contract); ``index`` supplies their image paths and labels.
+    (Predictions contract); ``index`` supplies their labels, and ``inputs`` (row ``i`` = row ``i``
+    of ``index``) the network inputs, neighbours included when the model has slice context.
+    The figure shows the centre slice's ``slice_channels`` channels.
     """
-    test = predictions[predictions["set"] == "test"].merge(index[["slice_id", "image_path", "any"]], on="slice_id")
+    rows = index[["slice_id", "any"]].assign(row=np.arange(len(index)))
+    test = predictions[predictions["set"] == "test"].merge(rows, on="slice_id")
     if test.empty:
         raise ValueError(f"{title}: no test predictions to explain")
     cases = confidence_cases(test, n_cases)
-    images = [read_slice_image(Path(image_root) / p, input_size, grey) for p in cases["image_path"]]
-    batch = torch.stack([torch.from_numpy(i.transpose(2, 0, 1).copy()) for i in images])
-    maps = gradcam_maps(model, batch, BatchPreparation(1 if grey else 3, augment=False))
+    batch = torch.stack([inputs[int(r)][0] for r in cases["row"]])
+    centre = batch.shape[1] // slice_channels // 2
+    shown = batch[:, centre * slice_channels : (centre + 1) * slice_channels]
+    images = [image.numpy().transpose(1, 2, 0) for image in shown]
+    maps = gradcam_maps(model, batch, prepare)
     fig = Figure(figsize=(2.2 * len(cases), 4.6))
     axes = fig.subplots(2, len(cases), squeeze=False)
     for j, (row, image, heat) in enumerate(zip(cases.itertuples(), images, maps, strict=True)):

@@ -38,7 +38,6 @@ initialises the ResNet18 only (from torchvision's cache) and leaves the detector
 
 from __future__ import annotations
 
-import effdet
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -81,6 +80,8 @@ class EffClass(nn.Module):
         super().__init__()
         if input_size % MAX_STRIDE:
             raise ValueError(f"effclass needs input_size a multiple of {MAX_STRIDE}, got {input_size}")
+        import effdet  # here, not at module level: importing it costs every stage a second (timm)
+
         config = effdet.get_efficientdet_config("efficientdet_d0")
         config.image_size = (input_size, input_size)
         config.backbone_args = {**config.backbone_args, "in_chans": in_channels}

@@ -34,6 +34,7 @@ class ClassifierSpec:
     pretrained: str = "none"
     augment: bool = True
     cache_images: bool = True  # decoded slices kept in RAM (turn off for RSNA-scale data)
+    context: int = 0  # neighbouring slices on each side stacked as channels (ich.data.context)
     options: dict[str, Any] = field(default_factory=dict)  # architecture keywords (e.g. batch_norm)
 
     @property
@@ -44,6 +45,32 @@ class ClassifierSpec:
         if self.outputs == "all":
             return LABELS
         raise ValueError(f"outputs must be 'any' or 'all', got {self.outputs!r}")
+
+    @property
+    def slice_channels(self) -> int:
+        """Channels of one slice: its windows, or the brain window alone."""
+        return 1 if self.grey else 3
+
+    @property
+    def stack(self) -> int:
+        """Slices per input: the slice and ``context`` neighbours on each side."""
+        return 2 * self.context + 1
+
+    def preparation(self, augment: bool) -> BatchPreparation:
+        """The batch preparation this network's inputs get (augmentation only if ``augment``)."""
+        return BatchPreparation(self.slice_channels, augment=augment, slices=self.stack)
+
+    def dataset(self, table: pd.DataFrame, root: str | Path) -> SliceDataset:
+        """The rows of ``table`` as this network sees them."""
+        return SliceDataset(
+            table,
+            root,
+            input_size=self.input_size,
+            label_columns=self.label_columns,
+            grey=self.grey,
+            cache=self.cache_images,
+            context=self.context,
+        )
 
 
 def parse_section(name: str, section: dict) -> tuple[ClassifierSpec, TrainConfig]:
@@ -60,7 +87,7 @@ def build_classifier(spec: ClassifierSpec, weights: str | Path | None = None) ->
     """The network of ``spec``; with ``weights``, the trained state dict loaded safely."""
     return build(
         spec.arch,
-        in_channels=1 if spec.grey else 3,
+        in_channels=spec.slice_channels * spec.stack,
         num_outputs=len(spec.label_columns),
         input_size=spec.input_size,
         pretrained=str(weights) if weights is not None else spec.pretrained,
@@ -113,19 +140,13 @@ def train_classifier(
     if parts["train"].empty or parts["val"].empty:
         raise ValueError("the split has no training or no validation slices")
     columns = spec.label_columns
-    channels = 1 if spec.grey else 3
-
-    def dataset(df: pd.DataFrame) -> SliceDataset:
-        return SliceDataset(
-            df, image_root, input_size=spec.input_size, label_columns=columns, grey=spec.grey, cache=spec.cache_images
-        )
 
     def eval_loader(df: pd.DataFrame) -> DataLoader:
-        return DataLoader(dataset(df), batch_size=config.batch_size, num_workers=config.num_workers)
+        return DataLoader(spec.dataset(df, image_root), batch_size=config.batch_size, num_workers=config.num_workers)
 
-    train_set = dataset(parts["train"])
+    train_set = spec.dataset(parts["train"], image_root)
     plan = balance(parts["train"]["any"].to_numpy(), balance_policy, ratio=balance_ratio, seed=config.seed)
-    eval_prepare = BatchPreparation(channels, augment=False)
+    eval_prepare = spec.preparation(augment=False)
 
     model = build_classifier(spec)
     pos_weight = torch.full((len(columns),), plan.pos_weight) if plan.pos_weight else None
@@ -158,7 +179,7 @@ def train_classifier(
         checkpoint=checkpoint,
         fingerprint=stamp,
         device=device,
-        prepare=BatchPreparation(channels, augment=spec.augment),
+        prepare=spec.preparation(augment=spec.augment),
     )
     rows = []
     for name in ("val", "test"):
