@@ -22,6 +22,7 @@ def main() -> None:
         min_slices_per_study=p["min_slices_per_study"],
         workers=p["workers"],
         shard_size=p["shard_size"],
+        framing=p["framing"],
     )
     with atomic_dir(OUT) as tmp:
         index, quarantine = convert_cohort(RAW, tmp, config)

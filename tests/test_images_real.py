@@ -55,7 +55,7 @@ def test_missing_bone_image_is_reported_and_flagged(cohort):
     manifest, _, source = cohort
     assert source["issues"] == [
         {
-            "path": str(ROOT / "Patients_CT" / "084" / "bone" / "36.jpg"),
+            "path": str((ROOT / "Patients_CT" / "084" / "bone").resolve() / "36.jpg"),  # sources resolve links
             "reason": "bone window image missing: B channel = brain window",
         }
     ]

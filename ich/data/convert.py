@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from ich.data.framing import frame_for
 from ich.data.resize import resize_square
 from ich.data.windowing import stack_windows, stack_windows_stored
 from ich.io.dicom import read_ct_slice
@@ -67,6 +68,7 @@ class ConvertConfig:
     min_slices_per_study: int = 2
     workers: int = 0  # 0 = one per CPU core
     shard_size: int = 0  # 0: one PNG file per slice; N: N slices per zip archive (100k+ slices, docs/scaling.md)
+    framing: str = "pad"  # pad: keep the aspect ratio; head: crop to the head first (ich.data.framing)
 
 
 def pseudonym(value: str, salt: str, prefix: str = "", length: int = 16) -> str:
@@ -88,11 +90,14 @@ def _resolve(raw_dir: str, path: str) -> Path:
     return p if p.is_absolute() else Path(raw_dir) / p
 
 
-def _read_mask(path: Path, size: int) -> np.ndarray:
+def _read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """A 0/255 mask at the source resolution; it must cover the image pixel for pixel."""
     mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if mask is None:
         raise UnusableSliceError(path, "mask file is unreadable")
-    return cv2.resize((mask > 127).astype(np.uint8) * 255, (size, size), interpolation=cv2.INTER_NEAREST)
+    if mask.shape != tuple(shape):
+        raise UnusableSliceError(path, f"mask is {mask.shape[1]}x{mask.shape[0]}, its image {shape[1]}x{shape[0]}")
+    return (mask > 127).astype(np.uint8) * 255
 
 
 @dataclass(frozen=True)
@@ -142,8 +147,7 @@ def _render(item: _Item, config: ConvertConfig) -> dict:
                 "notes": "",
             }
             if row.get("mask_path"):
-                bleed = read_nifti_mask_slice(_resolve(item.raw_dir, row["mask_path"]), item.sub_index)
-                mask = cv2.resize(bleed * 255, (config.size,) * 2, interpolation=cv2.INTER_NEAREST)
+                mask = read_nifti_mask_slice(_resolve(item.raw_dir, row["mask_path"]), item.sub_index) * 255
         elif row["format"] == "image":
             rgb = read_windowed_image(
                 source, bone_path=_resolve(item.raw_dir, row["bone_path"]) if row.get("bone_path") else None
@@ -163,14 +167,20 @@ def _render(item: _Item, config: ConvertConfig) -> dict:
         else:
             raise UnusableSliceError(source, f"unknown manifest format {row['format']!r}")
         if mask is None and row.get("mask_path") and row["format"] != "nifti":
-            mask = _read_mask(_resolve(item.raw_dir, row["mask_path"]), config.size)
+            mask = _read_mask(_resolve(item.raw_dir, row["mask_path"]), original_shape)
+        try:
+            frame = frame_for(rgb, config.framing)
+        except ValueError as exc:
+            raise UnusableSliceError(source, f"cannot frame the slice: {exc}") from exc
     except UnusableSliceError as exc:
         return {"quarantine": True, "source_path": source_name, "reason": exc.reason}
 
-    scale = original_shape[0] / config.size, original_shape[1] / config.size
+    if mask is not None:
+        mask = cv2.resize(frame.apply(mask), (config.size,) * 2, interpolation=cv2.INTER_NEAREST)
+    scale = frame.side / config.size  # isotropic: framing keeps the aspect ratio
     return {
         "quarantine": False,
-        "image": resize_square(rgb, config.size)[..., ::-1],
+        "image": resize_square(frame.apply(rgb), config.size)[..., ::-1],
         "mask": mask,
         "key": record["key"],
         "slice_id": pseudonym(record["key"], config.id_salt),
@@ -179,8 +189,8 @@ def _render(item: _Item, config: ConvertConfig) -> dict:
         "series_raw": record["series"],
         "z": record["z"],
         "has_hu": record["has_hu"],
-        "spacing_row_mm": record["spacing"][0] * scale[0],
-        "spacing_col_mm": record["spacing"][1] * scale[1],
+        "spacing_row_mm": record["spacing"][0] * scale,
+        "spacing_col_mm": record["spacing"][1] * scale,
         "thickness": record["thickness"],
         "notes": record["notes"],
         "source_path": source_name,
