@@ -17,7 +17,12 @@ A fold whose predictions are already in ``--out`` is not run again, so an interr
 resumes (pass the same ``--workdir`` to keep DVC's cache too). Writes
 ``<out>/fold<k>/<model>.csv`` (test predictions), ``<out>/index.csv`` (the slice labels) and
 ``<out>/crossval.json`` (pooled metrics, per-fold ROC-AUC, timings, provenance), and prints a
-Markdown table of the pooled metrics.
+Markdown table of the pooled metrics. Each fold's ``operating_points.json`` (thresholds and
+temperature chosen on that fold's validation patients) is kept too, and :func:`ich.crossval.summary`
+pools the folds with them: slice ROC-AUC of the calibrated probabilities, patient ROC-AUC, and
+patient sensitivity and specificity at each fold's own patient threshold, all with patient-bootstrap
+CIs. ``--publish`` writes those figures, with the code version, to
+``docs/results/<profile>-crossval.json``.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from sklearn.metrics import roc_auc_score
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from ich.crossval import summary  # noqa: E402
 from ich.metrics import evaluate_predictions  # noqa: E402
 from ich.project import copy_project  # noqa: E402
 
@@ -109,11 +115,12 @@ def run_fold(workdir: Path, params: dict, out: Path) -> dict:
     log = run_command(["dvc", "repro", "ensemble"], workdir)  # the stages the pooled predictions need
     seconds = time.perf_counter() - started
     out.mkdir(parents=True, exist_ok=True)
-    sources = {m: workdir / "data" / "models" / m / "predictions.csv" for m in params["models"]}
-    sources["ensemble"] = workdir / "data" / "ensemble" / "predictions.csv"
-    for name, path in sources.items():
-        predictions = pd.read_csv(path)
+    sources = {m: workdir / "data" / "models" / m for m in params["models"]}
+    sources["ensemble"] = workdir / "data" / "ensemble"
+    for name, folder in sources.items():
+        predictions = pd.read_csv(folder / "predictions.csv")
         predictions[predictions["set"] == "test"].to_csv(out / f"{name}.csv", index=False)
+        shutil.copy(folder / "operating_points.json", out / f"{name}.operating_points.json")
     shutil.copy(workdir / "data" / "converted" / "index.csv", out.parent / "index.csv")
     timing = {
         "seconds": round(seconds, 1),
@@ -184,6 +191,7 @@ def main() -> None:
     parser.add_argument("--models", default="", help="comma-separated subset of the profile's models")
     parser.add_argument("--workdir", type=Path, default=None, help="work copy of the repo (default: a temporary one)")
     parser.add_argument("--out", type=Path, default=None, help="default: bench/out/crossval-<profile name>")
+    parser.add_argument("--publish", action="store_true", help="also write docs/results/<profile>-crossval.json")
     args = parser.parse_args()
 
     profile = yaml.safe_load(args.profile.read_text())
@@ -197,7 +205,7 @@ def main() -> None:
     timings = {}
     for k in folds:
         fold_dir = out / f"fold{k}"
-        if all((fold_dir / f"{n}.csv").exists() for n in names):
+        if all((fold_dir / f"{n}.csv").exists() and (fold_dir / f"{n}.operating_points.json").exists() for n in names):
             print(f"fold {k}: predictions already in {fold_dir}")
             timings[k] = json.loads((fold_dir / "run.json").read_text())
             continue
@@ -233,7 +241,23 @@ def main() -> None:
             int(k): round(float(roc_auc_score(part["any"], part["prob_any"])), 6)
             for k, part in labelled.groupby("fold")
         }
+    results["pooled_at_operating_points"] = {
+        name: summary(
+            {k: pd.read_csv(out / f"fold{k}" / f"{name}.csv") for k in folds},
+            {k: json.loads((out / f"fold{k}" / f"{name}.operating_points.json").read_text()) for k in folds},
+            index,
+            n_boot=e["n_bootstrap"],
+            seed=e["seed"],
+        )
+        for name in names
+    }
     (out / "crossval.json").write_text(json.dumps(results, indent=2) + "\n")
+    if args.publish:
+        published = REPO / "docs" / "results" / f"{args.profile.stem}-crossval.json"
+        published.parent.mkdir(parents=True, exist_ok=True)
+        keep = {k: results[k] for k in ("profile", "folds", "code_per_fold", "seconds_per_fold")}
+        published.write_text(json.dumps({**keep, "models": results["pooled_at_operating_points"]}, indent=2) + "\n")
+        print(f"published: {published}")
     patients = index["patient_id"].nunique()
     print(f"\n{len(index)} slices, {patients} patients; pooled test predictions of folds {folds}")
     print(f"value (95% patient-bootstrap CI, {e['n_bootstrap']} resamples of the {patients} patients)\n")

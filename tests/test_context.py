@@ -76,3 +76,27 @@ def test_training_with_context_runs_end_to_end(tiny_cohort, tiny_split, one_thre
     first = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
     assert first.in_channels == 9
     assert len(result.history) == 2 and predictions["prob_any"].between(0, 1).all()
+
+
+def test_window_dropout_shows_training_images_as_their_brain_window_only():
+    spec = ClassifierSpec("wa2d_cnn3", input_size=8, context=1, window_dropout=1.0)
+    x = torch.randint(0, 256, (4, 9, 8, 8), dtype=torch.uint8)
+    train = spec.preparation(augment=True).train()
+    train.degrees = train.translate = train.scale = 0.0  # isolate the dropout from the affine map
+    train.flip = False
+    out = train(x).view(4, 3, 3, 8, 8)
+    raw = x.float().view(4, 3, 3, 8, 8) / 255
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    for window in range(3):  # every window now carries the brain window, normalised as that window
+        expected = (raw[:, :, 0] - mean[window]) / std[window]
+        assert torch.allclose(out[:, :, window], expected, atol=1e-5)
+    evaluation = spec.preparation(augment=True).eval()(x).view(4, 3, 3, 8, 8)
+    assert not torch.allclose(evaluation[:, :, 1], evaluation[:, :, 0])  # never at evaluation
+    half = ClassifierSpec("wa2d_cnn3", input_size=8, window_dropout=0.5).preparation(augment=True).train()
+    torch.manual_seed(0)
+    dropped = [bool(torch.equal(*half._drop_windows(torch.rand(1, 3, 2, 2)).unbind(1)[:2])) for _ in range(400)]
+    assert 0.4 < np.mean(dropped) < 0.6
+    with pytest.raises(ValueError, match="needs augment"):
+        ClassifierSpec("wa2d_cnn3", augment=False, window_dropout=0.3)
+    with pytest.raises(ValueError, match="grey model"):
+        ClassifierSpec("thesis_cnn", grey=True, window_dropout=0.3)

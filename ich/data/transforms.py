@@ -32,6 +32,11 @@ class BatchPreparation(nn.Module):
         augment: whether training mode augments at all.
         slices: slices stacked per input (slice context, :mod:`ich.data.context`); every slice
             gets the same statistics and the same random map.
+        window_dropout: probability (training only) that an image's windows are all replaced by
+            its first, the brain window, as a one-window grey image arrives from another site
+            (``ich.io.images``: grey -> R = G = B). A model that has only ever seen three distinct
+            windows collapses on such input; one trained with this learns not to rely on the
+            other windows being there. 0 (the default) draws no random numbers at all.
     """
 
     def __init__(
@@ -44,8 +49,14 @@ class BatchPreparation(nn.Module):
         scale: float = 0.1,
         flip: bool = True,
         slices: int = 1,
+        window_dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        if not 0 <= window_dropout <= 1:
+            raise ValueError(f"window_dropout must be in [0, 1], got {window_dropout}")
+        if window_dropout and channels != 3:
+            raise ValueError("window_dropout needs three windows per slice")
+        self.slices, self.window_dropout = slices, window_dropout
         mean, std = (IMAGENET_MEAN, IMAGENET_STD) if channels == 3 else (GREY_MEAN, GREY_STD)
         mean, std = mean * slices, std * slices
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
@@ -70,8 +81,16 @@ class BatchPreparation(nn.Module):
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
+    def _drop_windows(self, x: torch.Tensor) -> torch.Tensor:
+        chosen = (torch.rand(x.shape[0]) < self.window_dropout).to(x.device)
+        stacks = x.view(x.shape[0], self.slices, 3, *x.shape[2:])
+        grey = stacks[:, :, :1].expand_as(stacks)
+        return torch.where(chosen.view(-1, 1, 1, 1, 1), grey, stacks).reshape(x.shape)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.float() / 255.0
         if self.augment and self.training:
             x = self._random_affine(x)
+            if self.window_dropout:
+                x = self._drop_windows(x)
         return (x - self.mean) / self.std

@@ -35,7 +35,14 @@ class ClassifierSpec:
     augment: bool = True
     cache_images: bool = True  # decoded slices kept in RAM (turn off for RSNA-scale data)
     context: int = 0  # neighbouring slices on each side stacked as channels (ich.data.context)
+    window_dropout: float = 0.0  # training images shown as brain window only (ich.data.transforms)
     options: dict[str, Any] = field(default_factory=dict)  # architecture keywords (e.g. batch_norm)
+
+    def __post_init__(self) -> None:
+        if self.window_dropout and not self.augment:
+            raise ValueError("window_dropout is an augmentation: it needs augment: true")
+        if self.window_dropout and self.grey:
+            raise ValueError("window_dropout needs the three windows; a grey model has one")
 
     @property
     def label_columns(self) -> tuple[str, ...]:
@@ -58,7 +65,9 @@ class ClassifierSpec:
 
     def preparation(self, augment: bool) -> BatchPreparation:
         """The batch preparation this network's inputs get (augmentation only if ``augment``)."""
-        return BatchPreparation(self.slice_channels, augment=augment, slices=self.stack)
+        return BatchPreparation(
+            self.slice_channels, augment=augment, slices=self.stack, window_dropout=self.window_dropout
+        )
 
     def dataset(self, table: pd.DataFrame, root: str | Path) -> SliceDataset:
         """The rows of ``table`` as this network sees them."""

@@ -1,0 +1,66 @@
+"""Pooling cross-validation folds with each fold's validation-chosen threshold and temperature."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from ich.crossval import pool_folds, summary
+from ich.metrics import choose_operating_points
+from ich.metrics.calibration import apply_temperature
+
+
+def fold_tables(n_folds: int = 3, patients: int = 12, slices: int = 8, seed: int = 0):
+    """Per fold: val and test predictions on scales that differ by fold (fold k's logits x (k + 1))."""
+    rng = np.random.default_rng(seed)
+    tables, labels = {}, []
+    for k in range(n_folds):
+        rows = []
+        for subset in ("val", "test"):
+            for i in range(patients):
+                pid = f"f{k}-{subset}-{i}"
+                sick = i % 3 != 0
+                for j in range(slices):
+                    bleed = int(sick and j in (3, 4))
+                    logit = (k + 1) * (1.5 * bleed - 1 + rng.normal(0, 0.8))
+                    rows.append({"slice_id": f"{pid}-{j}", "patient_id": pid, "set": subset, "fold": k,
+                                 "prob_any": 1 / (1 + np.exp(-logit))})  # fmt: skip
+                    labels.append({"slice_id": f"{pid}-{j}", "any": bleed})
+        tables[k] = pd.DataFrame(rows)
+    return tables, pd.DataFrame(labels)
+
+
+def test_each_fold_is_decided_at_its_own_threshold_and_calibrated_by_its_own_temperature():
+    tables, labels = fold_tables()
+    points = {k: choose_operating_points(t, labels) for k, t in tables.items()}
+    assert len({round(p["calibration"]["temperature"], 3) for p in points.values()}) == 3
+    slices, patients = pool_folds(tables, points, labels)
+    assert len(patients) == 36 and set(patients["fold"]) == {0, 1, 2}
+    for k, part in patients.groupby("fold"):
+        threshold = points[k]["patient_youden"]["threshold"]
+        assert (part["pred"] == (part["score"] >= threshold)).all()
+    fold1 = slices[slices["fold"] == 1]
+    expected = apply_temperature(fold1["prob_any"], points[1]["calibration"]["temperature"])
+    assert np.allclose(fold1["prob_calibrated"], expected)
+
+    result = summary(tables, points, labels, n_boot=200, seed=0)
+    assert result["slice_roc_auc_pooled"]["value"] == pytest.approx(
+        roc_auc_score(slices["any"], slices["prob_calibrated"]), abs=1e-6
+    )
+    tp = int(((patients["pred"] == 1) & (patients["label"] == 1)).sum())
+    assert result["patient_sensitivity"]["value"] == pytest.approx(tp / patients["label"].sum(), abs=1e-6)
+    for key in ("slice_roc_auc_pooled", "patient_roc_auc", "patient_sensitivity", "patient_specificity"):
+        block = result[key]
+        assert block["ci_low"] <= block["value"] <= block["ci_high"], key
+    assert set(result["slice_roc_auc_folds"]["per_fold"]) == {0, 1, 2}
+    assert result["ece_calibrated"] < result["ece"]  # fold scales differ; temperatures undo most of it
+
+
+def test_a_patient_in_two_test_folds_is_an_error():
+    tables, labels = fold_tables(n_folds=2)
+    points = {k: choose_operating_points(t, labels) for k, t in tables.items()}
+    tables[1] = pd.concat([tables[1], tables[0][tables[0]["set"] == "test"].head(8)], ignore_index=True)
+    with pytest.raises(ValueError, match="more than one test fold"):
+        pool_folds(tables, points, labels)
