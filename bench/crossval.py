@@ -40,7 +40,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from sklearn.metrics import roc_auc_score
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -134,19 +133,6 @@ def run_fold(workdir: Path, params: dict, out: Path) -> dict:
     return timing
 
 
-def pool(out: Path, folds: list[int], names: list[str]) -> dict[str, pd.DataFrame]:
-    """Concatenated test predictions per model; checks that no patient is in two test folds."""
-    pooled = {}
-    for name in names:
-        frames = [pd.read_csv(out / f"fold{k}" / f"{name}.csv") for k in folds]
-        table = pd.concat(frames, ignore_index=True)
-        per_patient = table.groupby("patient_id")["fold"].nunique()
-        if (per_patient > 1).any() or table["slice_id"].duplicated().any():
-            raise AssertionError(f"{name}: a patient or slice appears in more than one test fold")
-        pooled[name] = table
-    return pooled
-
-
 def _cell(block: dict) -> str:
     return f"{block['value']:.3f} ({block['ci_low']:.3f}-{block['ci_high']:.3f})"
 
@@ -216,7 +202,6 @@ def main() -> None:
         )
 
     index = pd.read_csv(out / "index.csv")
-    pooled = pool(out, folds, names)
     e = profile["evaluate"]
     results = {
         "profile": str(args.profile),
@@ -226,31 +211,23 @@ def main() -> None:
         "ensemble_weights_per_fold": {k: t["ensemble"]["weights"] for k, t in timings.items()},
         "per_fold_roc_auc": {},
         "models": {},
+        "pooled_at_operating_points": {},
     }
-    for name, table in pooled.items():
+    for name in names:
+        tables = {k: pd.read_csv(out / f"fold{k}" / f"{name}.csv") for k in folds}
+        points = {k: json.loads((out / f"fold{k}" / f"{name}.operating_points.json").read_text()) for k in folds}
+        # summary first: it refuses a patient or slice found in two test folds
+        pooled = summary(tables, points, index, n_boot=e["n_bootstrap"], seed=e["seed"])
+        results["pooled_at_operating_points"][name] = pooled
+        results["per_fold_roc_auc"][name] = pooled["slice_roc_auc_folds"]["per_fold"]
         results["models"][name] = evaluate_predictions(
-            table,
+            pd.concat(tables.values(), ignore_index=True),
             index,
             thresholds=e["thresholds"],
             patient_fractions=e["patient_fractions"],
             n_boot=e["n_bootstrap"],
             seed=e["seed"],
         )
-        labelled = table.merge(index[["slice_id", "any"]], on="slice_id")
-        results["per_fold_roc_auc"][name] = {
-            int(k): round(float(roc_auc_score(part["any"], part["prob_any"])), 6)
-            for k, part in labelled.groupby("fold")
-        }
-    results["pooled_at_operating_points"] = {
-        name: summary(
-            {k: pd.read_csv(out / f"fold{k}" / f"{name}.csv") for k in folds},
-            {k: json.loads((out / f"fold{k}" / f"{name}.operating_points.json").read_text()) for k in folds},
-            index,
-            n_boot=e["n_bootstrap"],
-            seed=e["seed"],
-        )
-        for name in names
-    }
     (out / "crossval.json").write_text(json.dumps(results, indent=2) + "\n")
     if args.publish:
         published = REPO / "docs" / "results" / f"{args.profile.stem}-crossval.json"

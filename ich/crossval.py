@@ -26,25 +26,13 @@ from sklearn.metrics import roc_auc_score
 
 from ich.metrics.calibration import apply_temperature, expected_calibration_error
 from ich.metrics.ci import bootstrap_ci
-from ich.metrics.classification import rates_from_counts, weighted_confusion_counts, weighted_ranking_metrics
+from ich.metrics.classification import weighted_ranking_metrics
+from ich.metrics.evaluate import interval, ranking_and_decision
 from ich.metrics.operating_points import study_scores
 
 
-def _interval(values: tuple[np.ndarray, np.ndarray, np.ndarray], i: int = 0) -> dict[str, float | None]:
-    out = {}
-    for key, array in zip(("value", "ci_low", "ci_high"), values, strict=True):
-        x = float(np.atleast_1d(array)[i])
-        out[key] = None if np.isnan(x) else round(x, 6)
-    return out
-
-
-def _ranking(y: np.ndarray, p: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def _roc_auc(y: np.ndarray, p: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return weighted_ranking_metrics(y, p, weights)["roc_auc"]
-
-
-def _sens_spec(y: np.ndarray, pred: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    rates = rates_from_counts(**weighted_confusion_counts(y, pred, weights))
-    return np.column_stack([rates["sensitivity"], rates["specificity"]])
 
 
 def pool_folds(
@@ -65,11 +53,13 @@ def pool_folds(
         temperature = points[fold]["calibration"]["temperature"]
         test = test.assign(fold=fold, prob_calibrated=apply_temperature(test["prob_any"], temperature))
         raw = study_scores(test)
-        calibrated = study_scores(test, prob_col="prob_calibrated")
         threshold = points[fold]["patient_youden"]["threshold"]
         patient_parts.append(
             raw.assign(
-                fold=fold, score_calibrated=calibrated["score"].to_numpy(), pred=(raw["score"] >= threshold).astype(int)
+                fold=fold,
+                # the maximum commutes with the monotone temperature map
+                score_calibrated=apply_temperature(raw["score"], temperature),
+                pred=(raw["score"] >= threshold).astype(int),
             )
         )
         slice_parts.append(test)
@@ -87,28 +77,28 @@ def summary(
     slices, patients = pool_folds(tables, points, labels)
     y_slice = slices["any"].to_numpy().astype(np.int64)
     p_slice = slices["prob_calibrated"].to_numpy(dtype=float)
-    pooled = bootstrap_ci(_ranking, y_slice, p_slice, groups=slices["patient_id"], n_boot=n_boot, seed=seed)
-    y_patient = patients["label"].to_numpy().astype(np.int64)
-    ids = patients["patient_id"]
-    patient_auc = bootstrap_ci(
-        _ranking, y_patient, patients["score_calibrated"].to_numpy(dtype=float), groups=ids, n_boot=n_boot, seed=seed
-    )
-    decided = bootstrap_ci(
-        _sens_spec, y_patient, patients["pred"].to_numpy().astype(bool), groups=ids, n_boot=n_boot, seed=seed
+    pooled = bootstrap_ci(_roc_auc, y_slice, p_slice, groups=slices["patient_id"], n_boot=n_boot, seed=seed)
+    ranking, decided = ranking_and_decision(
+        patients["label"].to_numpy().astype(np.int64),
+        patients["score_calibrated"].to_numpy(dtype=float),
+        patients["pred"].to_numpy().astype(bool),
+        patients["patient_id"],
+        n_boot=n_boot,
+        seed=seed,
     )
     per_fold = {
         int(k): round(float(roc_auc_score(part["any"], part["prob_any"])), 6) for k, part in slices.groupby("fold")
     }
     return {
-        "slice_roc_auc_pooled": _interval(pooled),
+        "slice_roc_auc_pooled": interval(*pooled),
         "slice_roc_auc_folds": {
             "per_fold": per_fold,
             "mean": round(float(np.mean(list(per_fold.values()))), 6),
             "sd": round(float(np.std(list(per_fold.values()), ddof=1)), 6) if len(per_fold) > 1 else None,
         },
-        "patient_roc_auc": _interval(patient_auc),
-        "patient_sensitivity": _interval(decided, 0),
-        "patient_specificity": _interval(decided, 1),
+        "patient_roc_auc": ranking["roc_auc"],
+        "patient_sensitivity": decided["sensitivity"],
+        "patient_specificity": decided["specificity"],
         "ece": round(expected_calibration_error(y_slice, slices["prob_any"].to_numpy(dtype=float)), 6),
         "ece_calibrated": round(expected_calibration_error(y_slice, p_slice), 6),
         "n_slices": len(slices),

@@ -27,6 +27,7 @@ def main() -> None:
     sources["ensemble"] = Path("data/ensemble")
     cohort = json.loads(Path("data/raw/source.json").read_text())
     results = {"cohort": cohort["name"], "synthetic": cohort["synthetic"], "models": {}}
+    headlines = {}
     for name, folder in sources.items():
         predictions = pd.read_csv(folder / "predictions.csv")
         results["models"][name] = evaluate_predictions(
@@ -38,7 +39,8 @@ def main() -> None:
             seed=p["seed"],
             operating_points=json.loads((folder / "operating_points.json").read_text()),
         )
-        write_json(Path("metrics/classification") / f"{name}.json", headline(results["models"][name]))
+        headlines[name] = headline(results["models"][name])
+        write_json(Path("metrics/classification") / f"{name}.json", headlines[name])
         test = predictions[predictions["set"] == "test"].merge(index[["slice_id", "any"]], on="slice_id")
         y, prob = test["any"].to_numpy(), test["prob_any"].to_numpy()
         write_csv(PLOTS / "roc" / f"{name}.csv", roc_table(y, prob).round(6))
@@ -46,8 +48,7 @@ def main() -> None:
         write_csv(PLOTS / "calibration" / f"{name}.csv", calibration_table(y, prob).round(6))
         write_csv(PLOTS / "confusion" / f"{name}.csv", confusion_rows(y, prob, p["thresholds"][0]))
     write_json("data/evaluation/classification.json", results)
-    for name, block in results["models"].items():
-        top = headline(block)
+    for name, top in headlines.items():
         auc = top["slice_roc_auc"]
         print(
             f"{name}: test slice ROC-AUC {auc['value']} (95% CI {auc['ci_low']}-{auc['ci_high']}), "

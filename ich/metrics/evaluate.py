@@ -109,14 +109,15 @@ def patient_predictions(
     return table[["patient_id", "n_slices", "n_positive_slices", "required", "pred", "label"]]
 
 
-def _interval(value: float, low: float, high: float) -> dict[str, float | None]:
+def interval(value: float, low: float, high: float) -> dict[str, float | None]:
+    """``{value, ci_low, ci_high}`` as the metric files hold it (rounded; NaN -> ``None``)."""
     return {key: json_ready(float(x)) for key, x in (("value", value), ("ci_low", low), ("ci_high", high))}
 
 
 def _threshold_block(rates: NDArray[np.float64], counts: dict[str, int]) -> JsonBlock:
     """Ratios with intervals (``rates`` has rows value, low, high and one column per ``RATE_KEYS``),
     then the point confusion counts (a count has no useful interval)."""
-    return {**{k: _interval(*rates[:, i]) for i, k in enumerate(RATE_KEYS)}, **{k: counts[k] for k in COUNT_KEYS}}
+    return {**{k: interval(*rates[:, i]) for i, k in enumerate(RATE_KEYS)}, **{k: counts[k] for k in COUNT_KEYS}}
 
 
 def _rates_statistic(
@@ -140,6 +141,33 @@ def _per_threshold(intervals: NDArray[np.float64], n_thresholds: int) -> NDArray
     return intervals.reshape(3, n_thresholds, len(RATE_KEYS)).transpose(1, 0, 2)
 
 
+def decision_blocks(
+    y: NDArray[np.int64], preds: NDArray[np.bool_], groups: ArrayLike, *, n_boot: int, seed: int
+) -> list[JsonBlock]:
+    """Ratios with intervals and confusion counts of each column of decisions ``preds`` ``(n, T)``."""
+    intervals = np.stack(bootstrap_ci(_rates_statistic, y, preds, groups=groups, n_boot=n_boot, seed=seed))
+    rates = _per_threshold(intervals, preds.shape[1])
+    return [_threshold_block(rates[j], confusion_counts(y, preds[:, j])) for j in range(preds.shape[1])]
+
+
+def ranking_and_decision(
+    y: NDArray[np.int64],
+    scores: NDArray[np.float64],
+    decided: NDArray[np.bool_],
+    groups: ArrayLike,
+    *,
+    n_boot: int,
+    seed: int,
+) -> tuple[JsonBlock, JsonBlock]:
+    """``(ROC-AUC and PR-AUC of scores, ratios of the decisions)``, from one set of resamples."""
+    intervals = np.stack(
+        bootstrap_ci(_slice_statistic, y, scores, decided[:, None], groups=groups, n_boot=n_boot, seed=seed)
+    )
+    ranking: JsonBlock = {k: interval(*intervals[:, i]) for i, k in enumerate(RANKING_KEYS)}
+    rates = _per_threshold(intervals[:, len(RANKING_KEYS) :], 1)[0]
+    return ranking, _threshold_block(rates, confusion_counts(y, decided))
+
+
 def slice_block(
     y_true: ArrayLike,
     y_prob: ArrayLike,
@@ -153,7 +181,7 @@ def slice_block(
     y, p = check_binary(y_true, y_prob)
     preds = np.column_stack([p >= t for t in thresholds])
     intervals = np.stack(bootstrap_ci(_slice_statistic, y, p, preds, groups=groups, n_boot=n_boot, seed=seed))
-    block: JsonBlock = {k: _interval(*intervals[:, i]) for i, k in enumerate(RANKING_KEYS)}
+    block: JsonBlock = {k: interval(*intervals[:, i]) for i, k in enumerate(RANKING_KEYS)}
     rates = _per_threshold(intervals[:, len(RANKING_KEYS) :], len(thresholds))
     for j, t in enumerate(thresholds):
         block[threshold_key(t)] = _threshold_block(rates[j], confusion_counts(y, p >= t))
@@ -171,11 +199,8 @@ def patient_block(
     y = per_threshold[0]["label"].to_numpy()
     preds = np.column_stack([pt["pred"].to_numpy().astype(bool) for pt in per_threshold])
     groups = per_threshold[0]["patient_id"].to_numpy()
-    intervals = np.stack(bootstrap_ci(_rates_statistic, y, preds, groups=groups, n_boot=n_boot, seed=seed))
-    rates = _per_threshold(intervals, len(thresholds))
-    return {
-        threshold_key(t): _threshold_block(rates[j], confusion_counts(y, preds[:, j])) for j, t in enumerate(thresholds)
-    }
+    blocks = decision_blocks(y, preds, groups, n_boot=n_boot, seed=seed)
+    return {threshold_key(t): block for t, block in zip(thresholds, blocks, strict=True)}
 
 
 def study_block(table: pd.DataFrame, points: dict, *, n_boot: int, seed: int) -> tuple[JsonBlock, JsonBlock]:
@@ -185,14 +210,9 @@ def study_block(table: pd.DataFrame, points: dict, *, n_boot: int, seed: int) ->
     """
     studies = study_scores(table)
     y, p = check_binary(studies["label"], studies["score"])
-    threshold = points["patient_youden"]["threshold"]
-    preds = (p >= threshold)[:, None]
-    intervals = np.stack(
-        bootstrap_ci(_slice_statistic, y, p, preds, groups=studies["patient_id"], n_boot=n_boot, seed=seed)
-    )
-    ranking: JsonBlock = {"score": STUDY_SCORE, **{k: _interval(*intervals[:, i]) for i, k in enumerate(RANKING_KEYS)}}
-    rates = _per_threshold(intervals[:, len(RANKING_KEYS) :], 1)[0]
-    return ranking, _threshold_block(rates, confusion_counts(y, preds[:, 0]))
+    decided = p >= points["patient_youden"]["threshold"]
+    ranking, at_point = ranking_and_decision(y, p, decided, studies["patient_id"], n_boot=n_boot, seed=seed)
+    return {"score": STUDY_SCORE, **ranking}, at_point
 
 
 def operating_point_blocks(table: pd.DataFrame, points: dict, *, n_boot: int, seed: int) -> tuple[JsonBlock, JsonBlock]:
@@ -200,12 +220,12 @@ def operating_point_blocks(table: pd.DataFrame, points: dict, *, n_boot: int, se
     slice_points = ("slice_youden", "slice_sensitivity")
     thresholds = [points[name]["threshold"] for name in slice_points]
     y, p = check_binary(table["any"], table["prob_any"])
-    at_slices = slice_block(y, p, table["patient_id"].to_numpy(), thresholds=thresholds, n_boot=n_boot, seed=seed)
+    preds = np.column_stack([p >= t for t in thresholds])
+    at_slices = decision_blocks(y, preds, table["patient_id"].to_numpy(), n_boot=n_boot, seed=seed)
     ranking, at_patient = study_block(table, points, n_boot=n_boot, seed=seed)
     chosen = {"chosen_on": points["chosen_on"]}
     blocks: JsonBlock = {
-        name: {"threshold": t, **chosen, **at_slices[threshold_key(t)]}
-        for name, t in zip(slice_points, thresholds, strict=True)
+        name: {"threshold": t, **chosen, **at} for name, t, at in zip(slice_points, thresholds, at_slices, strict=True)
     }
     blocks["patient_youden"] = {"threshold": points["patient_youden"]["threshold"], **chosen, **at_patient}
     return ranking, blocks

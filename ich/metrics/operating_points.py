@@ -25,7 +25,7 @@ from numpy.typing import ArrayLike
 from sklearn.metrics import roc_curve
 
 from ich.metrics.calibration import apply_temperature, expected_calibration_error, fit_temperature
-from ich.metrics.classification import check_binary
+from ich.metrics.classification import binary_metrics, check_binary
 
 STUDY_SCORE = "max_slice_probability"
 """How ``study_scores`` turns slice probabilities into one score per patient."""
@@ -72,11 +72,8 @@ def sensitivity_threshold(y_true: ArrayLike, y_prob: ArrayLike, min_sensitivity:
 
 
 def _rates_at(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
-    pred = p >= threshold
-    return {
-        "val_sensitivity": round(float(pred[y == 1].mean()), 6),
-        "val_specificity": round(float((~pred[y == 0]).mean()), 6),
-    }
+    rates = binary_metrics(y, p, threshold)
+    return {f"val_{k}": round(rates[k], 6) for k in ("sensitivity", "specificity")}
 
 
 def choose_operating_points(

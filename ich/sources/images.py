@@ -75,9 +75,10 @@ def materialise(params: dict[str, Any], out_dir: Path) -> None:
     elif layout == "headct-png":
         manifest, labels, source, issues = headct_tables(root)
     else:
-        manifest, labels, source, issues = generic_tables(
-            root, params, searched=layout_searched(root, params) if detected else None
-        )
+        if detected and not generic_labels(root, params).is_file():
+            searched = "; ".join(layout_searched(root, params))
+            raise SourceError(f"source 'images': no dataset layout found under {root}; looked for {searched}")
+        manifest, labels, source, issues = generic_tables(root, params)
     studies = Counter(row["study_id"] for row in manifest)
     # a study of one image is a complete study here (convert's min_slices_per_study does not apply)
     source["single_slice_studies"] = bool(studies) and max(studies.values()) == 1
@@ -86,11 +87,10 @@ def materialise(params: dict[str, Any], out_dir: Path) -> None:
 
 def layout_searched(root: Path, params: dict[str, Any]) -> list[str]:
     """Every place the layouts look for their labels, for the message when none is there."""
-    labels = _resolve(root, str(params.get("labels") or "labels.csv"))
     return [
         f"{root / 'Patients_CT'}/ with {root / CTICH_CSV} (ctich-jpg)",
         f"{root / 'head_ct'}/ with {root / 'labels.csv'} (headct-png)",
-        f"{labels} (generic: columns image, patient_id, any)",
+        f"{generic_labels(root, params)} (generic: columns image, patient_id, any)",
     ]
 
 
@@ -229,12 +229,13 @@ def _resolve(root: Path, value: str) -> Path:
     return path if path.is_absolute() else root / path
 
 
-def generic_tables(
-    root: Path, params: dict[str, Any], searched: list[str] | None = None
-) -> tuple[list[dict], list[dict], dict, list[dict]]:
-    labels_path = _resolve(root, str(params.get("labels") or "labels.csv"))
-    if searched and not labels_path.is_file():
-        raise SourceError(f"source 'images': no dataset layout found under {root}; looked for " + "; ".join(searched))
+def generic_labels(root: Path, params: dict[str, Any]) -> Path:
+    """The generic layout's labels CSV: ``labels`` (relative to ``root`` or absolute), default ``labels.csv``."""
+    return _resolve(root, str(params.get("labels") or "labels.csv"))
+
+
+def generic_tables(root: Path, params: dict[str, Any]) -> tuple[list[dict], list[dict], dict, list[dict]]:
+    labels_path = generic_labels(root, params)
     table = read_csv_table(labels_path, required=["image", "patient_id", "any"], what="image labels")
     subtypes = [s for s in SUBTYPES if s in table.columns]
     table["study_id"] = table["study_id"] if "study_id" in table.columns else table["patient_id"]
