@@ -14,16 +14,7 @@ RAW, OUT = Path("data/raw"), Path("data/converted")
 
 def main() -> None:
     p = load_params()["convert"]
-    config = ConvertConfig(
-        size=p["image_size"],
-        windows=tuple(tuple(w) for w in p["windows"]),
-        png_compression=p["png_compression"],
-        id_salt=p["id_salt"],
-        min_slices_per_study=p["min_slices_per_study"],
-        workers=p["workers"],
-        shard_size=p["shard_size"],
-        framing=p["framing"],
-    )
+    config = ConvertConfig.from_params(p)
     with atomic_dir(OUT) as tmp:
         index, quarantine = convert_cohort(RAW, tmp, config)
         write_csv(tmp / "index.csv", index)

@@ -19,6 +19,7 @@ def main() -> None:
     weights, grid, predictions = fit_ensemble(tables, index, grid=p["grid"], metric=p["metric"])
     with atomic_dir("data/ensemble") as out:
         write_csv(out / "predictions.csv", predictions)
+        write_json(out / "weights.json", weights)
         write_json(out / "operating_points.json", choose_operating_points(predictions, index))
     write_csv("plots/ensemble/grid.csv", grid.round(6))
     write_json(

@@ -70,6 +70,20 @@ class ConvertConfig:
     shard_size: int = 0  # 0: one PNG file per slice; N: N slices per zip archive (100k+ slices, docs/scaling.md)
     framing: str = "pad"  # pad: keep the aspect ratio; head: crop to the head first (ich.data.framing)
 
+    @classmethod
+    def from_params(cls, section: dict) -> ConvertConfig:
+        """The ``convert`` section of ``params.yaml``."""
+        return cls(
+            size=section["image_size"],
+            windows=tuple(tuple(w) for w in section["windows"]),
+            png_compression=section["png_compression"],
+            id_salt=section["id_salt"],
+            min_slices_per_study=section["min_slices_per_study"],
+            workers=section["workers"],
+            shard_size=section["shard_size"],
+            framing=section["framing"],
+        )
+
 
 def pseudonym(value: str, salt: str, prefix: str = "", length: int = 16) -> str:
     """Stable pseudonymous id: a salted SHA-256 prefix (real ids never leave ``data/``)."""
@@ -194,7 +208,20 @@ def _render(item: _Item, config: ConvertConfig) -> dict:
         "thickness": record["thickness"],
         "notes": record["notes"],
         "source_path": source_name,
+        "frame": frame,
+        "source_shape": tuple(original_shape),
     }
+
+
+def render_slice(row: dict, config: ConvertConfig, *, raw_dir: str | Path = ".", sub_index: int | None = None) -> dict:
+    """Read, window, frame and resize one source, as ``convert`` does, without writing anything.
+
+    ``row`` is a manifest row (``path``, ``format`` and the format's columns, paths relative to
+    ``raw_dir``); ``sub_index`` is the slice of a NIfTI volume. Returns the record ``convert``
+    indexes, with the ``image`` (BGR uint8 at ``config.size``), the ``mask`` (or ``None``), the
+    ``frame`` and the ``source_shape``; or ``{"quarantine": True, "source_path", "reason"}``.
+    """
+    return _render(_Item(str(raw_dir), row, sub_index), config)
 
 
 def _convert_unit(unit: _Unit, config: ConvertConfig, out_dir: str) -> list[dict]:
@@ -211,6 +238,7 @@ def _convert_unit(unit: _Unit, config: ConvertConfig, out_dir: str) -> list[dict
             if not record["quarantine"]:
                 ids = record["slice_id"], record["source_path"]
                 image, mask = record.pop("image"), record.pop("mask")
+                del record["frame"], record["source_shape"]
                 record["image_path"] = sink.put("images", *ids, encode_png(image, config.png_compression))
                 record["mask_path"] = (
                     "" if mask is None else sink.put("masks", *ids, encode_png(mask, config.png_compression))
@@ -389,6 +417,11 @@ def _settle_duplicates(slices: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
     return slices
 
 
+def slice_gap_mm(z: np.ndarray) -> float:
+    """The median distance between consecutive slice positions of one study (NaN for one slice)."""
+    return float(np.median(np.diff(np.sort(z)))) if len(z) > 1 else float("nan")
+
+
 def _finish_index(slices: pd.DataFrame, config: ConvertConfig) -> pd.DataFrame:
     """Pseudonymise ids, order slices by z within each study and derive slice spacing."""
     slices = slices.copy()
@@ -397,9 +430,7 @@ def _finish_index(slices: pd.DataFrame, config: ConvertConfig) -> pd.DataFrame:
     slices["series_id"] = slices["series_raw"].map(lambda v: pseudonym(v, config.id_salt, "E", 12))
     slices = slices.sort_values(["patient_id", "study_id", "z", "slice_id"], kind="stable").reset_index(drop=True)
     slices["slice_order"] = slices.groupby("study_id").cumcount()
-    gap = slices.groupby("study_id")["z"].transform(
-        lambda z: np.median(np.diff(z.to_numpy())) if len(z) > 1 else np.nan
-    )
+    gap = slices.groupby("study_id")["z"].transform(lambda z: slice_gap_mm(z.to_numpy()))
     slices["slice_spacing_mm"] = gap.where(slices["has_hu"], np.nan).fillna(
         pd.to_numeric(slices["thickness"], errors="coerce")
     )

@@ -43,6 +43,19 @@ class Frame:
         out[row : row + height, col : col + width] = crop
         return out
 
+    def restore(self, framed: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        """The inverse of :meth:`apply` for a ``side`` x ``side`` array: back on the source grid ``shape``.
+
+        What the frame cropped away comes back as zero (for a mask: no bleed there).
+        """
+        if framed.shape[:2] != (self.side, self.side):
+            raise ValueError(f"expected a {self.side}x{self.side} array, got {framed.shape[1]}x{framed.shape[0]}")
+        height, width = self.bottom - self.top, self.right - self.left
+        row, col = (self.side - height) // 2, (self.side - width) // 2
+        out = np.zeros((*shape, *framed.shape[2:]), dtype=framed.dtype)
+        out[self.top : self.bottom, self.left : self.right] = framed[row : row + height, col : col + width]
+        return out
+
 
 def head_box(image: np.ndarray, threshold: int = 20, margin: float = 0.04) -> tuple[int, int, int, int]:
     """``(top, bottom, left, right)`` of the head in a windowed uint8 image (H, W[, C]).

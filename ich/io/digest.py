@@ -55,3 +55,23 @@ def digest_paths(paths: Iterable[str | Path]) -> str:
 def code_digest() -> str:
     """Digest of the ``ich`` package's source files, wherever the package lies."""
     return digest_paths([Path(__file__).resolve().parents[1]])
+
+
+def dvc_md5(path: str | Path) -> str:
+    """The md5 ``dvc.lock`` records for ``path``: the file's md5, or for a folder DVC's ``.dir`` hash
+    (the md5 of the JSON list of its files' md5s and relative paths, sorted by path)."""
+    path = Path(path)
+
+    def md5(file: Path) -> str:
+        digest = hashlib.md5()
+        with open(file, "rb") as f:
+            for block in iter(lambda: f.read(CHUNK), b""):
+                digest.update(block)
+        return digest.hexdigest()
+
+    if path.is_file():
+        return md5(path)
+    entries = sorted(
+        ({"md5": md5(p), "relpath": p.relative_to(path).as_posix()} for p in _files(path)), key=lambda e: e["relpath"]
+    )
+    return hashlib.md5(json.dumps(entries).encode()).hexdigest() + ".dir"

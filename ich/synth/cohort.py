@@ -62,6 +62,7 @@ def ct_dataset(
     patient_id: str,
     study_uid: str,
     series_uid: str,
+    frame_of_reference_uid: str,
     sop_uid: str,
     z_mm: float,
     instance_number: int,
@@ -82,6 +83,7 @@ def ct_dataset(
     ds.PatientName = f"SYNTHETIC^{patient_id}"
     ds.StudyInstanceUID = study_uid
     ds.SeriesInstanceUID = series_uid
+    ds.FrameOfReferenceUID = frame_of_reference_uid
     ds.StudyDescription = "SYNTHETIC HEAD CT (ich.synth)"
     ds.InstanceNumber = instance_number
     ds.ImagePositionPatient = [-FIELD_OF_VIEW_MM / 2, -FIELD_OF_VIEW_MM / 2, z_mm]
@@ -122,6 +124,7 @@ def _write_patient(args: tuple[CohortConfig, int, str]) -> list[dict]:
             patient_id=patient_id,
             study_uid=study_uid,
             series_uid=series_uid,
+            frame_of_reference_uid=_uid(config.seed, patient_id, "frame of reference"),
             sop_uid=sop_uid,
             z_mm=k * SLICE_THICKNESS_MM,
             instance_number=k + 1,

@@ -1,0 +1,204 @@
+"""The trained pipeline ``ich predict`` runs: networks, operating points, segmenter, and their versions.
+
+Everything comes from a project that ``dvc repro`` has run: ``params.yaml`` says how each network
+sees its input, ``data/models``, ``data/ensemble`` and ``data/segmenters`` hold what was trained,
+and ``dvc.lock`` records which parameters and which outputs belong together. A prediction must
+not mix them up, so loading refuses (:class:`StaleArtefactError`) when
+
+- ``dvc.lock`` has no entry for a stage it needs (the pipeline never ran that far),
+- a section of ``params.yaml`` differs from the one the stage ran with (edited since), or
+- an artefact folder's content is not what ``dvc.lock`` records (changed or half-written).
+
+The versions reported are the ``dvc.lock`` md5s of the artefact folders, which the check has
+just recomputed from the files.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+
+from ich.data.convert import ConvertConfig
+from ich.data.transforms import BatchPreparation
+from ich.io.digest import dvc_md5
+from ich.models import build
+from ich.params import load_params
+from ich.segmentation import PostProcess
+from ich.train.classify import ClassifierSpec, build_classifier, parse_section
+from ich.train.loop import default_device
+from ich.train.segment_config import UNetSpec, unet_settings
+
+ENSEMBLE = "ensemble"
+"""The name that selects the weighted ensemble as the deciding model."""
+
+
+class StaleArtefactError(RuntimeError):
+    """The trained artefacts do not match ``params.yaml``/``dvc.lock``; the message says what to run."""
+
+
+@dataclass(frozen=True)
+class Classifier:
+    """A trained classifier ready for inference."""
+
+    name: str
+    spec: ClassifierSpec
+    model: nn.Module
+    prepare: BatchPreparation
+
+
+@dataclass(frozen=True)
+class Segmenter:
+    """The trained U-Net and the post-processing its maps get."""
+
+    name: str
+    spec: UNetSpec
+    model: nn.Module
+    post: PostProcess
+
+
+@dataclass(frozen=True)
+class Artefacts:
+    """What one prediction needs; :func:`load_artefacts` builds it once for many studies."""
+
+    project: Path
+    convert: ConvertConfig
+    decider: str  # a model name or "ensemble"
+    weights: dict[str, float]  # deciding members and their weights (one model: weight 1)
+    classifiers: dict[str, Classifier]  # the deciding members, and the subtype model if another
+    operating_points: dict[str, Any]  # of the decider, chosen on validation
+    subtype_model: str | None  # a multi-label (outputs: all) model, for per-subtype probabilities
+    segmenter: Segmenter | None
+    versions: dict[str, str]  # artefact folder -> dvc.lock md5
+    device: torch.device
+
+    @property
+    def cam_model(self) -> str:
+        """Whose Grad-CAM is shown: the decider, or the ensemble member with the largest weight."""
+        return max(self.weights, key=lambda m: (self.weights[m], m))
+
+
+class _Lock:
+    """The parts of ``dvc.lock`` and ``params.yaml`` the check compares."""
+
+    def __init__(self, project: Path, params: dict[str, Any]) -> None:
+        lock_path = project / "dvc.lock"
+        if not lock_path.is_file():
+            raise StaleArtefactError(f"{project}: no dvc.lock, the pipeline has not run; run `make repro` first")
+        self.project, self.params = project, params
+        self.stages = yaml.safe_load(lock_path.read_text())["stages"]
+
+    def _current(self, dotted: str) -> Any:
+        node: Any = self.params
+        for key in dotted.split("."):
+            if not isinstance(node, dict) or key not in node:
+                return None
+            node = node[key]
+        return node
+
+    def check(self, stage: str, out: str | None) -> str:
+        """Verify stage ``stage`` ran with today's params and ``out`` is what it wrote; its md5
+        (``out=None``: the params only, for ``convert``, whose outputs a prediction does not read)."""
+        entry = self.stages.get(stage)
+        if entry is None:
+            raise StaleArtefactError(f"dvc.lock has no stage {stage!r}: run `dvc repro` first")
+        for key, value in entry.get("params", {}).get("params.yaml", {}).items():
+            if self._current(key) != value:
+                raise StaleArtefactError(
+                    f"params.yaml {key} changed since stage {stage!r} ran (dvc.lock has {value!r}, params.yaml "
+                    f"{self._current(key)!r}): run `dvc repro` first"
+                )
+        if out is None:
+            return ""
+        recorded = next((o["md5"] for o in entry.get("outs", []) if o["path"] == out), None)
+        if recorded is None:
+            raise StaleArtefactError(f"dvc.lock stage {stage!r} has no output {out}")
+        path = self.project / out
+        if not path.exists():
+            raise StaleArtefactError(f"{path} is missing: run `dvc checkout` or `dvc repro`")
+        actual = dvc_md5(path)
+        if actual != recorded:
+            raise StaleArtefactError(
+                f"{path} is not what dvc.lock records (md5 {actual}, dvc.lock {recorded}): run `dvc repro`"
+            )
+        return recorded
+
+
+def _classifier(project: Path, params: dict[str, Any], name: str, device: torch.device) -> Classifier:
+    if name not in params.get("train", {}):
+        raise ValueError(f"model {name!r} is not in params.yaml train; trained models: {sorted(params['train'])}")
+    spec, _ = parse_section(name, params["train"][name])
+    model = build_classifier(spec, project / "data/models" / name / "model.pt").to(device).eval()
+    return Classifier(name, spec, model, spec.preparation(augment=False).to(device).eval())
+
+
+def load_artefacts(
+    project: str | Path = ".",
+    *,
+    model: str = ENSEMBLE,
+    segmenter: str | None = "unet",
+    device: torch.device | None = None,
+) -> Artefacts:
+    """Load and check the trained pipeline of ``project``; ``model`` decides (a trained model or ``ensemble``).
+
+    ``segmenter`` names a ``kind: unet`` section of ``segment`` (``None``: no bleed masks or volume).
+    """
+    project = Path(project)
+    device = device or default_device()
+    params = load_params(project / "params.yaml")
+    lock = _Lock(project, params)
+    lock.check("convert", None)  # the conversion a study gets is the one the networks were trained on
+    versions = {}
+    trained = list(params["models"])
+    if model == ENSEMBLE:
+        versions["data/ensemble"] = lock.check("ensemble", "data/ensemble")
+        ensemble_dir = project / "data/ensemble"
+        weights = {m: float(w) for m, w in json.loads((ensemble_dir / "weights.json").read_text()).items() if w > 0}
+        points = json.loads((ensemble_dir / "operating_points.json").read_text())
+    elif model in trained:
+        weights = {model: 1.0}
+        points = json.loads((project / "data/models" / model / "operating_points.json").read_text())
+    else:
+        raise ValueError(f"unknown model {model!r}: choose one of {[*trained, ENSEMBLE]}")
+    multi_label = [m for m in trained if params["train"][m].get("outputs", "any") == "all"]
+    subtype_model = next((m for m in weights if m in multi_label), multi_label[0] if multi_label else None)
+    classifiers = {}
+    for name in sorted({*weights, *([subtype_model] if subtype_model else [])}):
+        versions[f"data/models/{name}"] = lock.check(f"train@{name}", f"data/models/{name}")
+        classifiers[name] = _classifier(project, params, name, device)
+    unet = None
+    if segmenter is not None:
+        section = params["segment"].get(segmenter)
+        if section is None or section.get("kind") != "unet":
+            raise ValueError(f"segmenter {segmenter!r} is not a kind: unet section of params.yaml segment")
+        versions[f"data/segmenters/{segmenter}"] = lock.check(
+            f"train_segmenter@{segmenter}", f"data/segmenters/{segmenter}"
+        )
+        spec, _ = unet_settings(section, where=f"segment.{segmenter}")
+        weights_path = project / "data/segmenters" / segmenter / "model.pt"
+        net = build(
+            spec.kind,
+            in_channels=3,
+            num_outputs=1,
+            input_size=spec.crop,
+            base_width=spec.base_width,
+            pretrained=str(weights_path),
+        )
+        unet = Segmenter(segmenter, spec, net.to(device).eval(), PostProcess(**params["segment"]["postprocess"]))
+    return Artefacts(
+        project=project,
+        convert=ConvertConfig.from_params(params["convert"]),
+        decider=model,
+        weights=weights,
+        classifiers=classifiers,
+        operating_points=points,
+        subtype_model=subtype_model,
+        segmenter=unet,
+        versions=versions,
+        device=device,
+    )

@@ -1,0 +1,161 @@
+"""Run the trained pipeline over one study: slice and study probabilities, Grad-CAM, bleed masks.
+
+The deciding model is one classifier or the weighted ensemble (:class:`~ich.predict.artefacts.Artefacts`).
+Its operating points were chosen on the validation set (:mod:`ich.metrics.operating_points`):
+
+- the **study** is positive when its score, the maximum slice probability (as in ``evaluate``),
+  reaches the ``patient_youden`` threshold;
+- a **slice** is flagged when its probability reaches the ``flag_point`` slice threshold
+  (``slice_youden`` by default, or ``slice_sensitivity``, the screening point).
+
+The study probability is also shown calibrated by the validation temperature, so that 0.8
+means about 80% across models; decisions use the raw scores the thresholds were chosen on.
+Slices go through the networks in batches; every slice is segmented (the volume counts the
+whole mask), Grad-CAM is computed for the flagged slices only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ich.data.context import neighbour_rows
+from ich.data.resize import resize_square
+from ich.ensemble import weighted_average
+from ich.explain.gradcam import gradcam_maps
+from ich.labels import SUBTYPES
+from ich.metrics.calibration import apply_temperature
+from ich.metrics.segmentation import voxel_volume_ml
+from ich.predict.artefacts import Artefacts, Classifier
+from ich.predict.inputs import Study
+from ich.segmentation.inference import predict_prob_map
+
+FLAG_POINTS = ("slice_youden", "slice_sensitivity")
+
+
+@dataclass
+class StudyResult:
+    """What the pipeline found in one study (arrays follow ``study.slices``)."""
+
+    slice_probs: np.ndarray  # (N,) deciding model's "any" probability
+    subtype_probs: dict[str, np.ndarray]  # per subtype (N,), from the multi-label model; {} without one
+    study_score: float  # max slice probability
+    study_probability: float  # the score calibrated by the validation temperature
+    positive: bool
+    threshold: float  # the patient threshold the decision used
+    flag_threshold: float
+    flagged: list[int]  # slice positions, highest probability first
+    cams: dict[int, np.ndarray]  # Grad-CAM (H, W) in [0, 1] per flagged slice
+    masks: np.ndarray | None  # (N, size, size) uint8 0/1 bleed masks; None without a segmenter
+    volume_ml: float | None  # None without a segmenter or without spacing
+    volume_note: str
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per step (not reproducible: not in reports)
+
+
+@contextmanager
+def _timed(timings: dict[str, float], step: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    timings[step] = timings.get(step, 0.0) + time.perf_counter() - start
+
+
+def network_inputs(study: Study, classifier: Classifier) -> torch.Tensor:
+    """The uint8 inputs ``(N, C, H, W)`` of ``classifier`` for every slice, neighbours stacked as in training."""
+    spec = classifier.spec
+    images = np.stack([resize_square(s.image, spec.input_size) for s in study.slices])
+    if spec.grey:
+        images = images[..., :1]
+    per_slice = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
+    if spec.context == 0:
+        return per_slice
+    table = pd.DataFrame({"study_id": "study", "slice_order": np.arange(len(study.slices))})
+    stacks = torch.from_numpy(neighbour_rows(table, spec.context))
+    return per_slice[stacks].flatten(1, 2)
+
+
+@torch.no_grad()
+def _probabilities(classifier: Classifier, inputs: torch.Tensor, device: torch.device, batch: int = 64) -> np.ndarray:
+    chunks = [
+        torch.sigmoid(classifier.model(classifier.prepare(x.to(device))).float()).cpu() for x in inputs.split(batch)
+    ]
+    return torch.cat(chunks).numpy()
+
+
+def _segment(study: Study, artefacts: Artefacts) -> np.ndarray:
+    seg = artefacts.segmenter
+    maps = [
+        predict_prob_map(seg.model, s.image, seg.spec.crop, seg.spec.stride, artefacts.device, seg.spec.inference_batch)
+        for s in study.slices
+    ]
+    return np.stack([seg.post.mask(m) for m in maps]).astype(np.uint8)
+
+
+def _volume(study: Study, masks: np.ndarray) -> tuple[float | None, str]:
+    if not study.has_hu:
+        return None, "no volume: pre-windowed images carry no pixel or slice spacing"
+    spacing = study.slice_spacing_mm
+    rows = np.array([s.spacing_row_mm for s in study.slices])
+    cols = np.array([s.spacing_col_mm for s in study.slices])
+    if not np.isfinite(spacing) or not np.all(np.isfinite(rows * cols)):
+        return None, "no volume: the study lacks pixel spacing or has a single slice (no slice spacing)"
+    per_slice = masks.reshape(len(masks), -1).sum(axis=1) * voxel_volume_ml(rows, cols, spacing)
+    return float(per_slice.sum()), f"mask voxels x pixel spacing x slice spacing ({spacing:g} mm)"
+
+
+def run_study(
+    study: Study, artefacts: Artefacts, *, flag_point: str = "slice_youden", max_cams: int = 8
+) -> StudyResult:
+    """Classify, explain and segment ``study`` with ``artefacts``."""
+    if flag_point not in FLAG_POINTS:
+        raise ValueError(f"flag_point must be one of {FLAG_POINTS}, got {flag_point!r}")
+    timings: dict[str, float] = {}
+    inputs: dict[str, torch.Tensor] = {}
+    probs: dict[str, np.ndarray] = {}
+    with _timed(timings, "classify"):
+        for name, classifier in artefacts.classifiers.items():
+            inputs[name] = network_inputs(study, classifier)
+            probs[name] = _probabilities(classifier, inputs[name], artefacts.device)
+        slice_probs = weighted_average({m: probs[m][:, 0] for m in artefacts.weights}, artefacts.weights)
+    subtypes = {}
+    if artefacts.subtype_model is not None:
+        columns = artefacts.classifiers[artefacts.subtype_model].spec.label_columns
+        subtypes = {label: probs[artefacts.subtype_model][:, columns.index(label)] for label in SUBTYPES}
+    points = artefacts.operating_points
+    score = float(slice_probs.max())
+    threshold = float(points["patient_youden"]["threshold"])
+    flag_threshold = float(points[flag_point]["threshold"])
+    order = np.argsort(-slice_probs, kind="stable")
+    flagged = [int(i) for i in order if slice_probs[i] >= flag_threshold]
+    cams: dict[int, np.ndarray] = {}
+    with _timed(timings, "cam"):
+        shown = flagged[:max_cams]
+        if shown:
+            cam = artefacts.classifiers[artefacts.cam_model]
+            maps = gradcam_maps(cam.model, inputs[artefacts.cam_model][shown].to(artefacts.device), cam.prepare)
+            cams = dict(zip(shown, maps, strict=True))
+    masks, volume, note = None, None, "no segmenter loaded"
+    if artefacts.segmenter is not None:
+        with _timed(timings, "segment"):
+            masks = _segment(study, artefacts)
+            volume, note = _volume(study, masks)
+    return StudyResult(
+        slice_probs=slice_probs,
+        subtype_probs=subtypes,
+        study_score=score,
+        study_probability=float(apply_temperature(np.array([score]), points["calibration"]["temperature"])[0]),
+        positive=score >= threshold,
+        threshold=threshold,
+        flag_threshold=flag_threshold,
+        flagged=flagged,
+        cams=cams,
+        masks=masks,
+        volume_ml=volume,
+        volume_note=note,
+        timings=timings,
+    )

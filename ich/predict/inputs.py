@@ -1,0 +1,261 @@
+"""Read one study for ``ich predict``: a DICOM folder or file, a NIfTI volume, or pre-windowed images.
+
+Every slice goes through :func:`ich.data.convert.render_slice`, the code of the ``convert``
+stage, so the networks see exactly what they were trained on (windows, framing, size).
+
+What is accepted and what is refused (:class:`StudyInputError`, naming the path and the problem):
+
+- a **DICOM folder** (any depth, files with or without suffix): headers are scanned and one
+  axial CT series is chosen as the ``folder`` source does (:func:`ich.sources.dicomtree.select_series`);
+  the other series are listed with the reason they were not used. Several studies in one folder
+  are refused with their list; a folder without a CT image series is refused.
+- a **single DICOM file**: a one-slice study.
+- a **NIfTI volume** (``.nii``, ``.nii.gz``), in HU: one slice per axial plane.
+- a **folder of pre-windowed images** (PNG, JPEG, TIFF, BMP): one study, slices in natural file
+  name order (``2.jpg`` before ``10.jpg``), no HU and no spacing, so no volume in mL.
+
+Files that cannot be used inside an otherwise good study (an unreadable header, a truncated
+slice, a localizer, a ``README.txt`` beside the slices) are skipped and listed in
+:attr:`Study.skipped` with the reason; a study left with no usable slice is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ich.data.convert import ConvertConfig, render_slice, slice_gap_mm
+from ich.data.framing import Frame
+from ich.io.nifti import nifti_slice_count
+from ich.io.unusable import UnusableSliceError
+from ich.sources.common import iter_files, natural_key
+from ich.sources.dicomtree import scan_dicom_tree, select_series
+
+IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
+"""Suffixes read as pre-windowed images."""
+
+
+class StudyInputError(ValueError):
+    """The input cannot be read as one study; the message names the path and the problem."""
+
+
+@dataclass(frozen=True)
+class InputSlice:
+    """One usable slice: the converted image and where it came from."""
+
+    image: np.ndarray  # RGB uint8 (size, size, 3), as ``convert`` writes it
+    z: float  # mm along the slice normal (DICOM, NIfTI); the file's rank for images
+    frame: Frame  # how the source was framed before the resize (to map masks back)
+    source_shape: tuple[int, int]  # rows, columns of the source image
+    source_path: str
+    sop_uid: str  # DICOM SOPInstanceUID; "" for other inputs
+    spacing_row_mm: float  # at the converted size; NaN when the input has no spacing
+    spacing_col_mm: float
+    channels: str  # which windows the image really has (see ``Study.channels``)
+
+
+@dataclass
+class Study:
+    """The ordered slices of one study and everything the report says about its input."""
+
+    kind: str  # dicom | nifti | images
+    path: str
+    study_uid: str
+    series_uid: str
+    series_description: str
+    slices: list[InputSlice]
+    skipped: list[dict[str, str]] = field(default_factory=list)  # {path, reason}
+    other_series: list[dict[str, str]] = field(default_factory=list)  # {path, reason}
+
+    @property
+    def has_hu(self) -> bool:
+        return self.kind in ("dicom", "nifti")
+
+    @property
+    def slice_spacing_mm(self) -> float:
+        """Distance between slices (median z step; the one slice's thickness is not known here)."""
+        return slice_gap_mm(np.array([s.z for s in self.slices])) if self.has_hu else float("nan")
+
+    @property
+    def channels(self) -> list[str]:
+        """The distinct channel contents of the slices, e.g. ``["HU windows [[0, 80], ...]"]``."""
+        return sorted({s.channels for s in self.slices})
+
+
+def _hu_channels(config: ConvertConfig) -> str:
+    windows = ", ".join(f"[{lo:g}, {hi:g}]" for lo, hi in config.windows)
+    return f"HU windows {windows}"
+
+
+def _image_channels(image: np.ndarray) -> str:
+    """``grey``: one window in R = G = B (a model trained on three windows sees one); else ``rgb``."""
+    same = np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2])
+    return "one grey window (R = G = B)" if same else "three channels as stored (RGB)"
+
+
+def _render_all(
+    rows: list[tuple[dict, int | None]], config: ConvertConfig, kind: str, raw_dir: str | Path = "."
+) -> tuple[list[InputSlice], list[dict[str, str]]]:
+    slices, skipped = [], []
+    for row, sub_index in rows:
+        record = render_slice(row, config, raw_dir=raw_dir, sub_index=sub_index)
+        if record["quarantine"]:
+            skipped.append({"path": record["source_path"], "reason": record["reason"]})
+            continue
+        image = np.ascontiguousarray(record["image"][..., ::-1])
+        slices.append(
+            InputSlice(
+                image=image,
+                z=float(record["z"]),
+                frame=record["frame"],
+                source_shape=record["source_shape"],
+                source_path=record["source_path"],
+                sop_uid=record["key"] if kind == "dicom" else "",
+                spacing_row_mm=float(record["spacing_row_mm"]),
+                spacing_col_mm=float(record["spacing_col_mm"]),
+                channels=_hu_channels(config) if record["has_hu"] else _image_channels(image),
+            )
+        )
+    return slices, skipped
+
+
+def _dicom_study(path: Path, files: list[Path], config: ConvertConfig) -> Study:
+    records = scan_dicom_tree(files)
+    skipped = [{"path": r["path"], "reason": r["error"]} for r in records.to_dict("records") if r["error"]]
+    readable = records[records["error"] == ""]
+    if readable.empty:
+        reasons = "; ".join(f"{Path(s['path']).name}: {s['reason']}" for s in skipped[:5])
+        raise StudyInputError(f"{path}: none of its {len(files)} files is a readable DICOM image ({reasons})")
+    studies = sorted(set(readable["study_uid"]))
+    if len(studies) > 1:
+        listing = "\n".join(
+            f"  {uid}: {int((readable['study_uid'] == uid).sum())} files, e.g. {readable[readable['study_uid'] == uid]['path'].iloc[0]}"
+            for uid in studies
+        )
+        raise StudyInputError(
+            f"{path} holds {len(studies)} studies; point ich predict at one study's folder:\n{listing}"
+        )
+    is_ct = (readable["modality"].str.upper() == "CT") & ~readable["image_type"].str.upper().str.contains("LOCALIZER")
+    if not is_ct.any():
+        found = sorted(set(readable["modality"]) - {""}) or ["no Modality"]
+        raise StudyInputError(f"{path}: no CT image series (modalities found: {', '.join(found)}; CT localizers only?)")
+    chosen, other_series = select_series(readable[is_ct])
+    other_series += [
+        {
+            "path": r["path"],
+            "reason": f"not a CT image (Modality {r['modality'] or 'missing'}, ImageType {r['image_type']})",
+        }
+        for r in readable[~is_ct].to_dict("records")
+    ]
+    rows = [({"path": p, "format": "dicom"}, None) for p in chosen["path"]]
+    slices, unusable = _render_all(rows, config, "dicom")
+    first = chosen.iloc[0]
+    return _finish(
+        Study(
+            kind="dicom",
+            path=str(path),
+            study_uid=first["study_uid"],
+            series_uid=first["series_uid"],
+            series_description=first["description"],
+            slices=slices,
+            skipped=skipped + unusable,
+            other_series=other_series,
+        )
+    )
+
+
+def _nifti_study(path: Path, config: ConvertConfig) -> Study:
+    try:
+        n = nifti_slice_count(path)
+    except UnusableSliceError as exc:
+        raise StudyInputError(f"{path}: {exc.reason}") from exc
+    row = {"path": str(path), "format": "nifti", "patient_id": "", "study_id": path.name, "series_id": path.name}
+    slices, skipped = _render_all([({**row, "slice_key": path.name}, k) for k in range(n)], config, "nifti")
+    return _finish(Study("nifti", str(path), path.name, path.name, "NIfTI volume", slices, skipped))
+
+
+def _image_study(path: Path, files: list[Path], config: ConvertConfig) -> Study:
+    rows = [
+        (
+            {
+                "path": str(f),
+                "format": "image",
+                "slice_key": f.name,
+                "patient_id": "",
+                "study_id": "",
+                "series_id": "",
+                "z": k,
+            },
+            None,
+        )
+        for k, f in enumerate(files)
+    ]
+    slices, skipped = _render_all(rows, config, "images")
+    return _finish(Study("images", str(path), path.name, path.name, "pre-windowed images", slices, skipped))
+
+
+_KINDS = {"dicom": "dicom", "nifti": "nifti", "image": "images"}
+
+
+def study_from_manifest(rows: list[dict], raw_dir: str | Path, config: ConvertConfig, *, name: str) -> Study:
+    """The study made of raw-cohort manifest ``rows`` (one study of ``data/raw``, any format).
+
+    For the ``report`` stage: the rows carry what a folder cannot say (a CT-ICH slice's bone-window
+    image, a NIfTI volume's labels), so the study is converted exactly as ``convert`` did.
+    """
+    kinds = {row["format"] for row in rows}
+    if len(kinds) != 1 or not kinds <= set(_KINDS):
+        raise StudyInputError(f"{name}: manifest rows of one format expected, got {sorted(kinds)}")
+    kind = _KINDS[kinds.pop()]
+    items: list[tuple[dict, int | None]] = []
+    for row in rows:
+        if kind == "nifti":
+            path = Path(row["path"]) if Path(row["path"]).is_absolute() else Path(raw_dir) / row["path"]
+            items += [(row, k) for k in range(nifti_slice_count(path))]
+        else:
+            items.append((row, None))
+    slices, skipped = _render_all(items, config, kind, raw_dir)
+    return _finish(Study(kind, name, name, "", f"{name} (raw-cohort manifest)", slices, skipped))
+
+
+def _finish(study: Study) -> Study:
+    if not study.slices:
+        reasons = pd.Series([s["reason"] for s in study.skipped]).value_counts().head(3)
+        summary = "; ".join(f"{n} x {reason}" for reason, n in reasons.items())
+        raise StudyInputError(f"{study.path}: no usable slice in the study ({summary})")
+    study.slices.sort(key=lambda s: (s.z, natural_key(s.source_path)))
+    return study
+
+
+def read_study(path: str | Path, config: ConvertConfig) -> Study:
+    """The study at ``path``: a folder, or a DICOM, NIfTI or image file."""
+    path = Path(path)
+    if not path.exists():
+        raise StudyInputError(f"{path}: no such file or folder")
+    name = path.name.lower()
+    if path.is_file():
+        if name.endswith((".nii", ".nii.gz")):
+            return _nifti_study(path, config)
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            return _image_study(path.parent, [path], config)
+        return _dicom_study(path, [path], config)
+    candidates = iter_files(path, suffixes=None)  # anything that may be DICOM
+    images = iter_files(path, suffixes=IMAGE_SUFFIXES)
+    if not candidates and not images:
+        volumes = iter_files(path, suffixes={".nii", ".gz"})
+        if volumes:
+            raise StudyInputError(f"{path}: holds NIfTI files; pass one volume, e.g. {volumes[0]}")
+        others = [p for p in path.rglob("*") if p.is_file()]
+        what = f"{len(others)} files, none DICOM or an image (e.g. {others[0].name})" if others else "no file"
+        raise StudyInputError(f"{path}: nothing to read: {what}")
+    if len(images) > len(candidates):
+        ignored = [{"path": str(p), "reason": "not an image file in a folder of images"} for p in candidates]
+        study = _image_study(path, images, config)
+        study.skipped += ignored
+        return study
+    study = _dicom_study(path, candidates, config)
+    study.skipped += [{"path": str(p), "reason": "an image file in a DICOM study (not read)"} for p in images]
+    return study

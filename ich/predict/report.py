@@ -1,0 +1,232 @@
+"""``report.json`` and ``report.html``: what ``ich predict`` found in one study, for a program and a person.
+
+The HTML is one self-contained file: images are embedded as PNG data URIs, styles are inline,
+there is no script and no external reference, so it opens anywhere without a network and can
+be attached to a ticket or an e-mail as it is.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from matplotlib.figure import Figure
+
+from ich.data.resize import resize_square
+from ich.explain.gradcam import overlay
+from ich.io.atomic import write_json
+from ich.predict.artefacts import Artefacts
+from ich.predict.infer import StudyResult
+from ich.predict.inputs import Study
+
+DISCLAIMER = (
+    "Research use only. Not a medical device: not cleared or approved for clinical use, "
+    "and not to be used for diagnosis or treatment decisions."
+)
+TILE = 256  # px of each image shown per flagged slice
+BLEED_RGB = (255, 40, 40)
+
+
+def _r(value: float | None, digits: int = 6) -> float | None:
+    return None if value is None or not np.isfinite(value) else round(float(value), digits)
+
+
+def build_report(study: Study, result: StudyResult, artefacts: Artefacts, outputs: dict[str, str]) -> dict[str, Any]:
+    """The JSON-ready report (no wall times: the same study and artefacts give the same report)."""
+    points = artefacts.operating_points
+    slices = []
+    for i, s in enumerate(study.slices):
+        row: dict[str, Any] = {
+            "position": i,
+            "source": s.source_path,
+            "sop_instance_uid": s.sop_uid or None,
+            "z_mm": _r(s.z, 3) if study.has_hu else None,
+            "probability": _r(result.slice_probs[i]),
+            "flagged": i in result.flagged,
+        }
+        if result.subtype_probs:
+            row["subtypes"] = {k: _r(v[i]) for k, v in result.subtype_probs.items()}
+        if result.masks is not None:
+            row["bleed_pixels"] = int(result.masks[i].sum())
+        slices.append(row)
+    subtypes = None
+    if result.subtype_probs:
+        subtypes = {
+            "model": artefacts.subtype_model,
+            "study_probabilities": {k: _r(v.max()) for k, v in result.subtype_probs.items()},
+            "note": "maximum over slices of the multi-label model's probability",
+        }
+    return {
+        "disclaimer": DISCLAIMER,
+        "input": {
+            "path": study.path,
+            "kind": study.kind,
+            "study_instance_uid": study.study_uid,
+            "series_instance_uid": study.series_uid,
+            "series_description": study.series_description,
+            "slices_used": len(study.slices),
+            "channels": study.channels,
+            "slices_skipped": study.skipped,
+            "series_not_used": study.other_series,
+        },
+        "decision": {
+            "positive": bool(result.positive),
+            "finding": "intracranial hemorrhage suspected" if result.positive else "no intracranial hemorrhage found",
+            "model": artefacts.decider,
+            "members": artefacts.weights,
+            "study_score": _r(result.study_score),
+            "study_probability_calibrated": _r(result.study_probability),
+            "operating_point": {"name": "patient_youden", **points["patient_youden"], "chosen_on": points["chosen_on"]},
+        },
+        "subtypes": subtypes,
+        "flagged_slices": result.flagged,
+        "flag_point": {"threshold": result.flag_threshold, "chosen_on": points["chosen_on"]},
+        "bleed": None
+        if artefacts.segmenter is None
+        else {
+            "segmenter": artefacts.segmenter.name,
+            "volume_ml": _r(result.volume_ml, 3),
+            "method": result.volume_note,
+            "map_threshold": artefacts.segmenter.post.threshold,
+        },
+        "gradcam_model": artefacts.cam_model,
+        "slices": slices,
+        "versions": {"dvc_lock_md5": artefacts.versions},
+        "outputs": outputs,
+    }
+
+
+def _data_uri(rgb: np.ndarray) -> str:
+    ok, png = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
+    if not ok:
+        raise ValueError("cannot encode an image as PNG")
+    return "data:image/png;base64," + base64.b64encode(png.tobytes()).decode("ascii")
+
+
+def _strip(result: StudyResult) -> str:
+    """The per-slice probability along z as an embedded PNG."""
+    fig = Figure(figsize=(9, 2.2), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    x = np.arange(len(result.slice_probs))
+    colours = ["#d62728" if i in result.flagged else "#1f77b4" for i in x]
+    ax.bar(x, result.slice_probs, color=colours, width=0.8)
+    ax.axhline(result.flag_threshold, color="#d62728", lw=1, ls="--", label="slice flag threshold")
+    ax.set(xlim=(-0.6, len(x) - 0.4), ylim=(0, 1), xlabel="slice (inferior to superior)", ylabel="P(bleed)")
+    ax.legend(loc="upper right", fontsize=8, frameon=False)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _grey(image: np.ndarray) -> np.ndarray:
+    """The first window (brain) of a converted slice, as RGB at the tile size."""
+    grey = resize_square(image[..., 0], TILE)
+    return np.repeat(grey[..., None], 3, axis=2)
+
+
+def _contour(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    tile = _grey(image).copy()
+    scale = TILE / mask.shape[0]
+    found, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    contours = [np.rint((c + 0.5) * scale - 0.5).astype(np.int32) for c in found]
+    cv2.drawContours(tile, contours, -1, BLEED_RGB, 2)
+    return tile
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _table(rows: list[dict[str, str]], empty: str) -> str:
+    if not rows:
+        return f"<p class='muted'>{_esc(empty)}</p>"
+    body = "".join(f"<tr><td>{_esc(r['path'])}</td><td>{_esc(r['reason'])}</td></tr>" for r in rows)
+    return f"<table><tr><th>file</th><th>reason</th></tr>{body}</table>"
+
+
+def render_html(study: Study, result: StudyResult, report: dict[str, Any]) -> str:
+    """The self-contained page of ``report``."""
+    decision = report["decision"]
+    verdict = "positive" if decision["positive"] else "negative"
+    panels = []
+    shown = list(result.cams) or result.flagged[:1] or [int(np.argmax(result.slice_probs))]
+    for i in shown:
+        image = study.slices[i].image
+        cells = [("windowed image", _grey(image))]
+        if i in result.cams:
+            cells.append(("Grad-CAM (" + report["gradcam_model"] + ")", overlay(_grey(image), result.cams[i])))
+        if result.masks is not None:
+            area = f"{int(result.masks[i].sum())} px"
+            cells.append((f"bleed contour ({area})", _contour(image, result.masks[i])))
+        figures = "".join(
+            f"<figure><img src='{_data_uri(rgb)}' width='{TILE}' height='{TILE}' alt='{_esc(caption)}'>"
+            f"<figcaption>{_esc(caption)}</figcaption></figure>"
+            for caption, rgb in cells
+        )
+        flagged = "flagged" if i in result.flagged else "highest-scoring slice (below the flag threshold)"
+        panels.append(
+            f"<section class='slice'><h3>slice {i} &middot; P = {result.slice_probs[i]:.3f} &middot; {flagged}</h3>"
+            f"<div class='row'>{figures}</div></section>"
+        )
+    bleed = report["bleed"]
+    if bleed is None:
+        volume = "no segmenter"
+    else:
+        amount = f"{bleed['volume_ml']:.2f} mL" if bleed["volume_ml"] is not None else "not available"
+        volume = f"{amount} <span class='muted'>({_esc(bleed['method'])})</span>"
+    subtypes = ""
+    if report["subtypes"]:
+        items = "".join(f"<li>{_esc(k)}: {v:.3f}</li>" for k, v in report["subtypes"]["study_probabilities"].items())
+        subtypes = f"<h2>Subtypes <span class='muted'>({_esc(report['subtypes']['model'])})</span></h2><ul>{items}</ul>"
+    point = decision["operating_point"]
+    versions = "".join(
+        f"<tr><td>{_esc(k)}</td><td><code>{_esc(v)}</code></td></tr>"
+        for k, v in report["versions"]["dvc_lock_md5"].items()
+    )
+    inp = report["input"]
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>ICH report: {_esc(inp["study_instance_uid"])}</title>
+<style>
+body{{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1000px}}
+.banner{{padding:14px 18px;border-radius:6px;font-size:1.4em;font-weight:600;color:#fff}}
+.positive{{background:#c62828}} .negative{{background:#2e7d32}}
+.note{{border:1px solid #e0a800;background:#fff8e1;padding:8px 12px;margin:12px 0;border-radius:4px}}
+.muted{{color:#666;font-weight:normal}} .row{{display:flex;gap:8px;flex-wrap:wrap}}
+figure{{margin:0}} figcaption{{font-size:0.85em;color:#444}}
+table{{border-collapse:collapse;font-size:0.85em}} td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left}}
+</style></head><body>
+<div class="banner {verdict}">{_esc(decision["finding"].capitalize())}</div>
+<p>Study score {decision["study_score"]:.3f} (maximum slice probability; calibrated {decision["study_probability_calibrated"]:.3f})
+against threshold {point["threshold"]:.3f}, chosen on the validation set (sensitivity {point["val_sensitivity"]:.2f},
+specificity {point["val_specificity"]:.2f} there). Model: <b>{_esc(decision["model"])}</b>.</p>
+<div class="note"><b>{_esc(report["disclaimer"])}</b></div>
+<h2>Probability along the study</h2>
+<img src="{_strip(result)}" width="900" height="220" alt="per-slice probability">
+<p>{len(result.flagged)} of {len(study.slices)} slices flagged (slice threshold {result.flag_threshold:.3f}).
+Bleed volume: {volume}</p>
+{subtypes}
+<h2>Slices</h2>
+{"".join(panels)}
+<h2>Input</h2>
+<p>{_esc(inp["kind"])}: {_esc(inp["path"])}<br>series {_esc(inp["series_description"] or inp["series_instance_uid"])},
+{inp["slices_used"]} slices used; channels: {_esc("; ".join(inp["channels"]))}</p>
+<h3>Skipped slices</h3>{_table(inp["slices_skipped"], "none")}
+<h3>Series not used</h3>{_table(inp["series_not_used"], "none")}
+<h2>Versions</h2><table><tr><th>artefact</th><th>dvc.lock md5</th></tr>{versions}</table>
+</body></html>
+"""
+
+
+def write_report(
+    out_dir: Path, study: Study, result: StudyResult, artefacts: Artefacts, outputs: dict[str, str]
+) -> dict:
+    """Write ``report.json`` and ``report.html`` into ``out_dir``; return the report."""
+    report = build_report(study, result, artefacts, outputs)
+    write_json(out_dir / "report.json", report)
+    (out_dir / "report.html").write_text(render_html(study, result, report), encoding="utf-8")
+    return report

@@ -1,0 +1,47 @@
+"""Stage ``report``: ``ich predict`` reports on example test studies (the most and least confident of each class)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from ich.io.atomic import atomic_dir, write_csv
+from ich.params import load_params
+from ich.predict import ENSEMBLE, load_artefacts, predict_study
+from ich.predict.examples import example_cases, study_manifest_rows
+from ich.predict.inputs import study_from_manifest
+
+RAW, OUT = Path("data/raw"), Path("data/reports")
+# The examples' SEG objects are dated by this fixed time (the reproducible-builds convention of
+# SOURCE_DATE_EPOCH = 0), so a re-run writes the same bytes; `ich predict` dates them now.
+CREATED = datetime.fromtimestamp(0, UTC)
+
+
+def main() -> None:
+    p = load_params()["report"]
+    artefacts = load_artefacts(".", model=p["model"], segmenter=p["segmenter"])
+    index = pd.read_csv("data/converted/index.csv")
+    decider = Path("data/ensemble") if p["model"] == ENSEMBLE else Path("data/models") / p["model"]
+    cases = example_cases(pd.read_csv(decider / "predictions.csv"), index, p["cases"])
+    manifest = pd.read_csv(RAW / "manifest.csv", dtype=str, keep_default_na=False)
+    convert = artefacts.convert
+    with atomic_dir(OUT) as out:
+        for case in cases.to_dict("records"):
+            rows = study_manifest_rows(manifest, index, str(RAW), case["patient_id"])
+            study = study_from_manifest(rows, RAW, convert, name=case["patient_id"])
+            report, _ = predict_study(
+                study,
+                out / case["case"],
+                artefacts,
+                flag_point=p["flag_point"],
+                max_cams=p["max_cams"],
+                created=CREATED,
+            )
+            print(f"{case['case']}: {case['patient_id']} (label {case['label']}): {report['decision']['finding']}")
+        write_csv(out / "cases.csv", cases)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""``ich predict``'s input side on small files: what is read as one study, what is skipped, what is refused."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from ich.data.convert import ConvertConfig
+from ich.data.framing import frame_for
+from ich.io.digest import dvc_md5
+from ich.predict import StudyInputError, read_study
+from ich.predict.examples import example_cases
+from ich.predict.inputs import study_from_manifest
+from ich.predict.seg import source_grid_masks
+from tests.dicom_fixtures import _variant, write_garbage, write_non_ct, write_study
+
+CONFIG = ConvertConfig(size=64, workers=1)
+
+
+def test_a_dicom_folder_is_one_study_ordered_by_z_with_its_spacing(tmp_path):
+    paths = write_study(tmp_path / "study", 4, z0=10.0, spacing_z=5.0)
+    paths[0].rename(tmp_path / "study" / "zz_last_name_lowest_z.dcm")  # order comes from z, not names
+    study = read_study(tmp_path / "study", CONFIG)
+    assert study.kind == "dicom"
+    assert [s.z for s in study.slices] == [10.0, 15.0, 20.0, 25.0]
+    assert study.slice_spacing_mm == 5.0
+    assert study.slices[0].image.shape == (64, 64, 3)
+    assert study.slices[0].spacing_row_mm == pytest.approx(0.5 * 256 / 64)
+    assert all(s.sop_uid for s in study.slices)
+    assert study.channels == ["HU windows [0, 80], [-20, 180], [-150, 230]"]
+
+
+def test_the_axial_ct_series_is_chosen_and_the_others_are_listed(tmp_path):
+    study_uid = "1.2.826.0.1.3680043.8.498.1"
+    write_study(tmp_path / "s" / "thick", 3, study_uid=study_uid, spacing_z=5.0)
+    write_study(tmp_path / "s" / "thin", 6, study_uid=study_uid, spacing_z=1.0, seed=10)
+    study = read_study(tmp_path / "s", CONFIG)
+    assert len(study.slices) == 3  # 5 mm is preferred (dicomtree.select_series)
+    assert len(study.other_series) == 1 and "not used" in study.other_series[0]["reason"]
+
+
+def test_unreadable_and_non_ct_files_inside_a_study_are_skipped_and_listed(tmp_path):
+    folder = tmp_path / "study"
+    write_study(folder, 3, study_uid="1.2.826.0.1.3680043.8.498.2")
+    write_garbage(folder / "garbage")
+    _variant(
+        folder / "scout.dcm",
+        lambda ds: setattr(ds, "ImageType", ["ORIGINAL", "PRIMARY", "LOCALIZER"]),
+        study_uid="1.2.826.0.1.3680043.8.498.2",
+    )
+    study = read_study(folder, CONFIG)
+    assert len(study.slices) == 3
+    skipped = {s["path"].split("/")[-1]: s["reason"] for s in study.skipped}
+    assert "not a DICOM" in skipped["garbage"] or "garbage" in skipped
+    listed = {s["path"].split("/")[-1]: s["reason"] for s in study.other_series}
+    assert "LOCALIZER" in listed["scout.dcm"]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: d.mkdir(), "nothing to read: no file"),
+        (lambda d: (d.mkdir(), (d / "notes.txt").write_text("x")), "none DICOM or an image"),
+        (lambda d: (d.mkdir(), write_garbage(d / "a"), write_garbage(d / "b")), "none of its 2 files"),
+        (lambda d: (d.mkdir(), write_non_ct(d / "mr.dcm")), "no CT image series"),
+        (
+            lambda d: (write_study(d / "one", 2, study_uid="1.2.3.1"), write_study(d / "two", 2, study_uid="1.2.3.2")),
+            "holds 2 studies",
+        ),
+    ],
+    ids=["empty", "text-only", "unreadable", "no-ct", "two-studies"],
+)
+def test_bad_input_is_refused_with_the_path_and_the_problem(tmp_path, make, message):
+    folder = tmp_path / "input"
+    make(folder)
+    with pytest.raises(StudyInputError, match=message) as info:
+        read_study(folder, CONFIG)
+    assert str(folder) in str(info.value)
+
+
+def test_two_studies_are_listed_so_the_user_can_pick_one(tmp_path):
+    write_study(tmp_path / "in" / "one", 2, study_uid="1.2.3.1")
+    write_study(tmp_path / "in" / "two", 2, study_uid="1.2.3.2")
+    with pytest.raises(StudyInputError) as info:
+        read_study(tmp_path / "in", CONFIG)
+    assert "1.2.3.1" in str(info.value) and "1.2.3.2" in str(info.value)
+
+
+def test_a_missing_path_is_refused(tmp_path):
+    with pytest.raises(StudyInputError, match="no such file or folder"):
+        read_study(tmp_path / "nope", CONFIG)
+
+
+def test_a_nifti_volume_is_read_slice_by_slice_in_hu(tmp_path):
+    hu = np.full((256, 256, 5), -1000.0, dtype=np.float32)
+    hu[64:192, 64:192, :] = 40.0
+    affine = np.diag([0.8, 0.8, 4.0, 1.0])
+    nib.save(nib.Nifti1Image(hu, affine), tmp_path / "head.nii.gz")
+    study = read_study(tmp_path / "head.nii.gz", CONFIG)
+    assert study.kind == "nifti" and len(study.slices) == 5
+    assert study.slice_spacing_mm == pytest.approx(4.0)
+    assert study.slices[0].image[32, 32, 0] == pytest.approx(255 * 40 / 80, abs=1)  # brain window [0, 80]
+
+
+def test_an_image_folder_is_ordered_by_natural_name_and_says_it_has_one_window(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for k in (10, 2, 1):
+        image = np.zeros((200, 300), dtype=np.uint8)
+        image[50:150, 100:200] = 20 * k
+        cv2.imwrite(str(folder / f"{k}.png"), image)
+    (folder / "readme.txt").write_text("ignored")
+    study = read_study(folder, CONFIG)
+    assert study.kind == "images" and not study.has_hu
+    assert [s.source_path.split("/")[-1] for s in study.slices] == ["1.png", "2.png", "10.png"]
+    assert study.channels == ["one grey window (R = G = B)"]
+    assert np.isnan(study.slice_spacing_mm)
+
+
+def test_a_study_from_manifest_rows_converts_as_convert_does(tiny_cohort):
+    index = tiny_cohort["index"]
+    manifest = pd.read_csv(tiny_cohort["raw"] / "manifest.csv", dtype=str, keep_default_na=False)
+    first = index[index["study_id"] == index["study_id"].iloc[0]]
+    sources = set(first["source_path"])
+    rows = [r for r in manifest.to_dict("records") if str(tiny_cohort["raw"] / r["path"]) in sources]
+    study = study_from_manifest(rows, tiny_cohort["raw"], ConvertConfig(size=64, workers=1), name="s")
+    converted = [
+        cv2.imread(str(tiny_cohort["converted"] / p), cv2.IMREAD_COLOR)[..., ::-1] for p in first["image_path"]
+    ]
+    assert len(study.slices) == len(converted)
+    for s, png in zip(study.slices, converted, strict=True):
+        assert np.array_equal(s.image, png)
+
+
+def test_masks_go_back_to_the_source_grid_through_the_frame(tmp_path):
+    image = np.zeros((300, 200, 3), dtype=np.uint8)
+    image[100:200, 50:150] = 200
+    frame = frame_for(image, "pad")
+    framed = frame.apply(image[..., 0])
+    assert np.array_equal(frame.restore(framed, image.shape[:2]), image[..., 0])
+
+    class _Slice:
+        pass
+
+    s = _Slice()
+    s.frame, s.source_shape = frame, (300, 200)
+    study = type("S", (), {"slices": [s]})()
+    mask = (cv2.resize(framed, (64, 64), interpolation=cv2.INTER_NEAREST_EXACT) > 0).astype(np.uint8)
+    back = source_grid_masks(study, mask[None])[0]
+    assert back.shape == (300, 200)
+    truth = image[..., 0] > 0
+    assert back[truth].all()  # nothing of the square is lost on the way back
+    assert (back & truth).sum() / (back | truth).sum() > 0.9  # one 64 px pixel is 4.7 source pixels
+
+
+def test_dvc_md5_is_the_hash_dvc_lock_records(tmp_path):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "b.txt").write_text("b")
+    (folder / "a.txt").write_text("a")
+    listing = [
+        {"md5": "0cc175b9c0f1b6a831c399e269772661", "relpath": "a.txt"},
+        {"md5": "92eb5ffee6ae2fec3ad71c777531578f", "relpath": "b.txt"},
+    ]
+    import hashlib
+
+    assert dvc_md5(folder) == hashlib.md5(json.dumps(listing).encode()).hexdigest() + ".dir"
+    assert dvc_md5(folder / "a.txt") == "0cc175b9c0f1b6a831c399e269772661"
+
+
+def test_example_cases_are_the_extremes_of_each_class():
+    scores = {"A": 0.9, "B": 0.6, "C": 0.1, "D": 0.4, "E": 0.2}
+    labels = {"A": 1, "B": 1, "C": 0, "D": 0, "E": 0}
+    predictions = pd.DataFrame(
+        {"slice_id": list(scores), "patient_id": list(scores), "set": "test", "prob_any": list(scores.values())}
+    )
+    index = pd.DataFrame({"slice_id": list(labels), "any": list(labels.values())})
+    cases = example_cases(predictions, index).set_index("case")["patient_id"].to_dict()
+    assert cases == {
+        "positive_most_confident": "A",
+        "positive_least_confident": "B",
+        "negative_most_confident": "C",
+        "negative_least_confident": "D",
+    }
