@@ -4,9 +4,11 @@ Prints, for every model of ``params.yaml``'s ``train`` section at its configured
 training images/second (forward + backward + optimiser step, batch of the section's size), and
 for one model the rate when batches come from the real ``SliceDataset`` loader (PNG decode,
 resize, augmentation) versus the same-shaped tensors already in memory. The loader is not
-the bottleneck when the ratio is >= 90%.
+the bottleneck when the ratio is >= 90%. Runs on CUDA when a GPU is present (else the CPU);
+``--num-workers`` and ``--input-size`` override the section, to size a GPU run.
 
     python bench/train_speed.py [--models a,b] [--seconds 8] [--loader-model wa2d_cnn3]
+                                [--num-workers 8] [--input-size 256]
 
 Needs a converted cohort at ``data/converted`` (run ``dvc repro convert`` first).
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -26,24 +29,29 @@ from ich.data.datasets import SliceDataset
 from ich.data.transforms import BatchPreparation
 from ich.params import load_params
 from ich.train.classify import build_classifier, parse_section
-from ich.train.loop import make_optimizer
+from ich.train.loop import default_device, make_optimizer
+from ich.train.study import StudyLoss
+
+DEVICE = default_device()
 
 
-def _rate(model: nn.Module, batches, optimizer, seconds: float, prepare: nn.Module) -> float:
-    """Images per second over at least ``seconds`` of training steps (after one warm-up step)."""
-    loss_fn = nn.BCEWithLogitsLoss()
-    model.train()
-    prepare.train()
+def _rate(model: nn.Module, batches, optimizer, seconds: float, prepare: nn.Module, loss_fn: nn.Module) -> float:
+    """Images (slices) per second over at least ``seconds`` of training steps (after one warm-up step)."""
+    model.to(DEVICE).train()
+    prepare.to(DEVICE).train()
     seen, started, warm = 0, None, False
     while True:
         for x, y in batches():
+            x, y = x.to(DEVICE, non_blocking=True), y.to(DEVICE, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
             loss_fn(model(prepare(x)), y).backward()
             optimizer.step()
+            if DEVICE.type == "cuda":
+                torch.cuda.synchronize()
             if not warm:
                 warm, started = True, time.perf_counter()
                 continue
-            seen += len(x)
+            seen += x.shape[0] * (x.shape[1] if x.dim() == 5 else 1)
             if time.perf_counter() - started >= seconds:
                 return seen / (time.perf_counter() - started)
 
@@ -53,25 +61,40 @@ def main() -> None:
     parser.add_argument("--models", default="", help="comma-separated subset of params.yaml train sections")
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--loader-model", default="wa2d_cnn3")
+    parser.add_argument("--num-workers", type=int, default=None, help="loader workers (default: the section's)")
+    parser.add_argument("--input-size", type=int, default=None, help="network input (default: the section's)")
     args = parser.parse_args()
     sections = load_params()["train"]
     names = args.models.split(",") if args.models else list(sections)
     index = pd.read_csv("data/converted/index.csv")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {DEVICE}")
     print(f"{'model':<12} {'input':>5} {'batch':>5} {'params':>12} {'img/s':>8}")
     for name in names:
         spec, config = parse_section(name, sections[name])
-        channels = 1 if spec.grey else 3
+        if args.input_size:
+            spec = replace(spec, input_size=args.input_size)
+        channels = spec.slice_channels * spec.stack
         torch.manual_seed(0)
         model = build_classifier(spec)
-        x = torch.randint(0, 256, (config.batch_size, channels, spec.input_size, spec.input_size), dtype=torch.uint8)
-        y = torch.randint(0, 2, (config.batch_size, len(spec.label_columns))).float()
-        prepare = BatchPreparation(channels, augment=spec.augment)
-        rate = _rate(model, lambda x=x, y=y: [(x, y)], make_optimizer(model, config), args.seconds, prepare)
+        outputs = len(spec.label_columns)
+        if spec.per_study:  # one study of 16 slices per step
+            x = torch.randint(0, 256, (1, 16, channels, spec.input_size, spec.input_size), dtype=torch.uint8)
+            y, loss_fn = torch.randint(0, 2, (1, 16, outputs)).float(), StudyLoss()
+        else:
+            x = torch.randint(
+                0, 256, (config.batch_size, channels, spec.input_size, spec.input_size), dtype=torch.uint8
+            )
+            y, loss_fn = torch.randint(0, 2, (config.batch_size, outputs)).float(), nn.BCEWithLogitsLoss()
+        prepare = spec.preparation(augment=spec.augment)
+        rate = _rate(model, lambda x=x, y=y: [(x, y)], make_optimizer(model, config), args.seconds, prepare, loss_fn)
         n_params = sum(p.numel() for p in model.parameters())
         print(f"{name:<12} {spec.input_size:>5} {config.batch_size:>5} {n_params:>12,} {rate:>8.1f}")
 
     spec, config = parse_section(args.loader_model, sections[args.loader_model])
+    if args.input_size:
+        spec = replace(spec, input_size=args.input_size)
+    if args.num_workers is not None:
+        config = replace(config, num_workers=args.num_workers)
 
     def loader(cache: bool) -> DataLoader:
         dataset = SliceDataset(
@@ -83,7 +106,12 @@ def main() -> None:
             cache=cache,
         )
         return DataLoader(
-            dataset, batch_size=config.batch_size, shuffle=True, num_workers=config.num_workers, drop_last=True
+            dataset,
+            batch_size=config.batch_size,
+            shuffle=True,
+            num_workers=config.num_workers,
+            drop_last=True,
+            pin_memory=DEVICE.type == "cuda",
         )
 
     cold = loader(cache=False)
@@ -93,12 +121,14 @@ def main() -> None:
     for label, batches in (
         ("in-memory", lambda: in_memory),
         ("PNG decode every step", lambda: cold),
-        ("cached after first pass", lambda: cached),
+        ("cached (decoded up front)", lambda: cached),
     ):
         torch.manual_seed(0)
         model = build_classifier(spec)
         prepare = BatchPreparation(1 if spec.grey else 3, augment=spec.augment)
-        rates[label] = _rate(model, batches, make_optimizer(model, config), args.seconds, prepare)
+        rates[label] = _rate(
+            model, batches, make_optimizer(model, config), args.seconds, prepare, nn.BCEWithLogitsLoss()
+        )
     started = time.perf_counter()
     decoded = sum(len(x) for x, _ in cold)
     load_only = decoded / (time.perf_counter() - started)

@@ -51,6 +51,7 @@ def project(tmp_path_factory) -> Path:
         "train_segmenter@unet",
         "train_segmenter@threshold_band",
         "evaluate_segmentation",
+        "report",
     }
     return root
 
@@ -78,6 +79,10 @@ def test_repro_writes_metrics_and_leaves_a_clean_status(project):
     assert convert["slices"] == 60 and convert["quarantined_files"] == 0
     assert (project / "plots" / "evaluate" / "roc" / "ensemble.csv").exists()
     assert (project / "plots" / "explain" / "wa2d_cnn3.png").stat().st_size > 1000
+    cases = (project / "data" / "reports" / "cases.csv").read_text().splitlines()
+    assert len(cases) > 1 and all(
+        (project / "data" / "reports" / c.split(",")[0] / "report.html").exists() for c in cases[1:]
+    )
     assert "up to date" in run(["dvc", "status"], project)
     assert stages_run(run(["dvc", "repro"], project)) == set()
     assert not list((project / "data" / "checkpoints").glob("*.pt")), "finished stages leave no checkpoint"
@@ -90,7 +95,13 @@ def test_an_evaluate_parameter_reruns_only_evaluate(project):
 
 def test_one_model_parameter_reruns_only_its_chain(project):
     set_param(project, ["train", "wa2d_cnn1", "lr"], 0.002)
-    assert stages_run(run(["dvc", "repro"], project)) == {"train@wa2d_cnn1", "ensemble", "evaluate", "explain"}
+    assert stages_run(run(["dvc", "repro"], project)) == {
+        "train@wa2d_cnn1",
+        "ensemble",
+        "evaluate",
+        "explain",
+        "report",
+    }
     assert "up to date" in run(["dvc", "status"], project)
 
 

@@ -32,6 +32,11 @@ class BatchPreparation(nn.Module):
         augment: whether training mode augments at all.
         slices: slices stacked per input (slice context, :mod:`ich.data.context`); every slice
             gets the same statistics and the same random map.
+        intensity: strength (training only) of a random change of the display: per image a gamma
+            within ``(1 + intensity) ** +/-1``, a contrast factor within ``1 +/- intensity`` and a
+            brightness shift within ``+/- intensity / 2`` of full scale, the same on every channel
+            and slice of the image. Another site's pre-windowed images differ in exactly these
+            (window level and width, display gamma, JPEG export); 0 (the default) draws nothing.
         window_dropout: probability (training only) that an image's windows are all replaced by
             its first, the brain window, as a one-window grey image arrives from another site
             (``ich.io.images``: grey -> R = G = B). A model that has only ever seen three distinct
@@ -50,13 +55,16 @@ class BatchPreparation(nn.Module):
         flip: bool = True,
         slices: int = 1,
         window_dropout: float = 0.0,
+        intensity: float = 0.0,
     ) -> None:
         super().__init__()
+        if not 0 <= intensity < 1:
+            raise ValueError(f"intensity must be in [0, 1), got {intensity}")
         if not 0 <= window_dropout <= 1:
             raise ValueError(f"window_dropout must be in [0, 1], got {window_dropout}")
         if window_dropout and channels != 3:
             raise ValueError("window_dropout needs three windows per slice")
-        self.slices, self.window_dropout = slices, window_dropout
+        self.slices, self.window_dropout, self.intensity = slices, window_dropout, intensity
         mean, std = (IMAGENET_MEAN, IMAGENET_STD) if channels == 3 else (GREY_MEAN, GREY_STD)
         mean, std = mean * slices, std * slices
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
@@ -87,10 +95,22 @@ class BatchPreparation(nn.Module):
         grey = stacks[:, :, :1].expand_as(stacks)
         return torch.where(chosen.view(-1, 1, 1, 1, 1), grey, stacks).reshape(x.shape)
 
+    def _random_display(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        u = lambda: (torch.rand(n) * 2 - 1).view(-1, 1, 1, 1).to(x.device, x.dtype)  # noqa: E731
+        gamma = (1 + self.intensity) ** u()
+        contrast = 1 + self.intensity * u()
+        brightness = self.intensity / 2 * u()
+        return ((x.clamp(0, 1) ** gamma - 0.5) * contrast + 0.5 + brightness).clamp(0, 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 5:  # whole studies (B, T, C, H, W): each slice prepared as an image
+            return self.forward(x.flatten(0, 1)).unflatten(0, x.shape[:2])
         x = x.float() / 255.0
         if self.augment and self.training:
             x = self._random_affine(x)
             if self.window_dropout:
                 x = self._drop_windows(x)
+            if self.intensity:
+                x = self._random_display(x)
         return (x - self.mean) / self.std

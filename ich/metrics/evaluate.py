@@ -53,7 +53,7 @@ from ich.metrics.classification import (
     weighted_ranking_metrics,
 )
 from ich.metrics.jsonsafe import json_ready
-from ich.metrics.operating_points import STUDY_SCORE, study_scores
+from ich.metrics.operating_points import study_score_name, study_scores
 
 JsonBlock = dict[str, object]
 
@@ -212,7 +212,7 @@ def study_block(table: pd.DataFrame, points: dict, *, n_boot: int, seed: int) ->
     y, p = check_binary(studies["label"], studies["score"])
     decided = p >= points["patient_youden"]["threshold"]
     ranking, at_point = ranking_and_decision(y, p, decided, studies["patient_id"], n_boot=n_boot, seed=seed)
-    return {"score": STUDY_SCORE, **ranking}, at_point
+    return {"score": study_score_name(table), **ranking}, at_point
 
 
 def operating_point_blocks(table: pd.DataFrame, points: dict, *, n_boot: int, seed: int) -> tuple[JsonBlock, JsonBlock]:

@@ -29,19 +29,27 @@ from ich.metrics.classification import binary_metrics, check_binary
 
 STUDY_SCORE = "max_slice_probability"
 """How ``study_scores`` turns slice probabilities into one score per patient."""
+STUDY_PROBABILITY = "study_probability"
+"""The score of a study model (``prob_study`` in its predictions): its own study output."""
+
+
+def study_score_name(table: pd.DataFrame) -> str:
+    """Which study score ``table`` gives: a study model's own (``prob_study``) or the maximum slice probability."""
+    return STUDY_PROBABILITY if "prob_study" in table.columns else STUDY_SCORE
 
 
 def study_scores(table: pd.DataFrame, *, prob_col: str = "prob_any", label_col: str = "any") -> pd.DataFrame:
     """One row per patient (sorted by id): ``patient_id, score, label``.
 
-    ``score`` is the maximum slice probability, ``label`` whether any slice is labelled positive.
+    ``score`` is the study model's own probability where ``table`` has it (``prob_study``; the
+    patient's highest over their studies), else the maximum slice probability; ``label``
+    whether any slice is labelled positive.
     """
     if table.empty:
         raise ValueError("no slices to score")
     grouped = table.groupby("patient_id", sort=True)
-    return pd.DataFrame(
-        {"score": grouped[prob_col].max(), "label": grouped[label_col].max().astype(np.int64)}
-    ).reset_index()
+    score = grouped["prob_study" if study_score_name(table) == STUDY_PROBABILITY else prob_col].max()
+    return pd.DataFrame({"score": score, "label": grouped[label_col].max().astype(np.int64)}).reset_index()
 
 
 def _roc_points(y_true: ArrayLike, y_prob: ArrayLike, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -111,7 +119,7 @@ def choose_operating_points(
             **_rates_at(y, p, slice_sensitive),
         },
         "patient_youden": {
-            "study_score": STUDY_SCORE,
+            "study_score": study_score_name(table),
             "threshold": patient_youden,
             **_rates_at(ys, ps, patient_youden),
         },

@@ -2,11 +2,13 @@
 
 Importing this package registers every family: ``wa2d_cnn1/2/3`` (Gudadhe 2024), ``thesis_cnn``
 (Alqnatri 2021), ``resnet50`` (Saraswathi 2023), ``resnet152`` (Alqnatri 2021), ``effclass`` (Cortes-Ferre 2023) and
-``unet`` (Hssayeni 2020).
+``unet`` (Hssayeni 2020), and the study-level ``study_gru`` (CNN + bidirectional GRU over a study's
+slices, the RSNA 2019 winners' recipe).
 """
 
-from ich.models import effclass, resnet, thesis, unet, wa2d  # noqa: F401  (they register)
+from ich.models import effclass, resnet, sequence, thesis, unet, wa2d  # noqa: F401  (they register)
 from ich.models.cam import cam_layer
 from ich.models.registry import available, build, register
+from ich.models.sequence import STUDY_MODELS
 
-__all__ = ["available", "build", "cam_layer", "register"]
+__all__ = ["STUDY_MODELS", "available", "build", "cam_layer", "register"]

@@ -78,9 +78,11 @@ class Artefacts:
     device: torch.device
 
     @property
-    def cam_model(self) -> str:
-        """Whose Grad-CAM is shown: the decider, or the ensemble member with the largest weight."""
-        return max(self.weights, key=lambda m: (self.weights[m], m))
+    def cam_model(self) -> str | None:
+        """Whose Grad-CAM is shown: the decider, or the ensemble member with the largest weight;
+        slice models only (a study model's logit depends on every slice at once)."""
+        slice_models = [m for m in self.weights if not self.classifiers[m].spec.per_study]
+        return max(slice_models, key=lambda m: (self.weights[m], m)) if slice_models else None
 
 
 class _Lock:

@@ -3,8 +3,9 @@
 The deciding model is one classifier or the weighted ensemble (:class:`~ich.predict.artefacts.Artefacts`).
 Its operating points were chosen on the validation set (:mod:`ich.metrics.operating_points`):
 
-- the **study** is positive when its score, the maximum slice probability (as in ``evaluate``),
-  reaches the ``patient_youden`` threshold;
+- the **study** is positive when its score reaches the ``patient_youden`` threshold; the score
+  is the one ``evaluate`` uses: the maximum slice probability, or a study model's own study
+  probability when that model decides alone;
 - a **slice** is flagged when its probability reaches the ``flag_point`` slice threshold
   (``slice_youden`` by default, or ``slice_sensitivity``, the screening point).
 
@@ -45,7 +46,7 @@ class StudyResult:
 
     slice_probs: np.ndarray  # (N,) deciding model's "any" probability
     subtype_probs: dict[str, np.ndarray]  # per subtype (N,), from the multi-label model; {} without one
-    study_score: float  # max slice probability
+    study_score: float  # max slice probability, or a deciding study model's own probability
     study_probability: float  # the score calibrated by the validation temperature
     positive: bool
     threshold: float  # the patient threshold the decision used
@@ -72,6 +73,8 @@ def network_inputs(study: Study, classifier: Classifier) -> torch.Tensor:
     if spec.grey:
         images = images[..., :1]
     per_slice = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
+    if spec.per_study:
+        return per_slice[None]  # one study (1, T, C, H, W)
     if spec.context == 0:
         return per_slice
     table = pd.DataFrame({"study_id": "study", "slice_order": np.arange(len(study.slices))})
@@ -80,11 +83,17 @@ def network_inputs(study: Study, classifier: Classifier) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _probabilities(classifier: Classifier, inputs: torch.Tensor, device: torch.device, batch: int = 64) -> np.ndarray:
+def _probabilities(
+    classifier: Classifier, inputs: torch.Tensor, device: torch.device, batch: int = 64
+) -> tuple[np.ndarray, float | None]:
+    """Slice probabilities ``(N, outputs)``, and a study model's own study probability ("any")."""
+    if classifier.spec.per_study:
+        out = torch.sigmoid(classifier.model(classifier.prepare(inputs.to(device))).float())[0].cpu().numpy()
+        return out[:-1], float(out[-1, 0])
     chunks = [
         torch.sigmoid(classifier.model(classifier.prepare(x.to(device))).float()).cpu() for x in inputs.split(batch)
     ]
-    return torch.cat(chunks).numpy()
+    return torch.cat(chunks).numpy(), None
 
 
 def _segment(study: Study, artefacts: Artefacts) -> np.ndarray:
@@ -117,24 +126,28 @@ def run_study(
     timings: dict[str, float] = {}
     inputs: dict[str, torch.Tensor] = {}
     probs: dict[str, np.ndarray] = {}
+    study_probs: dict[str, float | None] = {}
     with _timed(timings, "classify"):
         for name, classifier in artefacts.classifiers.items():
             inputs[name] = network_inputs(study, classifier)
-            probs[name] = _probabilities(classifier, inputs[name], artefacts.device)
+            probs[name], study_probs[name] = _probabilities(classifier, inputs[name], artefacts.device)
         slice_probs = weighted_average({m: probs[m][:, 0] for m in artefacts.weights}, artefacts.weights)
     subtypes = {}
     if artefacts.subtype_model is not None:
         columns = artefacts.classifiers[artefacts.subtype_model].spec.label_columns
         subtypes = {label: probs[artefacts.subtype_model][:, columns.index(label)] for label in SUBTYPES}
     points = artefacts.operating_points
-    score = float(slice_probs.max())
+    # the score the patient threshold was chosen on (ich.metrics.study_scores): a study model's own
+    # output when it decides alone, else the maximum slice probability
+    own = study_probs.get(artefacts.decider)
+    score = own if own is not None else float(slice_probs.max())
     threshold = float(points["patient_youden"]["threshold"])
     flag_threshold = float(points[flag_point]["threshold"])
     order = np.argsort(-slice_probs, kind="stable")
     flagged = [int(i) for i in order if slice_probs[i] >= flag_threshold]
     cams: dict[int, np.ndarray] = {}
     with _timed(timings, "cam"):
-        shown = flagged[:max_cams]
+        shown = flagged[:max_cams] if artefacts.cam_model is not None else []
         if shown:
             cam = artefacts.classifiers[artefacts.cam_model]
             maps = gradcam_maps(cam.model, inputs[artefacts.cam_model][shown].to(artefacts.device), cam.prepare)

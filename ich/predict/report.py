@@ -159,7 +159,7 @@ def render_html(study: Study, result: StudyResult, report: dict[str, Any]) -> st
         image = study.slices[i].image
         cells = [("windowed image", _grey(image))]
         if i in result.cams:
-            cells.append(("Grad-CAM (" + report["gradcam_model"] + ")", overlay(_grey(image), result.cams[i])))
+            cells.append((f"Grad-CAM ({report['gradcam_model']})", overlay(_grey(image), result.cams[i])))
         if result.masks is not None:
             area = f"{int(result.masks[i].sum())} px"
             cells.append((f"bleed contour ({area})", _contour(image, result.masks[i])))
@@ -201,7 +201,7 @@ figure{{margin:0}} figcaption{{font-size:0.85em;color:#444}}
 table{{border-collapse:collapse;font-size:0.85em}} td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left}}
 </style></head><body>
 <div class="banner {verdict}">{_esc(decision["finding"].capitalize())}</div>
-<p>Study score {decision["study_score"]:.3f} (maximum slice probability; calibrated {decision["study_probability_calibrated"]:.3f})
+<p>Study score {decision["study_score"]:.3f} ({_esc(point["study_score"].replace("_", " "))}; calibrated {decision["study_probability_calibrated"]:.3f})
 against threshold {point["threshold"]:.3f}, chosen on the validation set (sensitivity {point["val_sensitivity"]:.2f},
 specificity {point["val_specificity"]:.2f} there). Model: <b>{_esc(decision["model"])}</b>.</p>
 <div class="note"><b>{_esc(report["disclaimer"])}</b></div>

@@ -13,14 +13,15 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ich.data.datasets import SliceDataset
+from ich.data.datasets import SliceDataset, StudyDataset
 from ich.data.sampling import balance
 from ich.data.transforms import BatchPreparation
 from ich.io.digest import digest_values
 from ich.labels import LABELS
-from ich.models import build
+from ich.models import STUDY_MODELS, build
 from ich.params import check_known_keys
 from ich.train.loop import FitResult, TrainConfig, default_device, fit, seed_everything
+from ich.train.study import StudyLoss, predict_studies
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class ClassifierSpec:
     cache_images: bool = True  # decoded slices kept in RAM (turn off for RSNA-scale data)
     context: int = 0  # neighbouring slices on each side stacked as channels (ich.data.context)
     window_dropout: float = 0.0  # training images shown as brain window only (ich.data.transforms)
+    intensity: float = 0.0  # random gamma, contrast and brightness when training (ich.data.transforms)
     options: dict[str, Any] = field(default_factory=dict)  # architecture keywords (e.g. batch_norm)
 
     def __post_init__(self) -> None:
@@ -43,6 +45,8 @@ class ClassifierSpec:
             raise ValueError("window_dropout is an augmentation: it needs augment: true")
         if self.window_dropout and self.grey:
             raise ValueError("window_dropout needs the three windows; a grey model has one")
+        if self.intensity and not self.augment:
+            raise ValueError("intensity is an augmentation: it needs augment: true")
 
     @property
     def label_columns(self) -> tuple[str, ...]:
@@ -59,6 +63,11 @@ class ClassifierSpec:
         return 1 if self.grey else 3
 
     @property
+    def per_study(self) -> bool:
+        """Whether the network reads whole studies (:data:`ich.models.STUDY_MODELS`) rather than slices."""
+        return self.arch in STUDY_MODELS
+
+    @property
     def stack(self) -> int:
         """Slices per input: the slice and ``context`` neighbours on each side."""
         return 2 * self.context + 1
@@ -66,12 +75,16 @@ class ClassifierSpec:
     def preparation(self, augment: bool) -> BatchPreparation:
         """The batch preparation this network's inputs get (augmentation only if ``augment``)."""
         return BatchPreparation(
-            self.slice_channels, augment=augment, slices=self.stack, window_dropout=self.window_dropout
+            self.slice_channels,
+            augment=augment,
+            slices=self.stack,
+            window_dropout=self.window_dropout,
+            intensity=self.intensity,
         )
 
-    def dataset(self, table: pd.DataFrame, root: str | Path) -> SliceDataset:
-        """The rows of ``table`` as this network sees them."""
-        return SliceDataset(
+    def dataset(self, table: pd.DataFrame, root: str | Path) -> SliceDataset | StudyDataset:
+        """The rows of ``table`` as this network sees them: slices, or whole studies for a study model."""
+        slices = SliceDataset(
             table,
             root,
             input_size=self.input_size,
@@ -80,6 +93,7 @@ class ClassifierSpec:
             cache=self.cache_images,
             context=self.context,
         )
+        return StudyDataset(slices, table) if self.per_study else slices
 
 
 def parse_section(name: str, section: dict) -> tuple[ClassifierSpec, TrainConfig]:
@@ -139,7 +153,8 @@ def train_classifier(
 
     Returns:
         ``(model with best weights, fit history, predictions)`` where predictions follow the
-        Predictions contract: ``slice_id, patient_id, set, fold, prob_any[, prob_<subtype>]``.
+        Predictions contract: ``slice_id, patient_id, set, fold, prob_any[, prob_<subtype>]``, and
+        ``prob_study`` (the study's own probability on each of its slices) for a study model.
     """
     seed_everything(config.seed)
     device = default_device()
@@ -149,22 +164,29 @@ def train_classifier(
     if parts["train"].empty or parts["val"].empty:
         raise ValueError("the split has no training or no validation slices")
     columns = spec.label_columns
-
-    def eval_loader(df: pd.DataFrame) -> DataLoader:
-        return DataLoader(spec.dataset(df, image_root), batch_size=config.batch_size, num_workers=config.num_workers)
-
-    train_set = spec.dataset(parts["train"], image_root)
-    plan = balance(parts["train"]["any"].to_numpy(), balance_policy, ratio=balance_ratio, seed=config.seed)
+    if spec.per_study and config.batch_size != 1:
+        raise ValueError(f"{spec.arch} reads one whole study per step: set batch_size: 1 (got {config.batch_size})")
     eval_prepare = spec.preparation(augment=False)
 
+    def predict(m: nn.Module, data: SliceDataset | StudyDataset) -> tuple[np.ndarray, np.ndarray | None]:
+        """Slice probabilities, and for a study model the study probability of each slice."""
+        if isinstance(data, StudyDataset):
+            return predict_studies(m, data, device, eval_prepare)
+        loader = DataLoader(data, batch_size=config.batch_size, num_workers=config.num_workers)
+        return predict_probs(m, loader, device, eval_prepare), None
+
+    train_set = spec.dataset(parts["train"], image_root)
+    labels = train_set.labels() if isinstance(train_set, StudyDataset) else parts["train"]["any"].to_numpy()
+    plan = balance(labels, balance_policy, ratio=balance_ratio, seed=config.seed)
+
     model = build_classifier(spec)
-    pos_weight = torch.full((len(columns),), plan.pos_weight) if plan.pos_weight else None
-    loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight.to(device) if pos_weight is not None else None)
-    val_loader = eval_loader(parts["val"])
+    pos_weight = torch.full((len(columns),), plan.pos_weight).to(device) if plan.pos_weight else None
+    loss_fn = StudyLoss(pos_weight) if spec.per_study else nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    val_set = spec.dataset(parts["val"], image_root)
     val_targets = parts["val"]["any"].to_numpy(dtype=float)
 
     def validate(m: nn.Module) -> tuple[float, float]:
-        probs = predict_probs(m, val_loader, device, eval_prepare)
+        probs, _ = predict(m, val_set)
         targets = torch.from_numpy(np.array(parts["val"][list(columns)].astype(float).fillna(0), dtype=np.float32))
         logits = torch.logit(torch.as_tensor(probs).clamp(1e-6, 1 - 1e-6))
         loss = float(nn.functional.binary_cross_entropy_with_logits(logits, targets))
@@ -194,9 +216,11 @@ def train_classifier(
     for name in ("val", "test"):
         if parts[name].empty:
             continue
-        probs = predict_probs(model, eval_loader(parts[name]), device, eval_prepare)
+        probs, study_probs = predict(model, val_set if name == "val" else spec.dataset(parts[name], image_root))
         frame = parts[name][["slice_id", "patient_id", "set", "fold"]].copy()
         for j, label in enumerate(columns):
             frame[f"prob_{label}"] = probs[:, j]
+        if study_probs is not None:
+            frame["prob_study"] = study_probs
         rows.append(frame)
     return model, result, pd.concat(rows, ignore_index=True)

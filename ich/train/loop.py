@@ -121,9 +121,11 @@ def recalibrate_batchnorm(
     was_training = prepare.training
     prepare.eval()
     with torch.no_grad():
-        batches = [prepare(x.to(device)) for x, _ in loader if len(x) > 1]  # one slice cannot give statistics
+        # one slice cannot give statistics; a whole study (B, T, C, H, W) can
+        batches = [prepare(x.to(device)) for x, _ in loader if len(x) > 1 or x.dim() == 5]
     prepare.train(was_training)
-    update_bn(batches, model, device)
+    if batches:
+        update_bn(batches, model, device)
 
 
 def world() -> tuple[int, int]:
