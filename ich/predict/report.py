@@ -211,6 +211,7 @@ specificity {point["val_specificity"]:.2f} there). Model: <b>{_esc(decision["mod
 Bleed volume: {volume}</p>
 {subtypes}
 <h2>Slices</h2>
+{"" if report["gradcam_model"] else "<p class='muted'>No Grad-CAM: a study model scores its slices jointly.</p>"}
 {"".join(panels)}
 <h2>Input</h2>
 <p>{_esc(inp["kind"])}: {_esc(inp["path"])}<br>series {_esc(inp["series_description"] or inp["series_instance_uid"])},
