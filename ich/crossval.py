@@ -57,7 +57,8 @@ def pool_folds(
         patient_parts.append(
             raw.assign(
                 fold=fold,
-                # the maximum commutes with the monotone temperature map
+                # the maximum commutes with the monotone temperature map; a study model's own
+                # probability gets the slice temperature as it is (none is fitted to study scores)
                 score_calibrated=apply_temperature(raw["score"], temperature),
                 pred=(raw["score"] >= threshold).astype(int),
             )
