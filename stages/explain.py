@@ -9,6 +9,7 @@ import pandas as pd
 from ich.explain.figure import explain_figure, save_figure
 from ich.params import load_params
 from ich.train.classify import build_classifier, parse_section
+from ich.train.loop import default_device
 
 MODELS, OUT = Path("data/models"), Path("plots/explain")
 
@@ -20,7 +21,7 @@ def main() -> None:
         spec, _ = parse_section(name, params["train"][name])
         figure = explain_figure(
             name,
-            build_classifier(spec, MODELS / name / "model.pt"),
+            build_classifier(spec, MODELS / name / "model.pt").to(default_device()),
             pd.read_csv(MODELS / name / "predictions.csv"),
             index,
             spec.dataset(index, "data/converted"),

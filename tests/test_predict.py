@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
@@ -126,7 +127,8 @@ def test_a_phantom_bleed_is_flagged_and_measured_and_a_normal_study_is_not(proje
 def test_the_segmentation_object_references_the_source_and_holds_the_mask(artefacts, project, tmp_path):
     lesion, _ = _phantom(tmp_path / "lesion", positive=True, seed=102)
     study = read_study(lesion, artefacts.convert)
-    report, result = predict_study(study, tmp_path / "out", artefacts)
+    created = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    report, result = predict_study(study, tmp_path / "out", artefacts, created=created)
     assert report["outputs"]["seg"] == "seg.dcm"
     seg = hd.seg.segread(tmp_path / "out" / "seg.dcm")
     assert seg.SeriesDescription.startswith("ICH bleed mask")
@@ -138,6 +140,9 @@ def test_the_segmentation_object_references_the_source_and_holds_the_mask(artefa
     assert expected.any()
     assert np.array_equal(pixels.astype(bool), expected)
     assert pydicom.dcmread(tmp_path / "out" / "seg.dcm").Modality == "SEG"
+    # dated by `created`, not by the clock: the report stage's examples are reproducible bit for bit
+    predict_study(study, tmp_path / "again", artefacts, created=created)
+    assert (tmp_path / "again" / "seg.dcm").read_bytes() == (tmp_path / "out" / "seg.dcm").read_bytes()
 
 
 def test_a_real_head_ct_slice_goes_through_the_command(project, tmp_path):

@@ -42,7 +42,8 @@ def explain_figure(
     centre = batch.shape[1] // slice_channels // 2
     shown = batch[:, centre * slice_channels : (centre + 1) * slice_channels]
     images = [image.numpy().transpose(1, 2, 0) for image in shown]
-    maps = gradcam_maps(model, batch, prepare)
+    device = next(model.parameters()).device  # the GPU when the caller put the model there
+    maps = gradcam_maps(model, batch.to(device), prepare.to(device))
     fig = Figure(figsize=(2.2 * len(cases), 4.6))
     axes = fig.subplots(2, len(cases), squeeze=False)
     for j, (row, image, heat) in enumerate(zip(cases.itertuples(), images, maps, strict=True)):

@@ -108,6 +108,8 @@ def write_segmentation(
         content_time=created.time(),
     )
     seg.InstanceCreationDate, seg.InstanceCreationTime = seg.ContentDate, seg.ContentTime
+    for item in seg.get("ContributingEquipmentSequence", []):  # highdicom stamps itself with the clock
+        item.ContributionDateTime = created.strftime("%Y%m%d%H%M%S.%f")
     dimension_uid = _uid(study.series_uid, model_version, created.isoformat(), "dimensions")
     for item in [*seg.DimensionOrganizationSequence, *seg.DimensionIndexSequence]:
         item.DimensionOrganizationUID = dimension_uid
