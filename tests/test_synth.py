@@ -16,6 +16,7 @@ def test_generated_dicom_reads_back_to_the_intended_hu(tmp_path):
         patient_id="P",
         study_uid="1.2.3",
         series_uid="1.2.3.4",
+        frame_of_reference_uid="1.2.3.6",
         sop_uid="1.2.3.4.5",
         z_mm=12.5,
         instance_number=3,
@@ -24,6 +25,7 @@ def test_generated_dicom_reads_back_to_the_intended_hu(tmp_path):
     ds.save_as(tmp_path / "s.dcm", enforce_file_format=True)
     raw = pydicom.dcmread(tmp_path / "s.dcm")
     assert raw.Modality == "CT" and raw.pixel_array.dtype == np.int16
+    assert raw.FrameOfReferenceUID == "1.2.3.6"  # real CT has one; a DICOM SEG needs it
     assert float(raw.RescaleIntercept) == -1024.0
     ct = read_ct_slice(tmp_path / "s.dcm")
     np.testing.assert_array_equal(ct.hu, hu)
