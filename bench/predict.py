@@ -23,6 +23,7 @@ started = time.perf_counter()
 import torch  # noqa: E402  (timed: the imports are part of a fresh command's cost)
 
 from ich.predict import load_artefacts, predict_study, read_study  # noqa: E402
+from ich.predict.infer import timed  # noqa: E402
 from ich.synth import write_cohort  # noqa: E402
 
 IMPORT_SECONDS = time.perf_counter() - started
@@ -49,11 +50,11 @@ def main() -> None:
         print(f"one-off: imports {IMPORT_SECONDS:.2f} s, load and check the models {load_seconds:.2f} s")
         totals, steps = [], {}
         for k in range(args.repeats):
-            start = time.perf_counter()
-            study = read_study(source, artefacts.convert)
-            read_seconds = time.perf_counter() - start
+            timings: dict[str, float] = {}
+            with timed(timings, "read+convert"):
+                study = read_study(source, artefacts.convert)
             report, result = predict_study(study, tmp / f"out{k}", artefacts)
-            timings = {"read+convert": read_seconds, **result.timings}
+            timings.update(result.timings)
             totals.append(sum(timings.values()))
             for step, seconds in timings.items():
                 steps.setdefault(step, []).append(seconds)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from ich.predict import (
     predict_study,
     read_study,
 )
+from ich.predict.infer import timed
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,9 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         artefacts = load_artefacts(
             args.project, model=args.model, segmenter=None if args.segmenter == "none" else args.segmenter
         )
-        start = time.perf_counter()
-        study = read_study(args.path, artefacts.convert)
-        read_seconds = time.perf_counter() - start
+        steps: dict[str, float] = {}
+        with timed(steps, "read+convert"):
+            study = read_study(args.path, artefacts.convert)
         report, result = predict_study(study, out, artefacts, flag_point=args.flag_point)
     except (StudyInputError, StaleArtefactError, ValueError, FileNotFoundError) as exc:
         print(f"ich predict: {exc}", file=sys.stderr)
@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{len(skipped)} files skipped (listed in the report)")
     print(f"wrote {out / 'report.html'}")
     if args.timings:
-        steps = {"read+convert": read_seconds, **result.timings}
+        steps.update(result.timings)
         print("  ".join(f"{step} {seconds:.2f}s" for step, seconds in steps.items()))
     return 0
 

@@ -9,7 +9,8 @@ import pandas as pd
 
 from ich.io.atomic import atomic_dir, write_csv
 from ich.params import load_params
-from ich.predict import ENSEMBLE, load_artefacts, predict_study
+from ich.predict import load_artefacts, predict_study
+from ich.predict.artefacts import decider_dir
 from ich.predict.examples import example_cases, study_manifest_rows
 from ich.predict.inputs import study_from_manifest
 
@@ -23,8 +24,7 @@ def main() -> None:
     p = load_params()["report"]
     artefacts = load_artefacts(".", model=p["model"], segmenter=p["segmenter"])
     index = pd.read_csv("data/converted/index.csv")
-    decider = Path("data/ensemble") if p["model"] == ENSEMBLE else Path("data/models") / p["model"]
-    cases = example_cases(pd.read_csv(decider / "predictions.csv"), index, p["cases"])
+    cases = example_cases(pd.read_csv(Path(decider_dir(p["model"])) / "predictions.csv"), index, p["cases"])
     manifest = pd.read_csv(RAW / "manifest.csv", dtype=str, keep_default_na=False)
     convert = artefacts.convert
     with atomic_dir(OUT) as out:

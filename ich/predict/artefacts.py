@@ -16,10 +16,12 @@ just recomputed from the files.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import yaml
 from torch import nn
@@ -27,15 +29,20 @@ from torch import nn
 from ich.data.convert import ConvertConfig
 from ich.data.transforms import BatchPreparation
 from ich.io.digest import dvc_md5
-from ich.models import build
 from ich.params import load_params
 from ich.segmentation import PostProcess
 from ich.train.classify import ClassifierSpec, build_classifier, parse_section
 from ich.train.loop import default_device
-from ich.train.segment_config import UNetSpec, unet_settings
+from ich.train.segment_config import unet_settings
+from ich.train.unet import build_unet, unet_predictor
 
 ENSEMBLE = "ensemble"
 """The name that selects the weighted ensemble as the deciding model."""
+
+
+def decider_dir(model: str) -> str:
+    """Where the deciding model's predictions and operating points are, relative to the project."""
+    return "data/ensemble" if model == ENSEMBLE else f"data/models/{model}"
 
 
 class StaleArtefactError(RuntimeError):
@@ -54,11 +61,10 @@ class Classifier:
 
 @dataclass(frozen=True)
 class Segmenter:
-    """The trained U-Net and the post-processing its maps get."""
+    """The trained U-Net (as a slice -> probability map predictor) and the post-processing its maps get."""
 
     name: str
-    spec: UNetSpec
-    model: nn.Module
+    predict: Callable[[np.ndarray], np.ndarray]
     post: PostProcess
 
 
@@ -157,16 +163,15 @@ def load_artefacts(
     lock.check("convert", None)  # the conversion a study gets is the one the networks were trained on
     versions = {}
     trained = list(params["models"])
+    if model not in (*trained, ENSEMBLE):
+        raise ValueError(f"unknown model {model!r}: choose one of {[*trained, ENSEMBLE]}")
+    folder = project / decider_dir(model)
     if model == ENSEMBLE:
         versions["data/ensemble"] = lock.check("ensemble", "data/ensemble")
-        ensemble_dir = project / "data/ensemble"
-        weights = {m: float(w) for m, w in json.loads((ensemble_dir / "weights.json").read_text()).items() if w > 0}
-        points = json.loads((ensemble_dir / "operating_points.json").read_text())
-    elif model in trained:
-        weights = {model: 1.0}
-        points = json.loads((project / "data/models" / model / "operating_points.json").read_text())
+        weights = {m: float(w) for m, w in json.loads((folder / "weights.json").read_text()).items() if w > 0}
     else:
-        raise ValueError(f"unknown model {model!r}: choose one of {[*trained, ENSEMBLE]}")
+        weights = {model: 1.0}
+    points = json.loads((folder / "operating_points.json").read_text())
     multi_label = [m for m in trained if params["train"][m].get("outputs", "any") == "all"]
     subtype_model = next((m for m in weights if m in multi_label), multi_label[0] if multi_label else None)
     classifiers = {}
@@ -182,16 +187,9 @@ def load_artefacts(
             f"train_segmenter@{segmenter}", f"data/segmenters/{segmenter}"
         )
         spec, _ = unet_settings(section, where=f"segment.{segmenter}")
-        weights_path = project / "data/segmenters" / segmenter / "model.pt"
-        net = build(
-            spec.kind,
-            in_channels=3,
-            num_outputs=1,
-            input_size=spec.crop,
-            base_width=spec.base_width,
-            pretrained=str(weights_path),
-        )
-        unet = Segmenter(segmenter, spec, net.to(device).eval(), PostProcess(**params["segment"]["postprocess"]))
+        net = build_unet(spec, project / "data/segmenters" / segmenter / "model.pt")
+        post = PostProcess(**params["segment"]["postprocess"])
+        unet = Segmenter(segmenter, unet_predictor(net.to(device).eval(), spec), post)
     return Artefacts(
         project=project,
         convert=ConvertConfig.from_params(params["convert"]),

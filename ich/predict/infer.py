@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
+from torch.utils.data import DataLoader, TensorDataset
 
 from ich.data.context import neighbour_rows
 from ich.data.resize import resize_square
@@ -35,7 +36,7 @@ from ich.metrics.calibration import apply_temperature
 from ich.metrics.segmentation import voxel_volume_ml
 from ich.predict.artefacts import Artefacts, Classifier
 from ich.predict.inputs import Study
-from ich.segmentation.inference import predict_prob_map
+from ich.train.classify import predict_probs
 
 FLAG_POINTS = ("slice_youden", "slice_sensitivity")
 
@@ -60,7 +61,8 @@ class StudyResult:
 
 
 @contextmanager
-def _timed(timings: dict[str, float], step: str) -> Iterator[None]:
+def timed(timings: dict[str, float], step: str) -> Iterator[None]:
+    """Add the seconds the block takes to ``timings[step]``."""
     start = time.perf_counter()
     yield
     timings[step] = timings.get(step, 0.0) + time.perf_counter() - start
@@ -82,27 +84,20 @@ def network_inputs(study: Study, classifier: Classifier) -> torch.Tensor:
     return per_slice[stacks].flatten(1, 2)
 
 
-@torch.no_grad()
 def _probabilities(
     classifier: Classifier, inputs: torch.Tensor, device: torch.device, batch: int = 64
 ) -> tuple[np.ndarray, float | None]:
     """Slice probabilities ``(N, outputs)``, and a study model's own study probability ("any")."""
-    if classifier.spec.per_study:
-        out = torch.sigmoid(classifier.model(classifier.prepare(inputs.to(device))).float())[0].cpu().numpy()
-        return out[:-1], float(out[-1, 0])
-    chunks = [
-        torch.sigmoid(classifier.model(classifier.prepare(x.to(device))).float()).cpu() for x in inputs.split(batch)
-    ]
-    return torch.cat(chunks).numpy(), None
+    loader = DataLoader(TensorDataset(inputs, torch.zeros(len(inputs))), batch_size=batch)
+    probs = predict_probs(classifier.model, loader, device, classifier.prepare)
+    if classifier.spec.per_study:  # one study: (1, T + 1, outputs), the study logit last
+        return probs[0, :-1], float(probs[0, -1, 0])
+    return probs, None
 
 
 def _segment(study: Study, artefacts: Artefacts) -> np.ndarray:
     seg = artefacts.segmenter
-    maps = [
-        predict_prob_map(seg.model, s.image, seg.spec.crop, seg.spec.stride, artefacts.device, seg.spec.inference_batch)
-        for s in study.slices
-    ]
-    return np.stack([seg.post.mask(m) for m in maps]).astype(np.uint8)
+    return np.stack([seg.post.mask(seg.predict(s.image)) for s in study.slices]).astype(np.uint8)
 
 
 def _volume(study: Study, masks: np.ndarray) -> tuple[float | None, str]:
@@ -127,7 +122,7 @@ def run_study(
     inputs: dict[str, torch.Tensor] = {}
     probs: dict[str, np.ndarray] = {}
     study_probs: dict[str, float | None] = {}
-    with _timed(timings, "classify"):
+    with timed(timings, "classify"):
         for name, classifier in artefacts.classifiers.items():
             inputs[name] = network_inputs(study, classifier)
             probs[name], study_probs[name] = _probabilities(classifier, inputs[name], artefacts.device)
@@ -146,7 +141,7 @@ def run_study(
     order = np.argsort(-slice_probs, kind="stable")
     flagged = [int(i) for i in order if slice_probs[i] >= flag_threshold]
     cams: dict[int, np.ndarray] = {}
-    with _timed(timings, "cam"):
+    with timed(timings, "cam"):
         shown = flagged[:max_cams] if artefacts.cam_model is not None else []
         if shown:
             cam = artefacts.classifiers[artefacts.cam_model]
@@ -154,7 +149,7 @@ def run_study(
             cams = dict(zip(shown, maps, strict=True))
     masks, volume, note = None, None, "no segmenter loaded"
     if artefacts.segmenter is not None:
-        with _timed(timings, "segment"):
+        with timed(timings, "segment"):
             masks = _segment(study, artefacts)
             volume, note = _volume(study, masks)
     return StudyResult(

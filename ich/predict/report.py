@@ -23,6 +23,7 @@ from ich.io.atomic import write_json
 from ich.predict.artefacts import Artefacts
 from ich.predict.infer import StudyResult
 from ich.predict.inputs import Study
+from ich.segmentation.evaluate import scaled_contours
 
 DISCLAIMER = (
     "Research use only. Not a medical device: not cleared or approved for clinical use, "
@@ -131,10 +132,7 @@ def _grey(image: np.ndarray) -> np.ndarray:
 
 def _contour(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     tile = _grey(image).copy()
-    scale = TILE / mask.shape[0]
-    found, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    contours = [np.rint((c + 0.5) * scale - 0.5).astype(np.int32) for c in found]
-    cv2.drawContours(tile, contours, -1, BLEED_RGB, 2)
+    cv2.drawContours(tile, scaled_contours(mask, TILE / mask.shape[0]), -1, BLEED_RGB, 2)
     return tile
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from pathlib import Path
 
 from ich.predict.artefacts import Artefacts
-from ich.predict.infer import StudyResult, run_study
+from ich.predict.infer import StudyResult, run_study, timed
 from ich.predict.inputs import Study
 from ich.predict.report import write_report
 from ich.predict.seg import SegmentationNotWritten, write_segmentation
@@ -31,23 +30,21 @@ def predict_study(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     result = run_study(study, artefacts, flag_point=flag_point, max_cams=max_cams)
-    timings = dict(result.timings)
     outputs = {"report_json": "report.json", "report_html": "report.html"}
-    start = time.perf_counter()
-    if result.masks is None:
-        outputs["seg"] = "not written: no segmenter loaded"
-    else:
-        version = artefacts.versions[f"data/segmenters/{artefacts.segmenter.name}"]
-        try:
-            write_segmentation(
-                study, result.masks, out_dir / "seg.dcm", model_version=version, created=created or datetime.now()
-            )
-            outputs["seg"] = "seg.dcm"
-        except SegmentationNotWritten as exc:
-            outputs["seg"] = f"not written: {exc}"
-    timings["seg"] = time.perf_counter() - start
-    start = time.perf_counter()
-    report = write_report(out_dir, study, result, artefacts, outputs)
-    timings["render"] = time.perf_counter() - start
-    result.timings = timings
+    with timed(result.timings, "seg"):
+        outputs["seg"] = _segmentation(study, result, artefacts, out_dir / "seg.dcm", created or datetime.now())
+    with timed(result.timings, "render"):
+        report = write_report(out_dir, study, result, artefacts, outputs)
     return report, result
+
+
+def _segmentation(study: Study, result: StudyResult, artefacts: Artefacts, path: Path, created: datetime) -> str:
+    """Write the SEG; what ``report.json`` says about it."""
+    if result.masks is None:
+        return "not written: no segmenter loaded"
+    version = artefacts.versions[f"data/segmenters/{artefacts.segmenter.name}"]
+    try:
+        write_segmentation(study, result.masks, path, model_version=version, created=created)
+    except SegmentationNotWritten as exc:
+        return f"not written: {exc}"
+    return path.name

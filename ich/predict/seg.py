@@ -60,10 +60,6 @@ def _source(path: str) -> pydicom.Dataset:
     return ds
 
 
-def _uid(*parts: str) -> str:
-    return generate_uid(entropy_srcs=["ich predict SEG", *parts])
-
-
 def write_segmentation(
     study: Study, masks: np.ndarray, path: str | Path, *, model_version: str, created: datetime
 ) -> Path:
@@ -76,6 +72,12 @@ def write_segmentation(
     if study.kind != "dicom":
         raise SegmentationNotWritten(f"a DICOM Segmentation needs DICOM input, this study is {study.kind}")
     sources = [_source(s.source_path) for s in study.slices]
+
+    def uid(what: str) -> str:
+        return generate_uid(
+            entropy_srcs=["ich predict SEG", study.series_uid, model_version, created.isoformat(), what]
+        )
+
     if any("FrameOfReferenceUID" not in ds for ds in sources):
         raise SegmentationNotWritten("the source images have no FrameOfReferenceUID to place a SEG on")
     algorithm = hd.AlgorithmIdentificationSequence(
@@ -94,9 +96,9 @@ def write_segmentation(
         pixel_array=source_grid_masks(study, masks),
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=[description],
-        series_instance_uid=_uid(study.series_uid, model_version, created.isoformat(), "series"),
+        series_instance_uid=uid("series"),
         series_number=9901,
-        sop_instance_uid=_uid(study.series_uid, model_version, created.isoformat(), "instance"),
+        sop_instance_uid=uid("instance"),
         instance_number=1,
         manufacturer="ich (open source)",
         manufacturer_model_name=SOFTWARE,
@@ -110,7 +112,7 @@ def write_segmentation(
     seg.InstanceCreationDate, seg.InstanceCreationTime = seg.ContentDate, seg.ContentTime
     for item in seg.get("ContributingEquipmentSequence", []):  # highdicom stamps itself with the clock
         item.ContributionDateTime = created.strftime("%Y%m%d%H%M%S.%f")
-    dimension_uid = _uid(study.series_uid, model_version, created.isoformat(), "dimensions")
+    dimension_uid = uid("dimensions")
     for item in [*seg.DimensionOrganizationSequence, *seg.DimensionIndexSequence]:
         item.DimensionOrganizationUID = dimension_uid
     path = Path(path)

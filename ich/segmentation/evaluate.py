@@ -115,7 +115,8 @@ def overlay_slices(per_slice: pd.DataFrame, count: int) -> list[str]:
     return areas["slice_id"].head(count).tolist()
 
 
-def _contours(mask: np.ndarray, scale: float) -> list[np.ndarray]:
+def scaled_contours(mask: np.ndarray, scale: float) -> list[np.ndarray]:
+    """Outer contours of a 0/1 mask traced at its own resolution, scaled to an image ``scale`` times its side."""
     found, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     return [np.rint((c + 0.5) * scale - 0.5).astype(np.int32) for c in found]
 
@@ -129,8 +130,8 @@ def overlay_tile(image: np.ndarray, ref: np.ndarray, pred: np.ndarray, size: int
     grey = image[..., 0] if image.ndim == 3 else image
     tile = cv2.cvtColor(np.ascontiguousarray(resize_square(grey, size)), cv2.COLOR_GRAY2BGR)
     scale = size / grey.shape[0]
-    cv2.drawContours(tile, _contours(ref, scale), -1, REFERENCE_BGR, 1)
-    cv2.drawContours(tile, _contours(pred, scale), -1, PREDICTION_BGR, 1)
+    cv2.drawContours(tile, scaled_contours(ref, scale), -1, REFERENCE_BGR, 1)
+    cv2.drawContours(tile, scaled_contours(pred, scale), -1, PREDICTION_BGR, 1)
     return tile
 
 

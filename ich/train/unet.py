@@ -54,7 +54,7 @@ def train_unet(
     train_set = training_crops(root, parts["train"], spec, config.seed)
     val_pairs = list(read_pairs(root, parts["val"]))
     val_pairs = [pair for pair in val_pairs if pair[1].any()] or val_pairs
-    model = build(spec.kind, in_channels=3, num_outputs=1, input_size=spec.crop, base_width=spec.base_width)
+    model = build_unet(spec)
 
     def validate(m: nn.Module) -> tuple[float, float]:
         rows, loss, pixels = [], 0.0, 0
@@ -85,6 +85,14 @@ def train_unet(
         device=device,
     )
     return model, result
+
+
+def build_unet(spec: UNetSpec, weights: str | Path | None = None) -> nn.Module:
+    """The U-Net of ``spec``; with ``weights``, the trained state dict loaded safely."""
+    pretrained = str(weights) if weights is not None else "none"
+    return build(
+        spec.kind, in_channels=3, num_outputs=1, input_size=spec.crop, base_width=spec.base_width, pretrained=pretrained
+    )
 
 
 def unet_predictor(model: nn.Module, spec: UNetSpec) -> Callable[[np.ndarray], np.ndarray]:
