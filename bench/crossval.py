@@ -15,10 +15,11 @@ calibrates differently shows.
 
 A fold whose predictions are already in ``--out`` is not run again, so an interrupted run
 resumes (pass the same ``--workdir`` to keep DVC's cache too). Writes
-``<out>/fold<k>/<model>.csv`` (test predictions), ``<out>/index.csv`` (the slice labels) and
+``<out>/fold<k>/<model>.csv`` (test predictions; ``<model>.val.csv`` the validation ones),
+``<out>/index.csv`` (the slice labels) and
 ``<out>/crossval.json`` (pooled metrics, per-fold ROC-AUC, timings, provenance), and prints a
 Markdown table of the pooled metrics. Each fold's ``operating_points.json`` (thresholds and
-temperature chosen on that fold's validation patients) is kept too, and :func:`ich.crossval.summary`
+calibration fitted on that fold's validation patients) is kept too, and :func:`ich.crossval.summary`
 pools the folds with them: slice ROC-AUC of the calibrated probabilities, patient ROC-AUC, and
 patient sensitivity and specificity at each fold's own patient threshold, all with patient-bootstrap
 CIs. ``--publish`` writes those figures, with the code version, to
@@ -45,7 +46,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from ich.crossval import summary  # noqa: E402
-from ich.metrics import evaluate_predictions  # noqa: E402
+from ich.data.site_shift import SiteShift, slice_id_of, write_shifted_studies  # noqa: E402
+from ich.metrics import choose_operating_points, evaluate_predictions  # noqa: E402
+from ich.predict.artefacts import load_artefacts  # noqa: E402
+from ich.predict.batch import predict_folders  # noqa: E402
 from ich.project import copy_project  # noqa: E402
 
 
@@ -119,6 +123,8 @@ def run_fold(workdir: Path, params: dict, out: Path) -> dict:
     for name, folder in sources.items():
         predictions = pd.read_csv(folder / "predictions.csv")
         predictions[predictions["set"] == "test"].to_csv(out / f"{name}.csv", index=False)
+        # what the fold chose its operating points on, for comparing choices without re-training
+        predictions[predictions["set"] == "val"].to_csv(out / f"{name}.val.csv", index=False)
         shutil.copy(folder / "operating_points.json", out / f"{name}.operating_points.json")
     shutil.copy(workdir / "data" / "converted" / "index.csv", out.parent / "index.csv")
     timing = {
@@ -131,6 +137,33 @@ def run_fold(workdir: Path, params: dict, out: Path) -> dict:
     (out / "run.json").write_text(json.dumps(timing, indent=2) + "\n")
     (out / "dvc-repro.log").write_text(log)
     return timing
+
+
+def site_shift_fold(workdir: Path, names: list[str], out: Path, seed: int) -> None:
+    """Predict this fold's test studies, rendered as another site would (:mod:`ich.data.site_shift`),
+    with each model of the fold through ``ich predict``'s code; ``<out>/<name>.site_shift.csv``.
+
+    The studies are rendered once per work copy (``<workdir>/site-shift``) from the converted
+    slices, with protocols drawn from ``seed`` and the study id.
+    """
+    index = pd.read_csv(workdir / "data" / "converted" / "index.csv")
+    shifted = workdir / "site-shift"
+    if not (shifted / "done").exists():
+        write_shifted_studies(index, workdir / "data" / "converted", shifted, SiteShift(), seed=seed)
+        (shifted / "done").write_text(f"seed {seed}\n")
+    for name in names:
+        test_ids = set(pd.read_csv(out / f"{name}.csv")["slice_id"])
+        studies = sorted(index.loc[index["slice_id"].isin(test_ids), "study_id"].unique())
+        artefacts = load_artefacts(workdir, model=name, segmenter=None)
+        table = predict_folders(artefacts, {s: shifted / s for s in studies})
+        table["slice_id"] = table["source_path"].map(slice_id_of)
+        table = table.merge(index[["slice_id", "patient_id"]], on="slice_id", validate="one_to_one")
+        if set(table["slice_id"]) != test_ids:
+            raise RuntimeError(f"{name}: site-shift predictions do not cover the fold's test slices")
+        fold = pd.read_csv(out / f"{name}.csv")["fold"].iloc[0]
+        study = ["prob_study"] if "prob_study" in table else []
+        columns = ["slice_id", "patient_id", "set", "fold", "prob_any", *study]
+        table.assign(set="test", fold=fold)[columns].to_csv(out / f"{name}.site_shift.csv", index=False)
 
 
 def _cell(block: dict) -> str:
@@ -178,6 +211,17 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None, help="work copy of the repo (default: a temporary one)")
     parser.add_argument("--out", type=Path, default=None, help="default: bench/out/crossval-<profile name>")
     parser.add_argument("--publish", action="store_true", help="also write docs/results/<profile>-crossval.json")
+    parser.add_argument(
+        "--repoint",
+        action="store_true",
+        help="choose every fold's operating points again from its saved validation predictions with this code "
+        "(after a change to ich.metrics.operating_points or ich.metrics.calibration; no retraining)",
+    )
+    parser.add_argument(
+        "--site-shift",
+        action="store_true",
+        help="also test every fold's models on its test studies rendered as another site would (ich.data.site_shift)",
+    )
     args = parser.parse_args()
 
     profile = yaml.safe_load(args.profile.read_text())
@@ -186,22 +230,35 @@ def main() -> None:
     out = args.out or REPO / "bench" / "out" / f"crossval-{args.profile.stem}"
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ich-crossval-"))
     names = [*(models or profile["models"]), "ensemble"]
+    outputs = [".csv", ".operating_points.json", *([".site_shift.csv"] if args.site_shift else [])]
 
     prepare_workdir(workdir)
     timings = {}
     for k in folds:
         fold_dir = out / f"fold{k}"
-        if all((fold_dir / f"{n}.csv").exists() and (fold_dir / f"{n}.operating_points.json").exists() for n in names):
+        if all((fold_dir / f"{n}{suffix}").exists() for n in names for suffix in outputs):
             print(f"fold {k}: predictions already in {fold_dir}")
             timings[k] = json.loads((fold_dir / "run.json").read_text())
             continue
         print(f"fold {k}: dvc repro in {workdir} ...", flush=True)
         timings[k] = run_fold(workdir, profile_for_fold(profile, k, models), fold_dir)
+        if args.site_shift:
+            started = time.perf_counter()
+            site_shift_fold(workdir, names, fold_dir, seed=profile["split"]["seed"])
+            timings[k]["site_shift_seconds"] = round(time.perf_counter() - started, 1)
+            (fold_dir / "run.json").write_text(json.dumps(timings[k], indent=2) + "\n")
         print(
             f"fold {k}: {timings[k]['seconds']:.0f} s, ensemble weights {timings[k]['ensemble']['weights']}", flush=True
         )
 
     index = pd.read_csv(out / "index.csv")
+    if args.repoint:
+        for k in folds:
+            for name in names:
+                validation = pd.read_csv(out / f"fold{k}" / f"{name}.val.csv")
+                path = out / f"fold{k}" / f"{name}.operating_points.json"
+                path.write_text(json.dumps(choose_operating_points(validation, index), indent=2) + "\n")
+        print(f"operating points of folds {folds} chosen again on their validation predictions with this code")
     e = profile["evaluate"]
     results = {
         "profile": str(args.profile),
@@ -212,6 +269,8 @@ def main() -> None:
         "per_fold_roc_auc": {},
         "models": {},
         "pooled_at_operating_points": {},
+        **({"site_shift": {}} if args.site_shift else {}),
+        **({"operating_points_chosen_again_with": _code_version()} if args.repoint else {}),
     }
     for name in names:
         tables = {k: pd.read_csv(out / f"fold{k}" / f"{name}.csv") for k in folds}
@@ -220,6 +279,9 @@ def main() -> None:
         pooled = summary(tables, points, index, n_boot=e["n_bootstrap"], seed=e["seed"])
         results["pooled_at_operating_points"][name] = pooled
         results["per_fold_roc_auc"][name] = pooled["slice_roc_auc_folds"]["per_fold"]
+        if args.site_shift:  # the same folds' models and operating points, on the shifted studies
+            shifted = {k: pd.read_csv(out / f"fold{k}" / f"{name}.site_shift.csv") for k in folds}
+            results["site_shift"][name] = summary(shifted, points, index, n_boot=e["n_bootstrap"], seed=e["seed"])
         results["models"][name] = evaluate_predictions(
             pd.concat(tables.values(), ignore_index=True),
             index,
@@ -232,8 +294,12 @@ def main() -> None:
     if args.publish:
         published = REPO / "docs" / "results" / f"{args.profile.stem}-crossval.json"
         published.parent.mkdir(parents=True, exist_ok=True)
-        keep = {k: results[k] for k in ("profile", "folds", "code_per_fold", "seconds_per_fold")}
-        published.write_text(json.dumps({**keep, "models": results["pooled_at_operating_points"]}, indent=2) + "\n")
+        provenance = ("profile", "folds", "code_per_fold", "seconds_per_fold", "operating_points_chosen_again_with")
+        keep = {k: results[k] for k in provenance if k in results}
+        shifted = {"site_shift": results["site_shift"]} if args.site_shift else {}
+        published.write_text(
+            json.dumps({**keep, "models": results["pooled_at_operating_points"], **shifted}, indent=2) + "\n"
+        )
         print(f"published: {published}")
     patients = index["patient_id"].nunique()
     print(f"\n{len(index)} slices, {patients} patients; pooled test predictions of folds {folds}")

@@ -1,11 +1,11 @@
-"""Pooling k test folds with each fold's own validation-chosen operating point and temperature.
+"""Pooling k test folds with each fold's own validation-chosen operating point and calibration.
 
 In patient-level k-fold cross-validation every patient is tested once, by the model of its
 fold. Pooling the raw probabilities compares k models on k scales; pooling decisions made at
 one fixed threshold assumes one scale too. Here each fold's test rows are first put on a common
 footing with what that fold chose on its own validation patients (``operating_points.json``):
 
-- slice probabilities are divided through the fold's temperature (``ich.metrics.calibration``)
+- slice probabilities are mapped through the fold's Platt scaling (``ich.metrics.calibration``)
   before the pooled slice ROC-AUC and the study scores (maximum calibrated slice probability)
   are computed;
 - each test patient is called positive when its raw study score reaches the fold's
@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from ich.metrics.calibration import apply_temperature, expected_calibration_error
+from ich.metrics.calibration import calibrate, expected_calibration_error
 from ich.metrics.ci import bootstrap_ci
 from ich.metrics.classification import weighted_ranking_metrics
 from ich.metrics.evaluate import interval, ranking_and_decision
@@ -50,16 +50,16 @@ def pool_folds(
         test = table[table["set"] == "test"].merge(labels[["slice_id", "any"]], on="slice_id", validate="one_to_one")
         if test.empty:
             raise ValueError(f"fold {fold}: no test predictions")
-        temperature = points[fold]["calibration"]["temperature"]
-        test = test.assign(fold=fold, prob_calibrated=apply_temperature(test["prob_any"], temperature))
-        raw = study_scores(test)
+        fit = points[fold]["calibration"]
+        test = test.assign(fold=fold, prob_calibrated=calibrate(test["prob_any"], fit))
+        raw = study_scores(test, points[fold]["patient_youden"]["study_score"])
         threshold = points[fold]["patient_youden"]["threshold"]
         patient_parts.append(
             raw.assign(
                 fold=fold,
-                # the maximum commutes with the monotone temperature map; a study model's own
-                # probability gets the slice temperature as it is (none is fitted to study scores)
-                score_calibrated=apply_temperature(raw["score"], temperature),
+                # the maximum commutes with the monotone calibration map; a study model's own
+                # probability gets the slice calibration as it is (none is fitted to study scores)
+                score_calibrated=calibrate(raw["score"], fit),
                 pred=(raw["score"] >= threshold).astype(int),
             )
         )

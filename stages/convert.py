@@ -28,6 +28,7 @@ def main() -> None:
             "slices": len(index),
             "patients": int(index["patient_id"].nunique()),
             "positive_slices": int(index["any"].sum()),
+            "channels": index["channels"].value_counts().sort_index().to_dict(),  # which windows slices really have
             "quarantined_files": int((quarantine["kind"] == "file").sum()),
             "quarantined_labels": int((quarantine["kind"] == "label").sum()),
         },

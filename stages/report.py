@@ -24,7 +24,9 @@ def main() -> None:
     p = load_params()["report"]
     artefacts = load_artefacts(".", model=p["model"], segmenter=p["segmenter"])
     index = pd.read_csv("data/converted/index.csv")
-    cases = example_cases(pd.read_csv(Path(decider_dir(p["model"])) / "predictions.csv"), index, p["cases"])
+    decider = Path(decider_dir(p["model"]))
+    score = artefacts.operating_points["patient_youden"]["study_score"]
+    cases = example_cases(pd.read_csv(decider / "predictions.csv"), index, p["cases"], score)
     manifest = pd.read_csv(RAW / "manifest.csv", dtype=str, keep_default_na=False)
     convert = artefacts.convert
     with atomic_dir(OUT) as out:

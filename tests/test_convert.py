@@ -46,6 +46,7 @@ def test_reader_hu_is_the_rescaled_stored_values(tmp_path):
 def test_process_pool_writes_the_same_outputs_as_one_process(tiny_cohort, tmp_path):
     index, quarantine = convert_cohort(tiny_cohort["raw"], tmp_path, ConvertConfig(size=64, workers=2))
     pd.testing.assert_frame_equal(index, tiny_cohort["index"])
+    assert (index["channels"] == "hu").all()
     assert quarantine.empty and tiny_cohort["quarantine"].empty
     for rel in [*index["image_path"], *index["mask_path"]]:
         assert (tmp_path / rel).read_bytes() == (tiny_cohort["converted"] / rel).read_bytes(), rel

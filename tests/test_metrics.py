@@ -36,10 +36,10 @@ from ich.metrics import (
     roc_table,
     study_scores,
 )
-from ich.metrics.calibration import apply_temperature, expected_calibration_error, fit_temperature
+from ich.metrics.calibration import apply_platt, calibrate, expected_calibration_error, fit_platt
 from ich.metrics.classification import weighted_confusion_counts, weighted_ranking_metrics
 from ich.metrics.evaluate import minimum_positive_slices
-from ich.metrics.operating_points import sensitivity_threshold, youden_threshold
+from ich.metrics.operating_points import choose_study_score, sensitivity_threshold, youden_threshold
 
 Y = np.array([1, 1, 1, 0, 0, 0, 0, 1])
 P = np.array([0.9, 0.6, 0.4, 0.2, 0.7, 0.1, 0.5, 0.8])
@@ -397,6 +397,26 @@ def test_operating_points_use_validation_rows_only() -> None:
         choose_operating_points(predictions[predictions["set"] == "test"], labels)
 
 
+def test_a_study_output_is_the_study_score_only_when_it_ranks_validation_patients_better() -> None:
+    # four patients, two slices each; the maximum slice probability ranks patient c (negative)
+    # above patient b (positive), the study output ranks all four correctly
+    table = pd.DataFrame(
+        {
+            "patient_id": list("aabbccdd"),
+            "prob_any": [0.1, 0.2, 0.3, 0.6, 0.9, 0.1, 0.8, 0.7],
+            "any": [0, 0, 0, 1, 0, 0, 1, 1],
+        }
+    )
+    assert choose_study_score(table) == ("max_slice_probability", {"max_slice_probability": 0.5})
+    with pytest.raises(ValueError, match="'study_probability' not available"):
+        study_scores(table, "study_probability")
+    better = table.assign(prob_study=[0.1, 0.1, 0.7, 0.7, 0.3, 0.3, 0.9, 0.9])
+    score, aucs = choose_study_score(better)
+    assert score == "study_probability" and aucs == {"max_slice_probability": 0.5, "study_probability": 1.0}
+    tied = table.assign(prob_study=[0.1, 0.1, 0.7, 0.7, 0.95, 0.95, 0.9, 0.9])  # also 0.5: the maximum is kept
+    assert choose_study_score(tied)[0] == "max_slice_probability"
+
+
 def test_evaluate_at_operating_points_and_headline() -> None:
     predictions, labels = evaluation_tables()
     points = choose_operating_points(predictions, labels)
@@ -433,16 +453,28 @@ def test_evaluate_at_operating_points_and_headline() -> None:
 # --- calibration ----------------------------------------------------------------------------
 
 
-def test_temperature_recovers_a_known_overconfidence_and_lowers_the_error() -> None:
+def test_platt_recovers_a_known_stretch_and_shift_and_lowers_the_error() -> None:
     rng = np.random.default_rng(0)
     true_logit = rng.normal(0, 2, 4000)
     y = (rng.random(4000) < 1 / (1 + np.exp(-true_logit))).astype(int)
-    overconfident = 1 / (1 + np.exp(-3 * true_logit))  # logits three times too large
-    temperature = fit_temperature(y, overconfident)
-    assert temperature == pytest.approx(3, rel=0.1)
-    calibrated = apply_temperature(overconfident, temperature)
-    assert expected_calibration_error(y, calibrated) < expected_calibration_error(y, overconfident) / 2
-    assert roc_auc_score(y, calibrated) == pytest.approx(roc_auc_score(y, overconfident))  # monotone
+    distorted = 1 / (1 + np.exp(-(3 * true_logit + 2)))  # logits three times too large, shifted up by 2
+    slope, intercept = fit_platt(y, distorted)
+    assert slope == pytest.approx(1 / 3, rel=0.1)
+    assert intercept == pytest.approx(-2 / 3, abs=0.1)  # (z - 2) / 3 undoes 3 z + 2
+    calibrated = apply_platt(distorted, slope, intercept)
+    assert expected_calibration_error(y, calibrated) < expected_calibration_error(y, distorted) / 4
+    assert roc_auc_score(y, calibrated) == pytest.approx(roc_auc_score(y, distorted))  # monotone
+
+
+def test_platt_keeps_the_map_monotone_when_validation_ranks_backwards() -> None:
+    y = np.array([0, 0, 0, 1, 1, 1] * 20)
+    backwards = np.array([0.9, 0.8, 0.7, 0.3, 0.2, 0.1] * 20)
+    slope, _ = fit_platt(y, backwards)
+    assert slope == pytest.approx(0.05)  # the lower bound: flat, never inverted
+    with pytest.raises(ValueError, match="positive"):
+        apply_platt(backwards, -1.0, 0.0)
+    with pytest.raises(ValueError, match="unknown calibration method 'temperature'"):
+        calibrate(backwards, {"method": "temperature", "temperature": 2.0})
 
 
 def test_expected_calibration_error_by_hand() -> None:
@@ -451,15 +483,16 @@ def test_expected_calibration_error_by_hand() -> None:
     p = np.array([0.1, 0.1, 0.9, 1.0])
     assert expected_calibration_error(y, p) == pytest.approx((2 * 0.4 + 2 * 0.05) / 4)
     with pytest.raises(ValueError, match="only one class"):
-        fit_temperature([1, 1], [0.2, 0.9])
+        fit_platt([1, 1], [0.2, 0.9])
 
 
-def test_operating_points_carry_a_validation_temperature_and_evaluate_reports_test_ece() -> None:
+def test_operating_points_carry_a_validation_calibration_and_evaluate_reports_test_ece() -> None:
     predictions, labels = evaluation_tables()
     points = choose_operating_points(predictions, labels)
     val = predictions[predictions["set"] == "val"].merge(labels, on="slice_id")
-    assert points["calibration"]["temperature"] == pytest.approx(fit_temperature(val["any"], val["prob_any"]), abs=1e-6)
-    calibrated = apply_temperature(val["prob_any"], points["calibration"]["temperature"])
+    fit = points["calibration"]
+    assert (fit["slope"], fit["intercept"]) == pytest.approx(fit_platt(val["any"], val["prob_any"]), abs=1e-6)
+    calibrated = calibrate(val["prob_any"], fit)
     assert log_loss(val["any"], calibrated) <= log_loss(val["any"], val["prob_any"])  # what the fit minimises
     m = evaluate_predictions(
         predictions, labels, thresholds=[0.5], patient_fractions=[], n_boot=20, seed=0, operating_points=points

@@ -22,7 +22,10 @@ import pytest
 import yaml
 
 from ich.cli import main
+from ich.data.site_shift import SiteShift, slice_id_of, write_shifted_studies
 from ich.predict import StaleArtefactError, load_artefacts, predict_study, read_study
+from ich.predict.batch import predict_folders
+from ich.predict.infer import run_study
 from ich.predict.seg import source_grid_masks
 from ich.synth import write_cohort
 from ich.synth.cohort import FIELD_OF_VIEW_MM, SLICE_THICKNESS_MM
@@ -174,6 +177,21 @@ def test_a_real_ct_ich_patient_as_pre_windowed_images(project, tmp_path):
     assert report["input"]["slices_used"] == len(list(folder.glob("*.jpg")))
     assert report["input"]["channels"] == ["one grey window (R = G = B)"]
     assert report["bleed"]["volume_ml"] is None and report["outputs"]["seg"].startswith("not written")
+
+
+def test_many_studies_rendered_as_another_site_are_predicted_as_ich_predict_would(project, artefacts, tmp_path):
+    index = pd.read_csv(project / "data/converted/index.csv")
+    split = pd.read_csv(project / "data/split/split.csv")
+    test = index[index["patient_id"].isin(split.loc[split["set"] == "test", "patient_id"])]
+    folders = write_shifted_studies(test, project / "data/converted", tmp_path / "site", SiteShift(), seed=0)
+    table = predict_folders(artefacts, folders)
+    assert sorted(table["source_path"].map(slice_id_of)) == sorted(test["slice_id"])  # every slice, once
+    assert table["prob_any"].between(0, 1).all() and "prob_study" not in table  # the ensemble: max slice
+    one = next(iter(folders))
+    alone = run_study(read_study(folders[one], artefacts.convert), artefacts, max_cams=0)
+    assert np.allclose(table.loc[table["study"] == one, "prob_any"], alone.slice_probs)
+    with pytest.raises(ValueError, match="no study folders"):
+        predict_folders(artefacts, {})
 
 
 @pytest.mark.parametrize(

@@ -123,6 +123,9 @@ def test_convert_keeps_every_slice_of_the_release_without_hu(chain):
     )
     flagged = index[index["notes"].fillna("") != ""]
     assert flagged["notes"].tolist() == ["bone window image missing: B channel = brain window"]
+    # the index says which windows each slice really has: that one slice has the brain window only
+    assert flagged["channels"].tolist() == ["grey"]
+    assert (index.drop(flagged.index)["channels"] == "brain+bone").all()
     image = cv2.imread(str(chain["root"] / "converted" / index["image_path"].iloc[0]))[..., ::-1]
     assert image.shape == (32, 32, 3) and np.array_equal(image[..., 0], image[..., 1])  # R = G = brain window
 

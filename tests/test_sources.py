@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from dicom_fixtures import write_ct_slice, write_study
 
 from ich.io.digest import sha256_file
-from ich.io.images import compose_windows, read_grey, read_image, read_windowed_image
+from ich.io.images import compose_windows, image_channels, read_grey, read_image, read_windowed_image
 from ich.io.nifti import iter_nifti_slices, nifti_slice_count, read_nifti_mask_slice
 from ich.io.raw_cohort import LABEL_COLUMNS, MANIFEST_COLUMNS, read_raw_cohort, write_raw_cohort
 from ich.labels import LABELS
@@ -155,6 +155,10 @@ def test_read_image_channel_mapping(tmp_path):
     two = read_windowed_image(tmp_path / "g.png", bone_path=tmp_path / "bone.png")
     assert (two == stacked).all()
     assert (read_windowed_image(tmp_path / "g.png", bone_path="") == out).all()
+    # what the index's channels column says about each
+    assert image_channels(out, bone=False) == "grey"
+    assert image_channels(read_image(tmp_path / "rgb.png"), bone=False) == "rgb"
+    assert image_channels(two, bone=True) == "brain+bone"
 
 
 CTICH_HEADER = (
@@ -255,6 +259,7 @@ def test_images_of_single_slices_from_another_site_survive_convert(tmp_path):
     assert json.loads((raw / "source.json").read_text())["single_slice_studies"] is True
     index, quarantine = convert_cohort(raw, tmp_path / "converted", ConvertConfig(size=32, min_slices_per_study=2))
     assert len(index) == 3 and quarantine.empty
+    assert (index["channels"] == "grey").all()  # one window each: the index says so
 
 
 def test_a_conversion_that_keeps_nothing_fails_naming_the_reasons(tmp_path):

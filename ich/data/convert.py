@@ -30,7 +30,7 @@ from ich.data.framing import frame_for
 from ich.data.resize import resize_square
 from ich.data.windowing import stack_windows, stack_windows_stored
 from ich.io.dicom import read_ct_slice
-from ich.io.images import read_windowed_image
+from ich.io.images import image_channels, read_windowed_image
 from ich.io.nifti import nifti_slice_count, read_nifti_mask_slice, read_nifti_slice
 from ich.io.slices import SliceArchive, SliceFiles, encode_png, output_path, remove_slices
 from ich.io.unusable import UnusableSliceError
@@ -46,6 +46,7 @@ INDEX_COLUMNS = [
     "image_path",
     "mask_path",
     "has_hu",
+    "channels",
     "spacing_row_mm",
     "spacing_col_mm",
     "slice_spacing_mm",
@@ -141,6 +142,7 @@ def _render(item: _Item, config: ConvertConfig) -> dict:
                 "series": ct.series_uid,
                 "z": ct.z,
                 "has_hu": True,
+                "channels": "hu",
                 "spacing": ct.pixel_spacing,
                 "thickness": ct.slice_thickness,
                 "notes": "; ".join(ct.notes),
@@ -156,6 +158,7 @@ def _render(item: _Item, config: ConvertConfig) -> dict:
                 "series": row["series_id"],
                 "z": z,
                 "has_hu": True,
+                "channels": "hu",
                 "spacing": spacing[:2],
                 "thickness": spacing[2],
                 "notes": "",
@@ -163,9 +166,8 @@ def _render(item: _Item, config: ConvertConfig) -> dict:
             if row.get("mask_path"):
                 mask = read_nifti_mask_slice(_resolve(item.raw_dir, row["mask_path"]), item.sub_index) * 255
         elif row["format"] == "image":
-            rgb = read_windowed_image(
-                source, bone_path=_resolve(item.raw_dir, row["bone_path"]) if row.get("bone_path") else None
-            )
+            bone = _resolve(item.raw_dir, row["bone_path"]) if row.get("bone_path") else None
+            rgb = read_windowed_image(source, bone_path=bone)
             original_shape = rgb.shape[:2]
             record = {
                 "key": row["slice_key"],
@@ -174,6 +176,7 @@ def _render(item: _Item, config: ConvertConfig) -> dict:
                 "series": row["series_id"],
                 "z": float(row["z"]),
                 "has_hu": False,
+                "channels": image_channels(rgb, bone=bone is not None),
                 "spacing": (float("nan"), float("nan")),
                 "thickness": None,
                 "notes": row.get("note", ""),
@@ -203,6 +206,7 @@ def _render(item: _Item, config: ConvertConfig) -> dict:
         "series_raw": record["series"],
         "z": record["z"],
         "has_hu": record["has_hu"],
+        "channels": record["channels"],
         "spacing_row_mm": record["spacing"][0] * scale,
         "spacing_col_mm": record["spacing"][1] * scale,
         "thickness": record["thickness"],

@@ -39,6 +39,18 @@ CHANNEL_MAPPING: dict[str, str] = {
 """Human-readable channel mapping per input kind (for source.json and reports)."""
 
 
+def image_channels(image: np.ndarray, *, bone: bool) -> str:
+    """Which windows a pre-windowed slice (H, W, 3) really has, for the index's ``channels`` column.
+
+    ``brain+bone`` (composed from a brain and a bone image), ``grey`` (one window: R = G = B, so a
+    network trained on several windows sees one), or ``rgb`` (three channels as stored).
+    """
+    if bone:
+        return "brain+bone"
+    same = np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2])
+    return "grey" if same else "rgb"
+
+
 def _open(path: Path) -> Image.Image:
     if not path.is_file():
         raise UnusableSliceError(path, "image file not found")

@@ -1,10 +1,14 @@
-"""Probability calibration by temperature scaling (Guo 2017), fitted on validation.
+"""Probability calibration by Platt scaling on the logit, fitted on validation.
 
 A classifier's probabilities can rank slices well and still be too confident (or too timid), and
-by different amounts from fold to fold. Temperature scaling divides every logit by one number
-``T`` fitted on the validation slices (minimum binary cross-entropy); ``T > 1`` softens, ``T < 1``
-sharpens. It is monotone, so rankings and ROC-AUC are unchanged and a threshold chosen on the
-raw scale maps one-to-one onto the calibrated scale.
+by different amounts from fold to fold: a fold's probabilities may be stretched, or shifted
+towards one class (a loss weighted towards the rare positives shifts them up). Platt scaling
+(Platt 1999) maps every probability ``p`` to ``sigmoid(slope * logit(p) + intercept)`` with the
+two numbers fitted on the validation slices (minimum binary cross-entropy). It corrects the
+stretch, as temperature scaling (Guo 2017; ``intercept = 0``, ``slope = 1 / T``) does, and the
+shift too, which a temperature cannot. ``slope`` is kept within :data:`SLOPE_BOUNDS`, so the map
+is monotone increasing: rankings and ROC-AUC are unchanged and a threshold chosen on the raw
+scale maps one-to-one onto the calibrated scale.
 
 The expected calibration error (ECE) is the slice-weighted mean gap between the mean predicted
 probability and the observed positive fraction over ``n_bins`` equal-width probability bins.
@@ -12,15 +16,18 @@ probability and the observed positive fraction over ``n_bins`` equal-width proba
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.optimize import minimize_scalar
-from scipy.special import expit, logit
+from scipy.optimize import minimize
+from scipy.special import expit, log_expit, logit
 
 from ich.metrics.classification import check_binary
 
-TEMPERATURE_BOUNDS = (0.05, 20.0)
-"""Search interval for ``T``; a fit at a bound means the validation set cannot pin ``T`` down."""
+SLOPE_BOUNDS = (0.05, 20.0)
+"""Search interval for the slope; a fit at a bound means the validation set cannot pin it down
+(a lower bound keeps a model that ranks validation backwards from being inverted)."""
 
 _EPS = 1e-6
 
@@ -29,25 +36,33 @@ def _logits(p: np.ndarray) -> np.ndarray:
     return logit(np.clip(p, _EPS, 1 - _EPS))
 
 
-def apply_temperature(y_prob: ArrayLike, temperature: float) -> np.ndarray:
-    """Probabilities with every logit divided by ``temperature``."""
-    if temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
-    return expit(_logits(np.asarray(y_prob, dtype=float)) / temperature)
+def apply_platt(y_prob: ArrayLike, slope: float, intercept: float) -> np.ndarray:
+    """``sigmoid(slope * logit(p) + intercept)`` for every probability ``p``."""
+    if slope <= 0:
+        raise ValueError(f"slope must be positive (a monotone map), got {slope}")
+    return expit(slope * _logits(np.asarray(y_prob, dtype=float)) + intercept)
 
 
-def fit_temperature(y_true: ArrayLike, y_prob: ArrayLike) -> float:
-    """The temperature that minimises the binary cross-entropy of ``(y_true, y_prob)``."""
+def fit_platt(y_true: ArrayLike, y_prob: ArrayLike) -> tuple[float, float]:
+    """``(slope, intercept)`` minimising the binary cross-entropy of ``(y_true, y_prob)``."""
     y, p = check_binary(y_true, y_prob)
     if np.unique(y).size < 2:
-        raise ValueError("cannot fit a temperature: the labels have only one class")
+        raise ValueError("cannot fit a calibration: the labels have only one class")
     z = _logits(p)
 
-    def loss(temperature: float) -> float:
-        q = np.clip(expit(z / temperature), _EPS, 1 - _EPS)
-        return float(-np.mean(y * np.log(q) + (1 - y) * np.log(1 - q)))
+    def loss(params: np.ndarray) -> float:
+        s = params[0] * z + params[1]
+        return float(-np.mean(y * log_expit(s) + (1 - y) * log_expit(-s)))
 
-    return float(minimize_scalar(loss, bounds=TEMPERATURE_BOUNDS, method="bounded").x)
+    fit = minimize(loss, x0=np.array([1.0, 0.0]), method="L-BFGS-B", bounds=[SLOPE_BOUNDS, (None, None)])
+    return float(fit.x[0]), float(fit.x[1])
+
+
+def calibrate(y_prob: ArrayLike, calibration: Mapping) -> np.ndarray:
+    """``y_prob`` calibrated by a stored fit (the ``calibration`` block of ``operating_points.json``)."""
+    if calibration.get("method") != "platt":
+        raise ValueError(f"unknown calibration method {calibration.get('method')!r}; re-run the pipeline")
+    return apply_platt(y_prob, calibration["slope"], calibration["intercept"])
 
 
 def expected_calibration_error(y_true: ArrayLike, y_prob: ArrayLike, n_bins: int = 10) -> float:

@@ -15,13 +15,13 @@ Layout (keys are stable; thresholds and fractions are formatted with ``:g``)::
                   "study_score": {"score": "max_slice_probability", "roc_auc": {...}, "pr_auc": {...}}},
       "operating_points": {"slice_youden": {"threshold", "chosen_on", <ratios and counts>},
                            "slice_sensitivity": {...}, "patient_youden": {...}},
-      "calibration": {"temperature", "ece", "ece_calibrated"},
+      "calibration": {"slope", "intercept", "ece", "ece_calibrated"},
       "subtypes": {"epidural": {"n_slices", "n_positive_slices", "roc_auc", "pr_auc",
                                "threshold_0.5": {...}, ...}, ...}
     }
 
 ``study_score``, ``operating_points`` and ``calibration`` (test ECE before and after the
-validation-fitted temperature) are there when the model's validation-chosen
+validation-fitted Platt scaling) are there when the model's validation-chosen
 operating points (``ich.metrics.operating_points``) are given; ``headline`` picks from the
 block the few figures a reviewer decides on.
 
@@ -40,7 +40,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from ich.labels import SUBTYPES
-from ich.metrics.calibration import apply_temperature, expected_calibration_error
+from ich.metrics.calibration import calibrate, expected_calibration_error
 from ich.metrics.ci import bootstrap_ci
 from ich.metrics.classification import (
     COUNT_KEYS,
@@ -53,7 +53,7 @@ from ich.metrics.classification import (
     weighted_ranking_metrics,
 )
 from ich.metrics.jsonsafe import json_ready
-from ich.metrics.operating_points import study_score_name, study_scores
+from ich.metrics.operating_points import study_scores
 
 JsonBlock = dict[str, object]
 
@@ -208,11 +208,12 @@ def study_block(table: pd.DataFrame, points: dict, *, n_boot: int, seed: int) ->
 
     One row per patient, so the bootstrap resamples patients as everywhere else.
     """
-    studies = study_scores(table)
+    score = points["patient_youden"]["study_score"]
+    studies = study_scores(table, score)
     y, p = check_binary(studies["label"], studies["score"])
     decided = p >= points["patient_youden"]["threshold"]
     ranking, at_point = ranking_and_decision(y, p, decided, studies["patient_id"], n_boot=n_boot, seed=seed)
-    return {"score": study_score_name(table), **ranking}, at_point
+    return {"score": score, **ranking}, at_point
 
 
 def operating_point_blocks(table: pd.DataFrame, points: dict, *, n_boot: int, seed: int) -> tuple[JsonBlock, JsonBlock]:
@@ -314,11 +315,12 @@ def evaluate_predictions(
         ranking, at_points = operating_point_blocks(table, operating_points, n_boot=n_boot, seed=seed)
         block["patient"]["study_score"] = ranking
         block["operating_points"] = at_points
-        temperature = operating_points["calibration"]["temperature"]
+        fit = operating_points["calibration"]
         p_any = table["prob_any"].to_numpy(dtype=float)
         block["calibration"] = {
-            "temperature": temperature,
+            "slope": fit["slope"],
+            "intercept": fit["intercept"],
             "ece": round(expected_calibration_error(y_any, p_any), 6),
-            "ece_calibrated": round(expected_calibration_error(y_any, apply_temperature(p_any, temperature)), 6),
+            "ece_calibrated": round(expected_calibration_error(y_any, calibrate(p_any, fit)), 6),
         }
     return block

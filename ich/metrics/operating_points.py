@@ -9,7 +9,8 @@ only (test rows are never looked at here):
   ``min_sensitivity`` (0.95 by default), i.e. the most specific point of a screening setting;
 - ``patient_youden``: the threshold on the study score that maximises Youden's J over
   validation patients. The study score is the patient's maximum slice probability (a bleed on
-  any one slice makes the study positive); a study-level model may supply its own.
+  any one slice makes the study positive), or a study-level model's own output when that ranks
+  the validation patients strictly better (:func:`choose_study_score`).
 
 A threshold ``t`` reads "positive when the probability is at least ``t``", as everywhere in
 ``ich.metrics``. Thresholds are scores that occur on validation (scikit-learn's ``roc_curve``),
@@ -22,9 +23,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
-from sklearn.metrics import roc_curve
+from sklearn.metrics import roc_auc_score, roc_curve
 
-from ich.metrics.calibration import apply_temperature, expected_calibration_error, fit_temperature
+from ich.metrics.calibration import apply_platt, expected_calibration_error, fit_platt
 from ich.metrics.classification import binary_metrics, check_binary
 
 STUDY_SCORE = "max_slice_probability"
@@ -33,23 +34,48 @@ STUDY_PROBABILITY = "study_probability"
 """The score of a study model (``prob_study`` in its predictions): its own study output."""
 
 
-def study_score_name(table: pd.DataFrame) -> str:
-    """Which study score ``table`` gives: a study model's own (``prob_study``) or the maximum slice probability."""
-    return STUDY_PROBABILITY if "prob_study" in table.columns else STUDY_SCORE
+def candidate_study_scores(table: pd.DataFrame) -> list[str]:
+    """The study scores ``table`` can give: the maximum slice probability, and a study model's own
+    (``prob_study``) where it has that column."""
+    return [STUDY_SCORE, *([STUDY_PROBABILITY] if "prob_study" in table.columns else [])]
 
 
-def study_scores(table: pd.DataFrame, *, prob_col: str = "prob_any", label_col: str = "any") -> pd.DataFrame:
+def study_scores(
+    table: pd.DataFrame, score: str = STUDY_SCORE, *, prob_col: str = "prob_any", label_col: str = "any"
+) -> pd.DataFrame:
     """One row per patient (sorted by id): ``patient_id, score, label``.
 
-    ``score`` is the study model's own probability where ``table`` has it (``prob_study``; the
-    patient's highest over their studies), else the maximum slice probability; ``label``
-    whether any slice is labelled positive.
+    ``score`` names the study score: :data:`STUDY_SCORE`, the maximum slice probability, or
+    :data:`STUDY_PROBABILITY`, a study model's own (``prob_study``; the patient's highest over
+    their studies). Which one a model uses is chosen on validation (``patient_youden.study_score``
+    of its operating points). ``label`` says whether any slice is labelled positive.
     """
     if table.empty:
         raise ValueError("no slices to score")
+    if score not in candidate_study_scores(table):
+        raise ValueError(f"study score {score!r} not available here; the table gives {candidate_study_scores(table)}")
     grouped = table.groupby("patient_id", sort=True)
-    score = grouped["prob_study" if study_score_name(table) == STUDY_PROBABILITY else prob_col].max()
-    return pd.DataFrame({"score": score, "label": grouped[label_col].max().astype(np.int64)}).reset_index()
+    values = grouped["prob_study" if score == STUDY_PROBABILITY else prob_col].max()
+    return pd.DataFrame({"score": values, "label": grouped[label_col].max().astype(np.int64)}).reset_index()
+
+
+def choose_study_score(table: pd.DataFrame) -> tuple[str, dict[str, float]]:
+    """The study score with the highest validation patient ROC-AUC, and every candidate's.
+
+    The maximum slice probability is the default: a study model's own output must beat it
+    strictly (on a few validation patients both often rank perfectly, and then the simpler
+    score is kept).
+    """
+    aucs = {}
+    for name in candidate_study_scores(table):
+        studies = study_scores(table, name)
+        labels = studies["label"].to_numpy()
+        aucs[name] = float(roc_auc_score(labels, studies["score"])) if 0 < labels.sum() < len(labels) else float("nan")
+    best = STUDY_SCORE
+    for name, auc in aucs.items():
+        if auc > aucs[best]:
+            best = name
+    return best, {name: round(auc, 6) for name, auc in aucs.items()}
 
 
 def _roc_points(y_true: ArrayLike, y_prob: ArrayLike, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -92,7 +118,7 @@ def choose_operating_points(
     ``predictions`` follows the Predictions contract (``slice_id, patient_id, set, prob_any``);
     ``labels`` is the slice index (``slice_id, any``). Returns a JSON-ready dict with, for each
     point, the threshold and the validation sensitivity and specificity it gives, and the
-    temperature that calibrates the slice probabilities (``ich.metrics.calibration``) with the
+    Platt scaling that calibrates the slice probabilities (``ich.metrics.calibration``) with the
     validation ECE before and after it.
     """
     rows = predictions[predictions["set"] == subset]
@@ -102,12 +128,13 @@ def choose_operating_points(
     if table["any"].isna().any():
         raise ValueError(f"{int(table['any'].isna().sum())} {subset} slices have no 'any' label")
     y, p = table["any"].to_numpy().astype(np.int64), table["prob_any"].to_numpy(dtype=float)
-    studies = study_scores(table)
+    score, score_aucs = choose_study_score(table)
+    studies = study_scores(table, score)
     ys, ps = studies["label"].to_numpy(), studies["score"].to_numpy(dtype=float)
     slice_youden = youden_threshold(y, p)
     slice_sensitive = sensitivity_threshold(y, p, min_sensitivity)
     patient_youden = youden_threshold(ys, ps, "patient")
-    temperature = fit_temperature(y, p)
+    slope, intercept = fit_platt(y, p)
     return {
         "chosen_on": subset,
         "n_slices": len(table),
@@ -119,14 +146,16 @@ def choose_operating_points(
             **_rates_at(y, p, slice_sensitive),
         },
         "patient_youden": {
-            "study_score": study_score_name(table),
+            "study_score": score,
+            "val_roc_auc_by_study_score": score_aucs,
             "threshold": patient_youden,
             **_rates_at(ys, ps, patient_youden),
         },
         "calibration": {
-            "method": "temperature",
-            "temperature": round(temperature, 6),
+            "method": "platt",
+            "slope": round(slope, 6),
+            "intercept": round(intercept, 6),
             "val_ece": round(expected_calibration_error(y, p), 6),
-            "val_ece_calibrated": round(expected_calibration_error(y, apply_temperature(p, temperature)), 6),
+            "val_ece_calibrated": round(expected_calibration_error(y, apply_platt(p, slope, intercept)), 6),
         },
     }

@@ -2,8 +2,8 @@
 
 A reader learns most from the extremes: a clear positive and a clear negative show what the
 pipeline does when it is sure, a borderline positive and negative where it is not. Studies are
-ranked by the study score (maximum slice probability, :func:`ich.metrics.study_scores`) of the
-deciding model's test predictions.
+ranked by the deciding model's study score on its test predictions (:func:`ich.metrics.study_scores`;
+the one its operating points chose on validation).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ich.metrics.operating_points import study_scores
+from ich.metrics.operating_points import STUDY_SCORE, study_scores
 
 CASES = (
     ("positive_most_confident", 1, False),
@@ -23,16 +23,19 @@ CASES = (
 """``(name, label, ascending score)``: the first study of each ranking is that case."""
 
 
-def example_cases(predictions: pd.DataFrame, index: pd.DataFrame, per_case: int = 1) -> pd.DataFrame:
+def example_cases(
+    predictions: pd.DataFrame, index: pd.DataFrame, per_case: int = 1, score: str = STUDY_SCORE
+) -> pd.DataFrame:
     """``case, patient_id, label, score`` of the chosen test patients (each patient at most once).
 
-    ``predictions`` follows the Predictions contract; ``index`` is the slice index (labels). A
-    class absent from the test set gives no case of it.
+    ``predictions`` follows the Predictions contract; ``index`` is the slice index (labels);
+    ``score`` the study score (``patient_youden.study_score`` of the operating points). A class
+    absent from the test set gives no case of it.
     """
     test = predictions[predictions["set"] == "test"].merge(index[["slice_id", "any"]], on="slice_id", how="left")
     if test.empty:
         raise ValueError("no test predictions to choose example studies from")
-    studies = study_scores(test)
+    studies = study_scores(test, score)
     chosen: list[dict] = []
     taken: set[str] = set()
     for name, label, ascending in CASES:

@@ -5,11 +5,11 @@ Its operating points were chosen on the validation set (:mod:`ich.metrics.operat
 
 - the **study** is positive when its score reaches the ``patient_youden`` threshold; the score
   is the one ``evaluate`` uses: the maximum slice probability, or a study model's own study
-  probability when that model decides alone;
+  probability when that model decides alone and its validation chose it;
 - a **slice** is flagged when its probability reaches the ``flag_point`` slice threshold
   (``slice_youden`` by default, or ``slice_sensitivity``, the screening point).
 
-The study probability is also shown calibrated by the validation temperature, so that 0.8
+The study probability is also shown calibrated by the validation Platt scaling, so that 0.8
 means about 80% across models; decisions use the raw scores the thresholds were chosen on.
 Slices go through the networks in batches; every slice is segmented (the volume counts the
 whole mask), Grad-CAM is computed for the flagged slices only.
@@ -32,7 +32,8 @@ from ich.data.resize import resize_square
 from ich.ensemble import weighted_average
 from ich.explain.gradcam import gradcam_maps
 from ich.labels import SUBTYPES
-from ich.metrics.calibration import apply_temperature
+from ich.metrics.calibration import calibrate
+from ich.metrics.operating_points import STUDY_PROBABILITY
 from ich.metrics.segmentation import voxel_volume_ml
 from ich.predict.artefacts import Artefacts, Classifier
 from ich.predict.inputs import Study
@@ -48,7 +49,7 @@ class StudyResult:
     slice_probs: np.ndarray  # (N,) deciding model's "any" probability
     subtype_probs: dict[str, np.ndarray]  # per subtype (N,), from the multi-label model; {} without one
     study_score: float  # max slice probability, or a deciding study model's own probability
-    study_probability: float  # the score calibrated by the validation temperature
+    study_probability: float  # the score calibrated by the validation Platt scaling
     positive: bool
     threshold: float  # the patient threshold the decision used
     flag_threshold: float
@@ -132,10 +133,11 @@ def run_study(
         columns = artefacts.classifiers[artefacts.subtype_model].spec.label_columns
         subtypes = {label: probs[artefacts.subtype_model][:, columns.index(label)] for label in SUBTYPES}
     points = artefacts.operating_points
-    # the score the patient threshold was chosen on (ich.metrics.study_scores): a study model's own
-    # output when it decides alone, else the maximum slice probability
+    # the score the patient threshold was chosen on (ich.metrics.choose_study_score)
     own = study_probs.get(artefacts.decider)
-    score = own if own is not None else float(slice_probs.max())
+    score = own if points["patient_youden"]["study_score"] == STUDY_PROBABILITY else float(slice_probs.max())
+    if score is None:
+        raise ValueError(f"the operating points of {artefacts.decider} use a study output it does not have")
     threshold = float(points["patient_youden"]["threshold"])
     flag_threshold = float(points[flag_point]["threshold"])
     order = np.argsort(-slice_probs, kind="stable")
@@ -156,7 +158,7 @@ def run_study(
         slice_probs=slice_probs,
         subtype_probs=subtypes,
         study_score=score,
-        study_probability=float(apply_temperature(np.array([score]), points["calibration"]["temperature"])[0]),
+        study_probability=float(calibrate(np.array([score]), points["calibration"])[0]),
         positive=score >= threshold,
         threshold=threshold,
         flag_threshold=flag_threshold,

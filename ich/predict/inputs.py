@@ -90,10 +90,12 @@ def _hu_channels(config: ConvertConfig) -> str:
     return f"HU windows {windows}"
 
 
-def _image_channels(image: np.ndarray) -> str:
-    """``grey``: one window in R = G = B (a model trained on three windows sees one); else ``rgb``."""
-    same = np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2])
-    return "one grey window (R = G = B)" if same else "three channels as stored (RGB)"
+IMAGE_CHANNELS = {
+    "grey": "one grey window (R = G = B)",
+    "rgb": "three channels as stored (RGB)",
+    "brain+bone": "brain window (R, G) and bone window (B)",
+}
+"""What the report says for each value of the index's ``channels`` (:func:`ich.io.images.image_channels`)."""
 
 
 def _render_all(
@@ -116,7 +118,7 @@ def _render_all(
                 sop_uid=record["key"] if kind == "dicom" else "",
                 spacing_row_mm=float(record["spacing_row_mm"]),
                 spacing_col_mm=float(record["spacing_col_mm"]),
-                channels=_hu_channels(config) if record["has_hu"] else _image_channels(image),
+                channels=_hu_channels(config) if record["has_hu"] else IMAGE_CHANNELS[record["channels"]],
             )
         )
     return slices, skipped
