@@ -139,9 +139,15 @@ def run_fold(workdir: Path, params: dict, out: Path) -> dict:
     return timing
 
 
+SHIFTS = {"site_shift": "whole studies", "site_shift_single": "every slice alone, a one-slice study"}
+"""How the shifted test studies are given to the models (``<name>.<key>.csv``)."""
+
+
 def site_shift_fold(workdir: Path, names: list[str], out: Path, seed: int) -> None:
     """Predict this fold's test studies, rendered as another site would (:mod:`ich.data.site_shift`),
-    with each model of the fold through ``ich predict``'s code; ``<out>/<name>.site_shift.csv``.
+    with each model of the fold through ``ich predict``'s code: as whole studies
+    (``<out>/<name>.site_shift.csv``) and slice by slice, as a set of single images from another
+    hospital arrives (``<name>.site_shift_single.csv``).
 
     The studies are rendered once per work copy (``<workdir>/site-shift``) from the converted
     slices, with protocols drawn from ``seed`` and the study id.
@@ -155,15 +161,17 @@ def site_shift_fold(workdir: Path, names: list[str], out: Path, seed: int) -> No
         test_ids = set(pd.read_csv(out / f"{name}.csv")["slice_id"])
         studies = sorted(index.loc[index["slice_id"].isin(test_ids), "study_id"].unique())
         artefacts = load_artefacts(workdir, model=name, segmenter=None)
-        table = predict_folders(artefacts, {s: shifted / s for s in studies})
-        table["slice_id"] = table["source_path"].map(slice_id_of)
-        table = table.merge(index[["slice_id", "patient_id"]], on="slice_id", validate="one_to_one")
-        if set(table["slice_id"]) != test_ids:
-            raise RuntimeError(f"{name}: site-shift predictions do not cover the fold's test slices")
         fold = pd.read_csv(out / f"{name}.csv")["fold"].iloc[0]
-        study = ["prob_study"] if "prob_study" in table else []
-        columns = ["slice_id", "patient_id", "set", "fold", "prob_any", *study]
-        table.assign(set="test", fold=fold)[columns].to_csv(out / f"{name}.site_shift.csv", index=False)
+        single = {f.stem: f for s in studies for f in sorted((shifted / s).iterdir())}
+        for key, inputs in (("site_shift", {s: shifted / s for s in studies}), ("site_shift_single", single)):
+            table = predict_folders(artefacts, inputs)
+            table["slice_id"] = table["source_path"].map(slice_id_of)
+            table = table.merge(index[["slice_id", "patient_id"]], on="slice_id", validate="one_to_one")
+            if set(table["slice_id"]) != test_ids:
+                raise RuntimeError(f"{name}: {key} predictions do not cover the fold's test slices")
+            study = ["prob_study"] if "prob_study" in table else []
+            columns = ["slice_id", "patient_id", "set", "fold", "prob_any", *study]
+            table.assign(set="test", fold=fold)[columns].to_csv(out / f"{name}.{key}.csv", index=False)
 
 
 def _cell(block: dict) -> str:
@@ -230,7 +238,7 @@ def main() -> None:
     out = args.out or REPO / "bench" / "out" / f"crossval-{args.profile.stem}"
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ich-crossval-"))
     names = [*(models or profile["models"]), "ensemble"]
-    outputs = [".csv", ".operating_points.json", *([".site_shift.csv"] if args.site_shift else [])]
+    outputs = [".csv", ".operating_points.json", *([f".{key}.csv" for key in SHIFTS] if args.site_shift else [])]
 
     prepare_workdir(workdir)
     timings = {}
@@ -269,7 +277,7 @@ def main() -> None:
         "per_fold_roc_auc": {},
         "models": {},
         "pooled_at_operating_points": {},
-        **({"site_shift": {}} if args.site_shift else {}),
+        **({key: {} for key in SHIFTS} if args.site_shift else {}),
         **({"operating_points_chosen_again_with": _code_version()} if args.repoint else {}),
     }
     for name in names:
@@ -279,9 +287,9 @@ def main() -> None:
         pooled = summary(tables, points, index, n_boot=e["n_bootstrap"], seed=e["seed"])
         results["pooled_at_operating_points"][name] = pooled
         results["per_fold_roc_auc"][name] = pooled["slice_roc_auc_folds"]["per_fold"]
-        if args.site_shift:  # the same folds' models and operating points, on the shifted studies
-            shifted = {k: pd.read_csv(out / f"fold{k}" / f"{name}.site_shift.csv") for k in folds}
-            results["site_shift"][name] = summary(shifted, points, index, n_boot=e["n_bootstrap"], seed=e["seed"])
+        for key in SHIFTS if args.site_shift else ():  # the same folds' models and points, on shifted studies
+            shifted = {k: pd.read_csv(out / f"fold{k}" / f"{name}.{key}.csv") for k in folds}
+            results[key][name] = summary(shifted, points, index, n_boot=e["n_bootstrap"], seed=e["seed"])
         results["models"][name] = evaluate_predictions(
             pd.concat(tables.values(), ignore_index=True),
             index,
@@ -296,7 +304,7 @@ def main() -> None:
         published.parent.mkdir(parents=True, exist_ok=True)
         provenance = ("profile", "folds", "code_per_fold", "seconds_per_fold", "operating_points_chosen_again_with")
         keep = {k: results[k] for k in provenance if k in results}
-        shifted = {"site_shift": results["site_shift"]} if args.site_shift else {}
+        shifted = {key: results[key] for key in SHIFTS} if args.site_shift else {}
         published.write_text(
             json.dumps({**keep, "models": results["pooled_at_operating_points"], **shifted}, indent=2) + "\n"
         )

@@ -20,7 +20,9 @@ from ich.predict.inputs import read_study
 
 
 def predict_folders(artefacts: Artefacts, folders: Mapping[str, str | Path]) -> pd.DataFrame:
-    """One row per slice: ``study, source_path, prob_any``, and ``prob_study`` when the decider's
+    """Classify every study of ``folders`` (name -> a study folder, or one image or DICOM file: a one-slice study).
+
+    One row per slice: ``study, source_path, prob_any``, and ``prob_study`` when the decider's
     operating points chose a study model's own output as the study score (the Predictions
     contract, docs/contracts.md). A folder without a usable slice raises
     :class:`ich.predict.inputs.StudyInputError` naming it.
