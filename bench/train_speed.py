@@ -18,18 +18,15 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ich.data.datasets import SliceDataset
-from ich.data.transforms import BatchPreparation
 from ich.params import load_params
-from ich.train.classify import build_classifier, parse_section
-from ich.train.loop import default_device, make_optimizer
+from ich.train.classify import ClassifierSpec, build_classifier, parse_section
+from ich.train.loop import TrainConfig, default_device, make_optimizer
 from ich.train.study import StudyLoss
 
 DEVICE = default_device()
@@ -65,14 +62,20 @@ def main() -> None:
     parser.add_argument("--input-size", type=int, default=None, help="network input (default: the section's)")
     args = parser.parse_args()
     sections = load_params()["train"]
+
+    def section(name: str) -> tuple[ClassifierSpec, TrainConfig]:
+        """The ``train`` section, with the command line's overrides."""
+        spec, config = parse_section(name, sections[name])
+        spec = replace(spec, input_size=args.input_size) if args.input_size else spec
+        workers = args.num_workers if args.num_workers is not None else config.num_workers
+        return spec, replace(config, num_workers=workers)
+
     names = args.models.split(",") if args.models else list(sections)
     index = pd.read_csv("data/converted/index.csv")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {DEVICE}")
     print(f"{'model':<12} {'input':>5} {'batch':>5} {'params':>12} {'img/s':>8}")
     for name in names:
-        spec, config = parse_section(name, sections[name])
-        if args.input_size:
-            spec = replace(spec, input_size=args.input_size)
+        spec, config = section(name)
         channels = spec.slice_channels * spec.stack
         torch.manual_seed(0)
         model = build_classifier(spec)
@@ -90,23 +93,13 @@ def main() -> None:
         n_params = sum(p.numel() for p in model.parameters())
         print(f"{name:<12} {spec.input_size:>5} {config.batch_size:>5} {n_params:>12,} {rate:>8.1f}")
 
-    spec, config = parse_section(args.loader_model, sections[args.loader_model])
-    if args.input_size:
-        spec = replace(spec, input_size=args.input_size)
-    if args.num_workers is not None:
-        config = replace(config, num_workers=args.num_workers)
+    spec, config = section(args.loader_model)
+    if spec.per_study:
+        raise SystemExit(f"--loader-model {args.loader_model} reads whole studies; choose a slice model")
 
     def loader(cache: bool) -> DataLoader:
-        dataset = SliceDataset(
-            index,
-            Path("data/converted"),
-            input_size=spec.input_size,
-            label_columns=spec.label_columns,
-            grey=spec.grey,
-            cache=cache,
-        )
         return DataLoader(
-            dataset,
+            replace(spec, cache_images=cache).dataset(index, "data/converted"),
             batch_size=config.batch_size,
             shuffle=True,
             num_workers=config.num_workers,
@@ -125,7 +118,7 @@ def main() -> None:
     ):
         torch.manual_seed(0)
         model = build_classifier(spec)
-        prepare = BatchPreparation(1 if spec.grey else 3, augment=spec.augment)
+        prepare = spec.preparation(augment=spec.augment)
         rates[label] = _rate(
             model, batches, make_optimizer(model, config), args.seconds, prepare, nn.BCEWithLogitsLoss()
         )

@@ -21,7 +21,9 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from ich.data.transforms import change_display
 from ich.io.digest import digest_values
+from ich.io.slices import read_slice
 
 
 @dataclass(frozen=True)
@@ -86,9 +88,8 @@ def render(image: np.ndarray, protocol: SiteProtocol) -> np.ndarray:
         ]
     )
     placed = cv2.warpAffine(grey, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR, borderValue=0)
-    levels = placed.astype(np.float32) / 255.0
-    levels = (levels**protocol.gamma - 0.5) * protocol.contrast + 0.5 + protocol.brightness
-    display = np.clip(np.rint(levels * 255.0), 0, 255).astype(np.uint8)
+    levels = change_display(placed.astype(np.float32) / 255.0, protocol.gamma, protocol.contrast, protocol.brightness)
+    display = np.rint(levels * 255.0).astype(np.uint8)
     ok, encoded = cv2.imencode(".jpg", display, [cv2.IMWRITE_JPEG_QUALITY, protocol.jpeg_quality])
     if not ok:
         raise RuntimeError("OpenCV could not JPEG-encode the shifted slice")
@@ -115,12 +116,9 @@ def write_shifted_studies(
         folder = out / str(study_id)
         folder.mkdir(parents=True, exist_ok=True)
         for row in rows.itertuples():
-            source = Path(image_root) / row.image_path
-            image = cv2.imread(str(source), cv2.IMREAD_COLOR)
-            if image is None:
-                raise FileNotFoundError(f"{source}: converted slice missing or unreadable")
-            # OpenCV reads BGR: the brain window (R) is the last channel
-            cv2.imwrite(str(folder / f"{row.slice_order:04d}_{row.slice_id}.png"), render(image[..., ::-1], protocol))
+            # a file or a member of a packed archive (convert.shard_size); BGR, so R is last
+            image = read_slice(Path(image_root) / row.image_path, cv2.IMREAD_COLOR)[..., ::-1]
+            cv2.imwrite(str(folder / f"{row.slice_order:04d}_{row.slice_id}.png"), render(image, protocol))
         folders[str(study_id)] = folder
     return folders
 

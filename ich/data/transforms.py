@@ -9,7 +9,9 @@ seeds per epoch: a resumed run draws the same augmentations.
 from __future__ import annotations
 
 import math
+from typing import TypeVar
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -17,6 +19,15 @@ from torch.nn import functional as F
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 GREY_MEAN, GREY_STD = (0.449,), (0.226,)
+
+T = TypeVar("T", np.ndarray, torch.Tensor)
+
+
+def change_display(levels: T, gamma: float | T, contrast: float | T, brightness: float | T) -> T:
+    """Grey levels in [0, 1] (a NumPy array or a tensor) shown with another display: ``gamma``, then
+    ``contrast`` about mid-grey, then ``brightness`` added; clipped to [0, 1]. The one display
+    model of training's ``intensity`` augmentation and :mod:`ich.data.site_shift`'s other sites."""
+    return ((levels.clip(0, 1) ** gamma - 0.5) * contrast + 0.5 + brightness).clip(0, 1)
 
 
 class BatchPreparation(nn.Module):
@@ -101,7 +112,7 @@ class BatchPreparation(nn.Module):
         gamma = (1 + self.intensity) ** u()
         contrast = 1 + self.intensity * u()
         brightness = self.intensity / 2 * u()
-        return ((x.clamp(0, 1) ** gamma - 0.5) * contrast + 0.5 + brightness).clamp(0, 1)
+        return change_display(x, gamma, contrast, brightness)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 5:  # whole studies (B, T, C, H, W): each slice prepared as an image
