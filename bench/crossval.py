@@ -46,7 +46,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from ich.crossval import summary  # noqa: E402
-from ich.data.site_shift import SiteShift, slice_id_of, write_shifted_studies  # noqa: E402
+from ich.data.site_shift import SiteShift, brain_window_of, slice_id_of, write_shifted_studies  # noqa: E402
 from ich.metrics import choose_operating_points, evaluate_predictions  # noqa: E402
 from ich.predict.artefacts import load_artefacts  # noqa: E402
 from ich.predict.batch import predict_folders  # noqa: E402
@@ -155,7 +155,9 @@ def site_shift_fold(workdir: Path, names: list[str], out: Path, seed: int) -> No
     index = pd.read_csv(workdir / "data" / "converted" / "index.csv")
     shifted = workdir / "site-shift"
     if not (shifted / "done").exists():
-        write_shifted_studies(index, workdir / "data" / "converted", shifted, SiteShift(), seed=seed)
+        source = json.loads((workdir / "data" / "raw" / "source.json").read_text())
+        shift = SiteShift(source_window=brain_window_of(source))
+        write_shifted_studies(index, workdir / "data" / "converted", shifted, shift, seed=seed)
         (shifted / "done").write_text(f"seed {seed}\n")
     for name in names:
         test = pd.read_csv(out / f"{name}.csv")

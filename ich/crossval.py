@@ -6,7 +6,7 @@ one fixed threshold assumes one scale too. Here each fold's test rows are first 
 footing with what that fold chose on its own validation patients (``operating_points.json``):
 
 - slice probabilities are mapped through the fold's Platt scaling (``ich.metrics.calibration``)
-  before the pooled slice ROC-AUC and the study scores (maximum calibrated slice probability)
+  before the pooled slice ROC-AUC and the study scores (each fold's validation-chosen pooling)
   are computed;
 - each test patient is called positive when its raw study score reaches the fold's
   ``patient_youden`` threshold, and those decisions are pooled into one sensitivity and one
@@ -57,8 +57,10 @@ def pool_folds(
         patient_parts.append(
             raw.assign(
                 fold=fold,
-                # the maximum commutes with the monotone calibration map; a study model's own
-                # probability gets the slice calibration as it is (none is fitted to study scores)
+                # the fold's slice calibration, a monotone map, puts every fold's study scores on one
+                # scale without changing their order within the fold (for the maximum it commutes;
+                # the top-slice mean and a study model's own output get it as they are: none is
+                # fitted to study scores)
                 score_calibrated=calibrate(raw["score"], fit),
                 pred=(raw["score"] >= threshold).astype(int),
             )

@@ -13,6 +13,7 @@ import pytest
 from ich.data.convert import ConvertConfig, convert_cohort
 from ich.data.framing import frame_for, head_box
 from ich.sources import materialise
+from ich.sources.images import ctich_slice_images
 from tests.conftest import SHARED_DATA
 
 CTICH = Path(os.environ.get("ICH_CTICH_JPG", str(SHARED_DATA / "ct-ich-jpg")))
@@ -86,7 +87,7 @@ def test_head_crop_on_real_ct_ich_slices_keeps_the_head():
     """Three real patients: the crop keeps at least 99% of the bright pixels and is never larger than the image."""
     kept = []
     for patient in ("049", "070", "100"):
-        for path in sorted((CTICH / "Patients_CT" / patient / "brain").glob("*.jpg"))[::6]:
+        for path in ctich_slice_images((CTICH / "Patients_CT" / patient / "brain").glob("*.jpg"))[::6]:
             image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
             if not (image > 20).any():
                 continue

@@ -39,7 +39,12 @@ from ich.metrics import (
 from ich.metrics.calibration import apply_platt, calibrate, expected_calibration_error, fit_platt
 from ich.metrics.classification import weighted_confusion_counts, weighted_ranking_metrics
 from ich.metrics.evaluate import minimum_positive_slices
-from ich.metrics.operating_points import choose_study_score, sensitivity_threshold, youden_threshold
+from ich.metrics.operating_points import (
+    choose_study_score,
+    pool_slice_probabilities,
+    sensitivity_threshold,
+    youden_threshold,
+)
 
 Y = np.array([1, 1, 1, 0, 0, 0, 0, 1])
 P = np.array([0.9, 0.6, 0.4, 0.2, 0.7, 0.1, 0.5, 0.8])
@@ -397,9 +402,10 @@ def test_operating_points_use_validation_rows_only() -> None:
         choose_operating_points(predictions[predictions["set"] == "test"], labels)
 
 
-def test_a_study_output_is_the_study_score_only_when_it_ranks_validation_patients_better() -> None:
-    # four patients, two slices each; the maximum slice probability ranks patient c (negative)
-    # above patient b (positive), the study output ranks all four correctly
+def test_another_study_score_is_chosen_only_when_it_ranks_validation_patients_better() -> None:
+    # four patients, two slices each; the maximum slice probability ranks patient c (negative, one
+    # bright slice) above patient b (positive), the mean of the top slices ranks c below d only,
+    # and the study output ranks all four correctly
     table = pd.DataFrame(
         {
             "patient_id": list("aabbccdd"),
@@ -407,14 +413,21 @@ def test_a_study_output_is_the_study_score_only_when_it_ranks_validation_patient
             "any": [0, 0, 0, 1, 0, 0, 1, 1],
         }
     )
-    assert choose_study_score(table) == ("max_slice_probability", {"max_slice_probability": 0.5})
+    top = "mean_top3_slice_probability"
+    assert choose_study_score(table) == (top, {"max_slice_probability": 0.5, top: 0.75})
+    assert study_scores(table, top)["score"].tolist() == pytest.approx([0.15, 0.45, 0.5, 0.75])
     with pytest.raises(ValueError, match="'study_probability' not available"):
         study_scores(table, "study_probability")
     better = table.assign(prob_study=[0.1, 0.1, 0.7, 0.7, 0.3, 0.3, 0.9, 0.9])
     score, aucs = choose_study_score(better)
-    assert score == "study_probability" and aucs == {"max_slice_probability": 0.5, "study_probability": 1.0}
-    tied = table.assign(prob_study=[0.1, 0.1, 0.7, 0.7, 0.95, 0.95, 0.9, 0.9])  # also 0.5: the maximum is kept
+    assert score == "study_probability" and aucs == {"max_slice_probability": 0.5, top: 0.75, "study_probability": 1.0}
+    one_slice = pd.DataFrame({"patient_id": list("abcd"), "prob_any": [0.1, 0.6, 0.9, 0.8], "any": [0, 1, 0, 1]})
+    tied = one_slice.assign(prob_study=[0.1, 0.7, 0.95, 0.9])  # every score 0.5 here: the maximum is kept
     assert choose_study_score(tied)[0] == "max_slice_probability"
+    assert pool_slice_probabilities([0.2, 0.9, 0.5, 0.7], top) == pytest.approx(0.7)
+    assert pool_slice_probabilities([0.2, 0.9, 0.5, 0.7], "max_slice_probability") == 0.9
+    with pytest.raises(ValueError, match="not a pooling"):
+        pool_slice_probabilities([0.2], "study_probability")
 
 
 def test_evaluate_at_operating_points_and_headline() -> None:

@@ -27,6 +27,7 @@ CLASSIFIERS = {
     "resnet50": 32,
     "resnet152": 32,
     "effclass": 128,
+    "bleedmap_cnn": 64,
 }
 
 

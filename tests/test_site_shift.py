@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ich.data.site_shift import SiteProtocol, SiteShift, render, slice_id_of, write_shifted_studies
+from ich.data.site_shift import SiteProtocol, SiteShift, brain_window_of, render, slice_id_of, write_shifted_studies
 
 PLAIN = SiteProtocol(
     height=200, width=200, zoom=1.0, shift_row=0.0, shift_col=0.0, gamma=1.0, contrast=1.0, brightness=0.0,
@@ -59,11 +59,33 @@ def test_display_gamma_contrast_brightness():
     assert int(darker[100, 100]) == pytest.approx(((160 / 255 - 0.5) * 0.5 + 0.5) * 255, abs=2)
 
 
+def test_a_tight_export_fills_the_frame_with_the_head_whatever_its_size():
+    for radius in (15, 40):
+        out = render(disc_slice(radius=radius), replace(PLAIN, tight=True, zoom=0.95))
+        rows, cols = np.nonzero(out > 80)
+        assert (rows.max() - rows.min()) / 200 == pytest.approx(0.95 / 1.08, abs=0.04)  # head box margin 4% a side
+        assert disc(out)[:2] == pytest.approx((99.5, 99.5), abs=3)  # centred (a source pixel is 6 here)
+
+
+def test_another_window_shows_the_same_hu_with_other_grey_levels():
+    slice_ = disc_slice()  # grey 160 in a [-20, 100] window: 55.3 HU
+    out = render(slice_, replace(PLAIN, window=(0.0, 80.0)), source_window=(-20, 100))
+    assert int(out[100, 100]) == pytest.approx((160 / 255 * 120 - 20) / 80 * 255, abs=2)
+    with pytest.raises(ValueError, match="source window"):
+        render(slice_, replace(PLAIN, window=(0.0, 80.0)))
+
+
 def test_protocols_are_drawn_within_their_ranges_and_reproducibly():
-    shift = SiteShift()
+    shift = SiteShift(source_window=(-20, 100))
     draws = [shift.draw(np.random.default_rng(k)) for k in range(200)]
     assert all(256 <= d.height <= 768 and 60 <= d.jpeg_quality <= 95 for d in draws)
-    assert all(0.74 <= d.width / d.height <= 1.34 and 0.8 <= d.zoom <= 1.2 for d in draws)
+    assert all(0.74 <= d.width / d.height <= 1.34 for d in draws)
+    assert all(0.9 <= d.zoom <= 1.0 and d.shift_row == 0 for d in draws if d.tight)
+    assert all(0.8 <= d.zoom <= 1.2 for d in draws if not d.tight)
+    assert 60 < sum(d.tight for d in draws) < 140
+    widths = [d.window[1] - d.window[0] for d in draws]
+    assert min(widths) >= 70 and max(widths) <= 160 and all(30 <= sum(d.window) / 2 <= 50 for d in draws)
+    assert SiteShift().draw(np.random.default_rng(0)).window is None  # no source window: none drawn
     assert all(1 / 1.3 - 1e-9 <= d.gamma <= 1.3 + 1e-9 and abs(d.brightness) <= 0.08 for d in draws)
     assert len({(d.height, d.width) for d in draws}) > 100  # varied, not one setting
     assert shift.draw(np.random.default_rng(7)) == draws[7]
@@ -94,3 +116,9 @@ def test_studies_are_written_in_slice_order_one_protocol_each(tmp_path):
         write_shifted_studies(index, tmp_path, tmp_path / "bad", SiteShift(), seed=3)
     with pytest.raises(ValueError, match="no slices"):
         write_shifted_studies(index.iloc[:0], tmp_path, tmp_path / "none", SiteShift(), seed=3)
+
+
+def test_the_brain_window_of_a_pre_windowed_release():
+    source = {"windows": {"brain": {"level": 40, "width": 120}, "bone": {"level": 700, "width": 3200}}}
+    assert brain_window_of(source) == (-20.0, 100.0)
+    assert brain_window_of({"name": "synthetic"}) is None

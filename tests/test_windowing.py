@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
+import torch
 
-from ich.data.windowing import DEFAULT_WINDOWS, stack_windows, window
+from ich.data.windowing import DEFAULT_WINDOWS, levels_to_hu, rewindow, stack_windows, window
 
 
 def test_window_against_hand_computed_values():
@@ -28,3 +29,20 @@ def test_invalid_window_and_shape_are_rejected():
         window(np.zeros(3), 80, 0)
     with pytest.raises(ValueError, match="2-D"):
         stack_windows(np.zeros((2, 2, 2)))
+
+
+def test_rewindow_recovers_the_hu_and_keeps_saturated_pixels():
+    """CT-ICH's brain window (level 40, width 120 = [-20, 100] HU) shown at level 40, width 80 ([0, 80])."""
+    hu = np.array([-500.0, -20.0, 10.0, 40.0, 70.0, 90.0, 100.0, 1000.0])
+    levels = window(hu, -20, 100) / 255.0  # the pre-windowed image: at or beyond the bounds, saturated
+    assert levels_to_hu(levels[2:-2], (-20, 100)) == pytest.approx(hu[2:-2], abs=0.25)  # 8-bit rounding
+    shown = rewindow(levels, (-20, 100), 0.0, 80.0)
+    assert shown[2:5] == pytest.approx([10 / 80, 40 / 80, 70 / 80], abs=0.005)
+    assert shown[0] == 0 and shown[1] == 0 and (shown[-3:] == 1).all()  # outside [0, 80], and saturated
+    # a wider window would show a saturated pixel's HU below white, but that HU is unknown: it stays
+    # saturated, while a pixel inside the source window gets its new grey level
+    wide = rewindow(levels, (-20, 100), -60.0, 140.0)
+    assert wide[0] == 0 and wide[1] == 0 and wide[-2] == 1 and wide[-1] == 1
+    assert wide[5] == pytest.approx(150 / 200, abs=0.005)
+    tensor = rewindow(torch.from_numpy(levels), (-20, 100), torch.tensor(0.0), torch.tensor(80.0))
+    assert np.allclose(tensor.numpy(), shown)

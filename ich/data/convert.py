@@ -70,6 +70,11 @@ class ConvertConfig:
     workers: int = 0  # 0 = one per CPU core
     shard_size: int = 0  # 0: one PNG file per slice; N: N slices per zip archive (100k+ slices, docs/scaling.md)
     framing: str = "pad"  # pad: keep the aspect ratio; head: crop to the head first (ich.data.framing)
+    mask_median: int = 0  # odd kernel of the median filter on 8-bit mask images before thresholding; 0: off
+
+    def __post_init__(self) -> None:
+        if self.mask_median and (self.mask_median < 3 or self.mask_median % 2 == 0):
+            raise ValueError(f"convert.mask_median must be 0 (off) or an odd size >= 3, got {self.mask_median}")
 
     @classmethod
     def from_params(cls, section: dict) -> ConvertConfig:
@@ -83,6 +88,7 @@ class ConvertConfig:
             workers=section["workers"],
             shard_size=section["shard_size"],
             framing=section["framing"],
+            mask_median=section["mask_median"],
         )
 
 
@@ -105,13 +111,22 @@ def _resolve(raw_dir: str, path: str) -> Path:
     return p if p.is_absolute() else Path(raw_dir) / p
 
 
-def _read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
-    """A 0/255 mask at the source resolution; it must cover the image pixel for pixel."""
+def _read_mask(path: Path, shape: tuple[int, int], median: int = 0) -> np.ndarray:
+    """A 0/255 mask at the source resolution; it must cover the image pixel for pixel.
+
+    A mask saved as lossy JPEG (the CT-ICH release's ``*_HGE_Seg.jpg``) carries 8 x 8 block
+    speckle along its edges: grey levels ringing about the threshold, which thresholding turns
+    into a checkerboard fringe of specks. ``median`` (an odd kernel size) filters the grey levels
+    first, so the threshold sees the edge the annotator drew (docs/real-data.md measures what it
+    changes on CT-ICH).
+    """
     mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if mask is None:
         raise UnusableSliceError(path, "mask file is unreadable")
     if mask.shape != tuple(shape):
         raise UnusableSliceError(path, f"mask is {mask.shape[1]}x{mask.shape[0]}, its image {shape[1]}x{shape[0]}")
+    if median:
+        mask = cv2.medianBlur(mask, median)
     return (mask > 127).astype(np.uint8) * 255
 
 
@@ -184,7 +199,7 @@ def _render(item: _Item, config: ConvertConfig) -> dict:
         else:
             raise UnusableSliceError(source, f"unknown manifest format {row['format']!r}")
         if mask is None and row.get("mask_path") and row["format"] != "nifti":
-            mask = _read_mask(_resolve(item.raw_dir, row["mask_path"]), original_shape)
+            mask = _read_mask(_resolve(item.raw_dir, row["mask_path"]), original_shape, config.mask_median)
         try:
             frame = frame_for(rgb, config.framing)
         except ValueError as exc:

@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from ich.data.bleed_paste import BleedBank
 from ich.data.context import neighbour_rows
 from ich.data.resize import resize_square
 from ich.io.slices import read_slice
@@ -45,6 +46,14 @@ class SliceDataset(Dataset):
             when drawn).
         context: neighbours on each side stacked with the slice (:mod:`ich.data.context`):
             ``C x (2 * context + 1)`` channels, slice-major, the slice itself in the middle.
+        masks: for a network trained on the bleed masks too (:data:`ich.models.MAP_MODELS`):
+            each item carries the slice's mask (0/255, ``mask_path`` of the index) as one more,
+            last channel, and its targets one more, last column: 1 where the mask is known (a
+            mask file, or a slice labelled "no bleed", whose mask is empty), 0 for a positive
+            slice without a mask (its map is not supervised).
+        paste: fraction of the normal slices that receive a real bleed cut from another
+            training slice (:mod:`ich.data.bleed_paste`); needs ``masks`` and a training table
+            (``set`` all "train"). 0: off.
     """
 
     def __init__(
@@ -57,13 +66,30 @@ class SliceDataset(Dataset):
         grey: bool = False,
         cache: bool = False,
         context: int = 0,
+        masks: bool = False,
+        paste: float = 0.0,
     ) -> None:
         self.paths = [Path(root) / p for p in table["image_path"]]
         self.stacks = neighbour_rows(table, context) if context else np.arange(len(table))[:, None]
-        self.targets = torch.from_numpy(np.array(table[list(label_columns)].astype(float).fillna(0), dtype=np.float32))
+        labels = np.array(table[list(label_columns)].astype(float).fillna(0), dtype=np.float32)
         self.input_size = input_size
         self.grey = grey
+        self.mask_paths: list[Path | None] | None = None
+        if masks:
+            has_mask = table["mask_path"].fillna("").astype(str) != ""
+            self.mask_paths = [Path(root) / p if known else None for p, known in zip(table["mask_path"], has_mask)]
+            known = (has_mask | (table["any"] == 0)).to_numpy(dtype=np.float32)
+            labels = np.concatenate([labels, known[:, None]], axis=1)
+        self.targets = torch.from_numpy(labels)
         self._images = self._decode_all() if cache else None
+        self._masks = self._decode_all_masks() if masks and cache else None
+        self.bank: BleedBank | None = None
+        if paste:
+            if not masks or not cache or not grey:
+                raise ValueError("paste cuts bleeds with their masks from cached grey slices: it needs masks, cache and grey")
+            self.bank = BleedBank(
+                self._images, self._masks[:, 0], self.targets[:, : len(label_columns)], table, probability=paste
+            )
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -83,6 +109,17 @@ class SliceDataset(Dataset):
             else torch.empty((0, channels, self.input_size, self.input_size), dtype=torch.uint8)
         )
 
+    def _decode_mask(self, row: int) -> torch.Tensor:
+        path, side = self.mask_paths[row], self.input_size
+        if path is None:
+            return torch.zeros((1, side, side), dtype=torch.uint8)
+        mask = resize_square(read_slice(path, cv2.IMREAD_GRAYSCALE), side) > 127
+        return torch.from_numpy(mask.astype(np.uint8)[None] * 255)
+
+    def _decode_all_masks(self) -> torch.Tensor:
+        masks = [self._decode_mask(row) for row in range(len(self.paths))]
+        return torch.stack(masks) if masks else torch.empty((0, 1, self.input_size, self.input_size), dtype=torch.uint8)
+
     def _slice(self, row: int) -> torch.Tensor:
         """One decoded slice ``(C, H, W)``."""
         return self._images[row] if self._images is not None else self._decode(row)
@@ -90,7 +127,15 @@ class SliceDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         rows = self.stacks[i]
         image = self._slice(int(rows[0])) if len(rows) == 1 else torch.cat([self._slice(int(r)) for r in rows])
-        return image, self.targets[i]
+        targets = self.targets[i]
+        if self.mask_paths is None:
+            return image, targets
+        centre = int(rows[len(rows) // 2])
+        mask = self._masks[centre] if self._masks is not None else self._decode_mask(centre)
+        if self.bank is not None:
+            image, pasted, targets = self.bank.maybe_paste(image, mask[0], targets)
+            mask = pasted[None]
+        return torch.cat([image, mask]), targets
 
 
 class StudyDataset(Dataset):

@@ -9,6 +9,7 @@ seeds per epoch: a resumed run draws the same augmentations.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
@@ -16,11 +17,35 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ich.data.windowing import rewindow
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 GREY_MEAN, GREY_STD = (0.449,), (0.226,)
 
 T = TypeVar("T", np.ndarray, torch.Tensor)
+
+
+@dataclass(frozen=True)
+class Rewindow:
+    """Training images re-windowed as another site would window them (:func:`ich.data.windowing.rewindow`).
+
+    ``source`` is the ``[lo, hi]`` HU window the images were made with (CT-ICH's brain window,
+    level 40 / width 120: ``[-20, 100]``); each training image is shown at a window of random
+    ``level`` and ``width`` (HU, uniform within the ranges) instead. Sites window the brain at
+    widths from about 70 to 160 HU: at width 80 fresh blood is as white as bone, at 120 light grey.
+    """
+
+    source: tuple[float, float]
+    level: tuple[float, float] = (30.0, 50.0)
+    width: tuple[float, float] = (70.0, 160.0)
+
+    def __post_init__(self) -> None:
+        for name, (lo, hi) in (("source", self.source), ("level", self.level), ("width", self.width)):
+            if not hi >= lo:
+                raise ValueError(f"rewindow.{name} must be [low, high], got {[lo, hi]}")
+        if self.source[1] == self.source[0] or self.width[0] <= 0:
+            raise ValueError("rewindow: windows must have a positive width")
 
 
 def change_display(levels: T, gamma: float | T, contrast: float | T, brightness: float | T) -> T:
@@ -53,6 +78,12 @@ class BatchPreparation(nn.Module):
             (``ich.io.images``: grey -> R = G = B). A model that has only ever seen three distinct
             windows collapses on such input; one trained with this learns not to rely on the
             other windows being there. 0 (the default) draws no random numbers at all.
+        rewindow: (training only) each image re-windowed at a random window (:class:`Rewindow`),
+            before the affine map so that saturated pixels are still exactly 0 or 1; grey
+            (one-window) slices only. ``None``: off.
+        masks: the input's last channel is the slice's bleed mask (0/255, :class:`ich.data.datasets.SliceDataset`
+            with ``masks``): it follows the affine map with the image, is scaled to [0, 1] and left
+            out of every intensity change and of the normalisation.
     """
 
     def __init__(
@@ -67,8 +98,13 @@ class BatchPreparation(nn.Module):
         slices: int = 1,
         window_dropout: float = 0.0,
         intensity: float = 0.0,
+        rewindow: Rewindow | None = None,
+        masks: bool = False,
     ) -> None:
         super().__init__()
+        if rewindow is not None and channels != 1:
+            raise ValueError("rewindow needs grey (one-window) slices: other windows would need their own source")
+        self.rewindow, self.masks = rewindow, masks
         if not 0 <= intensity < 1:
             raise ValueError(f"intensity must be in [0, 1), got {intensity}")
         if not 0 <= window_dropout <= 1:
@@ -114,14 +150,28 @@ class BatchPreparation(nn.Module):
         brightness = self.intensity / 2 * u()
         return change_display(x, gamma, contrast, brightness)
 
+    def _random_window(self, x: torch.Tensor) -> torch.Tensor:
+        n, spec = x.shape[0], self.rewindow
+        u = lambda lo, hi: (lo + torch.rand(n) * (hi - lo)).view(-1, 1, 1, 1).to(x.device, x.dtype)  # noqa: E731
+        level, width = u(*spec.level), u(*spec.width)
+        return rewindow(x, spec.source, level - width / 2, level + width / 2)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 5:  # whole studies (B, T, C, H, W): each slice prepared as an image
             return self.forward(x.flatten(0, 1)).unflatten(0, x.shape[:2])
         x = x.float() / 255.0
+        image, mask = (x[:, :-1], x[:, -1:]) if self.masks else (x, None)
         if self.augment and self.training:
-            x = self._random_affine(x)
+            if self.rewindow is not None:
+                image = self._random_window(image)
+            if mask is not None:
+                joint = self._random_affine(torch.cat([image, mask], dim=1))
+                image, mask = joint[:, :-1], joint[:, -1:]
+            else:
+                image = self._random_affine(image)
             if self.window_dropout:
-                x = self._drop_windows(x)
+                image = self._drop_windows(image)
             if self.intensity:
-                x = self._random_display(x)
-        return (x - self.mean) / self.std
+                image = self._random_display(image)
+        image = (image - self.mean) / self.std
+        return image if mask is None else torch.cat([image, mask], dim=1)

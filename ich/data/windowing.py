@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import TypeVar
 
 import numpy as np
 
@@ -66,3 +67,29 @@ def stack_windows_stored(
         return np.take(lut, stored.view(f"u{stored.dtype.itemsize}"), axis=0)
     hu = stored.astype(np.float32) * np.float32(slope) + np.float32(intercept)
     return stack_windows(hu, key)
+
+
+T = TypeVar("T")  # a NumPy array or a torch tensor (torch is not imported here: convert does not need it)
+
+
+def levels_to_hu(levels: T, source: Sequence[float]) -> T:
+    """The HU that grey levels in [0, 1] of an image windowed at ``source`` (``[lo, hi]`` HU) stand for.
+
+    Exact inside the window; a level of 0 or 1 only says "at or beyond" ``lo`` or ``hi``.
+    """
+    lo, hi = float(source[0]), float(source[1])
+    return levels * (hi - lo) + lo
+
+
+def rewindow(levels: T, source: Sequence[float], lo: float | T, hi: float | T) -> T:
+    """Grey levels in [0, 1] of an image windowed at ``source``, shown at window ``[lo, hi]`` HU instead.
+
+    A pre-windowed image has lost what lay outside its window, so saturated pixels stay
+    saturated: a pixel at 1 (at or above ``source``'s upper bound) stays 1 and one at 0 stays 0,
+    even where the new window would show a value the image no longer has. Inside, the mapping
+    is exact: ``levels_to_hu`` then the new window, clipped to [0, 1]. Works on NumPy arrays and
+    tensors alike (``lo``/``hi`` may be per-image arrays that broadcast).
+    """
+    shown = ((levels_to_hu(levels, source) - lo) / (hi - lo)).clip(0, 1)
+    shown = shown * (levels > 0)
+    return shown + (1 - shown) * (levels >= 1)

@@ -9,8 +9,9 @@ only (test rows are never looked at here):
   ``min_sensitivity`` (0.95 by default), i.e. the most specific point of a screening setting;
 - ``patient_youden``: the threshold on the study score that maximises Youden's J over
   validation patients. The study score is the patient's maximum slice probability (a bleed on
-  any one slice makes the study positive), or a study-level model's own output when that ranks
-  the validation patients strictly better (:func:`choose_study_score`).
+  any one slice makes the study positive), or, when it ranks the validation patients strictly
+  better, the mean of the three highest slice probabilities or a study-level model's own output
+  (:func:`choose_study_score`).
 
 A threshold ``t`` reads "positive when the probability is at least ``t``", as everywhere in
 ``ich.metrics``. Thresholds are scores that occur on validation (scikit-learn's ``roc_curve``),
@@ -32,12 +33,28 @@ STUDY_SCORE = "max_slice_probability"
 """How ``study_scores`` turns slice probabilities into one score per patient."""
 STUDY_PROBABILITY = "study_probability"
 """The score of a study model (``prob_study`` in its predictions): its own study output."""
+TOP_SLICES_SCORE = "mean_top3_slice_probability"
+"""The mean of a study's three highest slice probabilities: one bright slice (a calcification, a
+beam-hardening streak) counts less than a bleed seen on neighbouring slices."""
+TOP_SLICES = 3
 
 
 def candidate_study_scores(table: pd.DataFrame) -> list[str]:
-    """The study scores ``table`` can give: the maximum slice probability, and a study model's own
-    (``prob_study``) where it has that column."""
-    return [STUDY_SCORE, *([STUDY_PROBABILITY] if "prob_study" in table.columns else [])]
+    """The study scores ``table`` can give: the maximum slice probability, the mean of the top
+    slices, and a study model's own (``prob_study``) where it has that column."""
+    return [STUDY_SCORE, TOP_SLICES_SCORE, *([STUDY_PROBABILITY] if "prob_study" in table.columns else [])]
+
+
+def pool_slice_probabilities(probs: ArrayLike, score: str) -> float:
+    """One study's score from its slice probabilities: :data:`STUDY_SCORE` or :data:`TOP_SLICES_SCORE`."""
+    values = np.sort(np.asarray(probs, dtype=float))[::-1]
+    if values.size == 0:
+        raise ValueError("no slice probabilities to pool")
+    if score == STUDY_SCORE:
+        return float(values[0])
+    if score == TOP_SLICES_SCORE:
+        return float(values[:TOP_SLICES].mean())
+    raise ValueError(f"{score!r} is not a pooling of slice probabilities ({STUDY_SCORE}, {TOP_SLICES_SCORE})")
 
 
 def study_scores(
@@ -45,7 +62,8 @@ def study_scores(
 ) -> pd.DataFrame:
     """One row per patient (sorted by id): ``patient_id, score, label``.
 
-    ``score`` names the study score: :data:`STUDY_SCORE`, the maximum slice probability, or
+    ``score`` names the study score: :data:`STUDY_SCORE`, the maximum slice probability,
+    :data:`TOP_SLICES_SCORE`, the mean of the patient's three highest, or
     :data:`STUDY_PROBABILITY`, a study model's own (``prob_study``; the patient's highest over
     their studies). Which one a model uses is chosen on validation (``patient_youden.study_score``
     of its operating points). ``label`` says whether any slice is labelled positive.
@@ -55,16 +73,18 @@ def study_scores(
     if score not in candidate_study_scores(table):
         raise ValueError(f"study score {score!r} not available here; the table gives {candidate_study_scores(table)}")
     grouped = table.groupby("patient_id", sort=True)
-    values = grouped["prob_study" if score == STUDY_PROBABILITY else prob_col].max()
+    if score == STUDY_PROBABILITY:
+        values = grouped["prob_study"].max()
+    else:
+        values = grouped[prob_col].agg(lambda probs: pool_slice_probabilities(probs.to_numpy(), score))
     return pd.DataFrame({"score": values, "label": grouped[label_col].max().astype(np.int64)}).reset_index()
 
 
 def choose_study_score(table: pd.DataFrame) -> tuple[str, dict[str, float]]:
     """The study score with the highest validation patient ROC-AUC, and every candidate's.
 
-    The maximum slice probability is the default: a study model's own output must beat it
-    strictly (on a few validation patients both often rank perfectly, and then the simpler
-    score is kept).
+    The maximum slice probability is the default: another score must beat it strictly (on a few
+    validation patients several often rank perfectly, and then the simplest score is kept).
     """
     aucs = {}
     for name in candidate_study_scores(table):

@@ -35,15 +35,15 @@ LEVELS = 4
 
 
 class DoubleConv(nn.Sequential):
-    """Two padded 3x3 convolutions, each followed by ReLU."""
+    """Two padded 3x3 convolutions, each followed by ReLU (with ``batch_norm``, by BatchNorm then ReLU)."""
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__(
-            nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1),
-            nn.ReLU(inplace=True),
-        )
+    def __init__(self, in_channels: int, out_channels: int, batch_norm: bool = False) -> None:
+        layers: list[nn.Module] = []
+        for cin in (in_channels, out_channels):
+            layers.append(nn.Conv2d(cin, out_channels, kernel_size=3, padding=1))
+            layers += [nn.BatchNorm2d(out_channels)] if batch_norm else []
+            layers.append(nn.ReLU(inplace=True))
+        super().__init__(*layers)
 
 
 class UNet(nn.Module):
@@ -52,20 +52,23 @@ class UNet(nn.Module):
     Args:
         in_channels: input channels (1 for a grey slice, 3 for the stacked HU windows).
         base_width: channels of the first level; level ``k`` has ``base_width * 2**k``.
+        batch_norm: a BatchNorm after every 3x3 convolution of the blocks (not in the paper). On
+            real CT at a CPU budget of a dozen epochs, the paper's network without it stays on
+            its all-background plateau (validation Jaccard 0 after three epochs on CT-ICH).
     """
 
-    def __init__(self, in_channels: int, base_width: int = 64) -> None:
+    def __init__(self, in_channels: int, base_width: int = 64, batch_norm: bool = False) -> None:
         super().__init__()
         widths = [base_width * 2**k for k in range(LEVELS + 1)]
         self.encoder = nn.ModuleList(
-            DoubleConv(cin, cout) for cin, cout in zip([in_channels, *widths[:-2]], widths[:-1], strict=True)
+            DoubleConv(cin, cout, batch_norm) for cin, cout in zip([in_channels, *widths[:-2]], widths[:-1], strict=True)
         )
         self.pool = nn.MaxPool2d(2)
-        self.bottleneck = DoubleConv(widths[-2], widths[-1])
+        self.bottleneck = DoubleConv(widths[-2], widths[-1], batch_norm)
         self.up = nn.ModuleList(
             nn.ConvTranspose2d(widths[k + 1], widths[k], kernel_size=2, stride=2) for k in reversed(range(LEVELS))
         )
-        self.decoder = nn.ModuleList(DoubleConv(2 * widths[k], widths[k]) for k in reversed(range(LEVELS)))
+        self.decoder = nn.ModuleList(DoubleConv(2 * widths[k], widths[k], batch_norm) for k in reversed(range(LEVELS)))
         self.head = nn.Sequential(
             nn.Conv2d(widths[0], 2, kernel_size=3, padding=1),
             nn.ReLU(inplace=True),
@@ -116,9 +119,9 @@ def _initialise(model: UNet) -> UNet:
 
 
 @register("unet")
-def unet(*, in_channels: int, num_outputs: int, input_size: int, base_width: int = 64) -> UNet:
+def unet(*, in_channels: int, num_outputs: int, input_size: int, base_width: int = 64, batch_norm: bool = False) -> UNet:
     """The U-Net of Hssayeni 2020 (trained on 160x160 crops); ``num_outputs`` must be 1 (bleed mask)."""
     if num_outputs != 1:
         raise ValueError(f"unet segments one class (bleed); num_outputs must be 1, got {num_outputs}")
     del input_size  # fully convolutional: any multiple of 16
-    return _initialise(UNet(in_channels, base_width))
+    return _initialise(UNet(in_channels, base_width, batch_norm))

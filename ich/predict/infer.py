@@ -4,8 +4,8 @@ The deciding model is one classifier or the weighted ensemble (:class:`~ich.pred
 Its operating points were chosen on the validation set (:mod:`ich.metrics.operating_points`):
 
 - the **study** is positive when its score reaches the ``patient_youden`` threshold; the score
-  is the one ``evaluate`` uses: the maximum slice probability, or a study model's own study
-  probability when that model decides alone and its validation chose it;
+  is the one ``evaluate`` uses, chosen on validation: the maximum slice probability, the mean of
+  the three highest, or a study model's own study probability when that model decides alone;
 - a **slice** is flagged when its probability reaches the ``flag_point`` slice threshold
   (``slice_youden`` by default, or ``slice_sensitivity``, the screening point).
 
@@ -33,7 +33,7 @@ from ich.ensemble import weighted_average
 from ich.explain.gradcam import gradcam_maps
 from ich.labels import SUBTYPES
 from ich.metrics.calibration import calibrate
-from ich.metrics.operating_points import STUDY_PROBABILITY
+from ich.metrics.operating_points import STUDY_PROBABILITY, pool_slice_probabilities
 from ich.metrics.segmentation import voxel_volume_ml
 from ich.predict.artefacts import Artefacts, Classifier
 from ich.predict.inputs import Study
@@ -48,7 +48,7 @@ class StudyResult:
 
     slice_probs: np.ndarray  # (N,) deciding model's "any" probability
     subtype_probs: dict[str, np.ndarray]  # per subtype (N,), from the multi-label model; {} without one
-    study_score: float  # max slice probability, or a deciding study model's own probability
+    study_score: float  # slice probabilities pooled as validation chose, or a study model's own probability
     study_probability: float  # the score calibrated by the validation Platt scaling
     positive: bool
     threshold: float  # the patient threshold the decision used
@@ -135,7 +135,8 @@ def run_study(
     points = artefacts.operating_points
     # the score the patient threshold was chosen on (ich.metrics.choose_study_score)
     own = study_probs.get(artefacts.decider)
-    score = own if points["patient_youden"]["study_score"] == STUDY_PROBABILITY else float(slice_probs.max())
+    chosen = points["patient_youden"]["study_score"]
+    score = own if chosen == STUDY_PROBABILITY else pool_slice_probabilities(slice_probs, chosen)
     if score is None:
         raise ValueError(f"the operating points of {artefacts.decider} use a study output it does not have")
     threshold = float(points["patient_youden"]["threshold"])

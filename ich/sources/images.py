@@ -40,6 +40,7 @@ relative to ``path`` or absolute.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,8 @@ from ich.sources.common import SourceError, natural_key, read_csv_table, require
 from ich.sources.ctich_labels import CTICH_CITATION, read_ctich_labels
 
 CTICH_CSV = "hemorrhage_diagnosis.csv"
+CTICH_MASK_SUFFIX = "_HGE_Seg"
+"""The release's bleed masks sit beside the slices: ``brain/<S>_HGE_Seg.jpg`` is the mask of ``brain/<S>.jpg``."""
 HEADCT_CITATION = "Kitamura F. Head CT - hemorrhage (Kaggle dataset, felipekitamura/head-ct-hemorrhage)."
 LAYOUTS = ("auto", "ctich-jpg", "headct-png", "generic")
 
@@ -97,6 +100,11 @@ def layout_searched(root: Path, params: dict[str, Any]) -> list[str]:
 # ----------------------------------------------------------------------------- CT-ICH JPG
 
 
+def ctich_slice_images(paths: Iterable[Path]) -> list[Path]:
+    """The CT slices among ``paths`` (a glob of ``brain/*.jpg``), in natural order: the masks left out."""
+    return sorted((p for p in paths if not p.stem.endswith(CTICH_MASK_SUFFIX)), key=lambda p: natural_key(str(p)))
+
+
 def ctich_jpg_tables(root: Path) -> tuple[list[dict], list[dict], dict, list[dict]]:
     """Manifest rows, label rows, source info and issues of the CT-ICH Kaggle JPG release."""
     rows, issues = read_ctich_labels(root / CTICH_CSV)
@@ -110,7 +118,7 @@ def ctich_jpg_tables(root: Path) -> tuple[list[dict], list[dict], dict, list[dic
 
         brain = patients_dir / patient / "brain" / f"{number}.jpg"
         bone = patients_dir / patient / "bone" / f"{number}.jpg"
-        mask = patients_dir / patient / "brain" / f"{number}_HGE_Seg.jpg"
+        mask = patients_dir / patient / "brain" / f"{number}{CTICH_MASK_SUFFIX}.jpg"
         if not brain.is_file():
             issues.append({"path": str(brain), "reason": "brain window image missing: label row without an image"})
             continue
@@ -135,8 +143,8 @@ def ctich_jpg_tables(root: Path) -> tuple[list[dict], list[dict], dict, list[dic
     # images on disk that the label table does not list: kept (convert reports them)
     listed = {Path(r["path"]) for r in manifest}
     if patients_dir.is_dir():
-        for brain in sorted(patients_dir.glob("*/brain/*.jpg"), key=lambda p: natural_key(str(p))):
-            if brain in listed or brain.stem.endswith("_HGE_Seg"):
+        for brain in ctich_slice_images(patients_dir.glob("*/brain/*.jpg")):
+            if brain in listed:
                 continue
             patient, number = brain.parent.parent.name, brain.stem
             issues.append({"path": str(brain), "reason": "image not listed in hemorrhage_diagnosis.csv"})

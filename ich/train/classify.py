@@ -15,11 +15,12 @@ from torch.utils.data import DataLoader
 
 from ich.data.datasets import SliceDataset, StudyDataset
 from ich.data.sampling import balance
-from ich.data.transforms import BatchPreparation
+from ich.data.transforms import BatchPreparation, Rewindow
 from ich.io.digest import digest_values
 from ich.labels import LABELS
-from ich.models import STUDY_MODELS, build
+from ich.models import MAP_MODELS, STUDY_MODELS, build
 from ich.params import check_known_keys
+from ich.train.bleedmap import MapLoss, MapSupervision
 from ich.train.loop import FitResult, TrainConfig, default_device, fit, seed_everything
 from ich.train.study import StudyLoss, predict_studies
 
@@ -38,9 +39,18 @@ class ClassifierSpec:
     context: int = 0  # neighbouring slices on each side stacked as channels (ich.data.context)
     window_dropout: float = 0.0  # training images shown as brain window only (ich.data.transforms)
     intensity: float = 0.0  # random gamma, contrast and brightness when training (ich.data.transforms)
+    rewindow: dict[str, Any] | None = None  # training images re-windowed (ich.data.transforms.Rewindow keys)
+    paste: float = 0.0  # share of normal training slices given a real bleed (ich.data.bleed_paste); map models
+    map_weight: float = 1.0  # weight of the bleed-map loss beside the slice loss (ich.train.bleedmap); map models
     options: dict[str, Any] = field(default_factory=dict)  # architecture keywords (e.g. batch_norm)
 
     def __post_init__(self) -> None:
+        if (self.rewindow or self.paste) and not self.augment:
+            raise ValueError("rewindow and paste are augmentations: they need augment: true")
+        if self.paste and not self.uses_masks:
+            raise ValueError(f"paste labels the pasted bleed's mask: it needs a bleed-map model {sorted(MAP_MODELS)}")
+        if self.paste and self.per_study:
+            raise ValueError("paste works on single slices, not on whole studies")
         if self.window_dropout and not self.augment:
             raise ValueError("window_dropout is an augmentation: it needs augment: true")
         if self.window_dropout and self.grey:
@@ -68,22 +78,34 @@ class ClassifierSpec:
         return self.arch in STUDY_MODELS
 
     @property
+    def uses_masks(self) -> bool:
+        """Whether the network learns from the bleed masks too (:data:`ich.models.MAP_MODELS`)."""
+        return self.arch in MAP_MODELS
+
+    @property
     def stack(self) -> int:
         """Slices per input: the slice and ``context`` neighbours on each side."""
         return 2 * self.context + 1
 
-    def preparation(self, augment: bool) -> BatchPreparation:
-        """The batch preparation this network's inputs get (augmentation only if ``augment``)."""
+    def preparation(self, augment: bool, training: bool = False) -> BatchPreparation:
+        """The batch preparation this network's inputs get (augmentation only if ``augment``);
+        ``training``: of the training inputs, which carry the mask for a map model."""
         return BatchPreparation(
             self.slice_channels,
             augment=augment,
             slices=self.stack,
             window_dropout=self.window_dropout,
             intensity=self.intensity,
+            rewindow=Rewindow(**{k: tuple(v) for k, v in self.rewindow.items()}) if self.rewindow else None,
+            masks=training and self.uses_masks,
         )
 
-    def dataset(self, table: pd.DataFrame, root: str | Path) -> SliceDataset | StudyDataset:
-        """The rows of ``table`` as this network sees them: slices, or whole studies for a study model."""
+    def dataset(self, table: pd.DataFrame, root: str | Path, training: bool = False) -> SliceDataset | StudyDataset:
+        """The rows of ``table`` as this network sees them: slices, or whole studies for a study model.
+
+        ``training``: the training set, whose items carry the mask (and pasted bleeds) for a map model.
+        """
+        masks = training and self.uses_masks
         slices = SliceDataset(
             table,
             root,
@@ -92,6 +114,8 @@ class ClassifierSpec:
             grey=self.grey,
             cache=self.cache_images,
             context=self.context,
+            masks=masks,
+            paste=self.paste if masks else 0.0,
         )
         return StudyDataset(slices, table) if self.per_study else slices
 
@@ -175,18 +199,25 @@ def train_classifier(
         loader = DataLoader(data, batch_size=config.batch_size, num_workers=config.num_workers)
         return predict_probs(m, loader, device, eval_prepare), None
 
-    train_set = spec.dataset(parts["train"], image_root)
+    train_set = spec.dataset(parts["train"], image_root, training=True)
     labels = train_set.labels() if isinstance(train_set, StudyDataset) else parts["train"]["any"].to_numpy()
     plan = balance(labels, balance_policy, ratio=balance_ratio, seed=config.seed)
 
     model = build_classifier(spec)
     pos_weight = torch.full((len(columns),), plan.pos_weight).to(device) if plan.pos_weight else None
-    loss_fn = StudyLoss(pos_weight) if spec.per_study else nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    if spec.per_study:
+        loss_fn: nn.Module = StudyLoss(pos_weight)
+    elif spec.uses_masks:
+        loss_fn = MapLoss(pos_weight, map_weight=spec.map_weight)
+    else:
+        loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    # a map model trains through a view that splits the mask channel off its inputs
+    trained = MapSupervision(model) if spec.uses_masks else model
     val_set = spec.dataset(parts["val"], image_root)
     val_targets = parts["val"]["any"].to_numpy(dtype=float)
 
     def validate(m: nn.Module) -> tuple[float, float]:
-        probs, _ = predict(m, val_set)
+        probs, _ = predict(m.network if isinstance(m, MapSupervision) else m, val_set)
         targets = torch.from_numpy(np.array(parts["val"][list(columns)].astype(float).fillna(0), dtype=np.float32))
         logits = torch.logit(torch.as_tensor(probs).clamp(1e-6, 1 - 1e-6))
         loss = float(nn.functional.binary_cross_entropy_with_logits(logits, targets))
@@ -201,7 +232,7 @@ def train_classifier(
         inputs_digest,
     )
     result = fit(
-        model,
+        trained,
         train_set,
         balance=plan,
         loss_fn=loss_fn,
@@ -210,7 +241,7 @@ def train_classifier(
         checkpoint=checkpoint,
         fingerprint=stamp,
         device=device,
-        prepare=spec.preparation(augment=spec.augment),
+        prepare=spec.preparation(augment=spec.augment, training=True),
     )
     rows = []
     for name in ("val", "test"):

@@ -28,6 +28,7 @@ class UNetSpec:
 
     kind: str = "unet"
     base_width: int = 64
+    batch_norm: bool = False  # BatchNorm in every block (ich.models.unet; not in Hssayeni 2020)
     crop: int = 160
     stride: int = 80
     negative_ratio: float = 1.0

@@ -91,7 +91,13 @@ def build_unet(spec: UNetSpec, weights: str | Path | None = None) -> nn.Module:
     """The U-Net of ``spec``; with ``weights``, the trained state dict loaded safely."""
     pretrained = str(weights) if weights is not None else "none"
     return build(
-        spec.kind, in_channels=3, num_outputs=1, input_size=spec.crop, base_width=spec.base_width, pretrained=pretrained
+        spec.kind,
+        in_channels=3,
+        num_outputs=1,
+        input_size=spec.crop,
+        base_width=spec.base_width,
+        batch_norm=spec.batch_norm,
+        pretrained=pretrained,
     )
 
 

@@ -1,0 +1,65 @@
+"""Training pieces of the networks with a bleed-map head (:data:`ich.models.MAP_MODELS`).
+
+Their training inputs carry the slice's mask as a last channel and their targets a last column
+saying whether that mask is known (:class:`ich.data.datasets.SliceDataset` with ``masks``), so
+the mask follows every augmentation with the image. :class:`MapSupervision` wraps the network
+for the training loop: it splits the mask off and returns both heads' logits with the mask
+target; :class:`MapLoss` adds the map's loss to the slice loss. Validation and prediction use the
+network itself, on images alone.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from ich.models.bleedmap import MAP_STRIDE
+
+
+class MapSupervision(nn.Module):
+    """``network`` as the training loop sees it: input ``(B, C + 1, H, W)``, the last channel the mask.
+
+    Returns ``(slice logits, map logits, map target)``: the target is the mask at the map's
+    resolution, a cell counting as bleed when any of its pixels does (max-pooling keeps thin
+    subdural and subarachnoid bleeds), after the augmentation's interpolation (> 0.5).
+    """
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        image, mask = x[:, :-1], x[:, -1:]
+        logits, bleed_map = self.network.forward_maps(image)
+        target = (F.max_pool2d(mask, MAP_STRIDE) > 0.5).to(bleed_map.dtype)
+        return logits, bleed_map, target
+
+
+class MapLoss(nn.Module):
+    """Slice BCE plus ``map_weight`` x (pixel BCE + soft Dice) of the map, on slices whose mask is known.
+
+    ``targets`` are the slice targets with the "mask known" flag as last column. The soft Dice
+    is taken over the whole batch's known maps at once, so a batch of normal slices (empty
+    masks) gives it no division by zero, and a bleed's few cells weigh against the many empty
+    ones that the BCE is dominated by.
+    """
+
+    def __init__(self, pos_weight: Tensor | None = None, map_weight: float = 1.0, smooth: float = 1.0) -> None:
+        super().__init__()
+        self.slice_loss = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+        self.map_weight, self.smooth = map_weight, smooth
+
+    def forward(self, output: tuple[Tensor, Tensor, Tensor], targets: Tensor) -> Tensor:
+        logits, bleed_map, target = output
+        labels, known = targets[:, :-1], targets[:, -1]
+        loss = self.slice_loss(logits, labels)
+        if not self.map_weight or not bool(known.any()):
+            return loss
+        chosen = known > 0
+        map_logits, map_target = bleed_map[chosen], target[chosen]
+        pixel = F.binary_cross_entropy_with_logits(map_logits, map_target)
+        probs = map_logits.sigmoid()
+        overlap = (probs * map_target).sum()
+        dice = 1 - (2 * overlap + self.smooth) / (probs.sum() + map_target.sum() + self.smooth)
+        return loss + self.map_weight * (pixel + dice)
+

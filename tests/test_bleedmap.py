@@ -1,0 +1,178 @@
+"""Pixel-level supervision: the bleed-map network, its loss, and real bleeds pasted into normal slices."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from ich.data.bleed_paste import BleedBank, intracranial_region
+from ich.data.datasets import SliceDataset
+from ich.models import build
+from ich.train.bleedmap import MapLoss, MapSupervision
+from ich.train.classify import ClassifierSpec, train_classifier
+from ich.train.loop import TrainConfig
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+SIDE = 64
+
+
+def head(centre=(32, 32), bleed: tuple[int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A brain-window slice: a bone ring (255) around brain (110), optionally a bleed disc (200) and its mask."""
+    image = np.zeros((SIDE, SIDE), np.uint8)
+    cv2.circle(image, centre, 28, 255, thickness=-1)
+    cv2.circle(image, centre, 25, 110, thickness=-1)
+    mask = np.zeros_like(image)
+    if bleed is not None:
+        row, col, radius = bleed
+        cv2.circle(image, (col, row), radius, 200, thickness=-1)
+        cv2.circle(mask, (col, row), radius, 255, thickness=-1)
+    return image, mask
+
+
+def bank_of(rows: list[tuple[np.ndarray, np.ndarray, int]], sets: list[str], probability=1.0) -> BleedBank:
+    images = torch.from_numpy(np.stack([r[0] for r in rows])[:, None])
+    masks = torch.from_numpy(np.stack([r[1] for r in rows]))
+    targets = torch.tensor([[float(r[2])] for r in rows])
+    table = pd.DataFrame({"patient_id": [f"p{i}" for i in range(len(rows))], "set": sets})
+    return BleedBank(images, masks, targets, table, probability=probability)
+
+
+def test_intracranial_region_is_inside_the_skull_and_not_bone():
+    image, _ = head()
+    inside = intracranial_region(image)
+    assert inside.any() and not (image[inside] == 255).any()
+    yy, xx = np.mgrid[:SIDE, :SIDE]
+    assert ((yy - 32) ** 2 + (xx - 32) ** 2)[inside].max() < 25**2  # within the inner table
+    assert not intracranial_region(np.full((SIDE, SIDE), 110, np.uint8)).any()  # no skull: nowhere
+
+
+def test_a_pasted_bleed_lies_inside_the_skull_and_its_mask_follows_it():
+    donor = head(bleed=(30, 40, 5))
+    recipient, _ = head(centre=(30, 34))  # another head, shifted
+    bank = bank_of([(*donor, 1)], ["train"])
+    torch.manual_seed(0)
+    image, mask, targets = bank.maybe_paste(
+        torch.from_numpy(recipient[None]), torch.zeros(SIDE, SIDE, dtype=torch.uint8), torch.tensor([0.0, 1.0])
+    )
+    image, mask = image.numpy()[0], mask.numpy() > 0
+    assert targets.tolist() == [1.0, 1.0]  # labelled as the donor's slice; the "mask known" column kept
+    assert mask.sum() == (donor[1] > 0).sum()  # the whole bleed, nothing else
+    assert intracranial_region(recipient)[mask].all()  # every bleed pixel inside the recipient's skull
+    changed = image.astype(int) != recipient.astype(int)
+    near = cv2.dilate(mask.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    assert changed[mask].all() and not changed[~near].any()  # the mask is where the image changed
+    assert abs(float(image[mask].mean()) - 200) < 3  # same brain level around it: the bleed's own density
+    assert (image[recipient == 255] == 255).all()  # the skull untouched
+
+
+def test_paste_matches_the_recipients_brain_level():
+    donor = head(bleed=(30, 40, 5))
+    recipient, _ = head()
+    recipient[recipient == 110] = 90  # a darker brain (another display)
+    bank = bank_of([(*donor, 1)], ["train"])
+    image, mask = bank.paste(torch.from_numpy(recipient[None]), bank.donors[0])
+    assert abs(float(image.numpy()[0][mask.numpy() > 0].mean()) - 180) < 3  # 90 + the donor's contrast of 90
+
+
+def test_no_validation_or_test_patient_is_a_donor():
+    donor = head(bleed=(30, 40, 5))
+    with pytest.raises(ValueError, match="training slices"):
+        bank_of([(*donor, 1), (*head(), 0)], ["train", "val"])
+    with pytest.raises(ValueError, match="no training slice has a bleed mask"):
+        bank_of([(*head(), 0)], ["train"])
+
+
+def test_positive_slices_and_draws_without_a_place_are_left_alone():
+    bank = bank_of([(*head(bleed=(30, 40, 5)), 1)], ["train"])
+    image = torch.from_numpy(head()[0][None])
+    empty = torch.zeros(SIDE, SIDE, dtype=torch.uint8)
+    same = bank.maybe_paste(image, empty, torch.tensor([1.0, 0.0]))
+    assert same[0] is image and same[2].tolist() == [1.0, 0.0]
+    no_skull = torch.full((1, SIDE, SIDE), 110, dtype=torch.uint8)
+    assert bank.paste(no_skull, bank.donors[0]) is None
+
+
+def test_bleedmap_network_heads_and_scores():
+    x = torch.randn(2, 3, 64, 64)
+    for score in ("mean", "class", "peak"):
+        net = build("bleedmap_cnn", in_channels=3, num_outputs=6, input_size=64, width=8, score=score).eval()
+        logits, bleed_map = net.forward_maps(x)
+        assert logits.shape == (2, 6) and bleed_map.shape == (2, 1, 16, 16)
+        fused = net(x)
+        assert fused.shape == (2, 6)
+        assert torch.allclose(fused[:, 1:], logits[:, 1:])  # subtypes from the head alone
+        expected = {
+            "class": logits[:, 0],
+            "peak": bleed_map.flatten(1).amax(1),
+            "mean": torch.logit((logits[:, 0].sigmoid() + bleed_map.flatten(1).amax(1).sigmoid()) / 2, eps=1e-7),
+        }[score]
+        assert torch.allclose(fused[:, 0], expected, atol=1e-5)
+    with pytest.raises(ValueError, match="divisible by 16"):
+        build("bleedmap_cnn", in_channels=1, num_outputs=1, input_size=40)
+
+
+def test_map_loss_supervises_known_masks_only():
+    net = build("bleedmap_cnn", in_channels=1, num_outputs=1, input_size=32, width=4)
+    mask = torch.zeros(2, 1, 32, 32)
+    mask[0, 0, 8:16, 8:16] = 1
+    x = torch.cat([torch.randn(2, 1, 32, 32), mask], dim=1)
+    with torch.no_grad():
+        output = MapSupervision(net)(x)
+    assert output[2].shape == (2, 1, 8, 8) and output[2][0].sum() == 4 and output[2][1].sum() == 0
+    loss = MapLoss()
+    known = float(loss(output, torch.tensor([[1.0, 1.0], [0.0, 1.0]])))
+    slice_only = float(MapLoss(map_weight=0)(output, torch.tensor([[1.0, 1.0], [0.0, 1.0]])))
+    unknown = float(loss(output, torch.tensor([[1.0, 0.0], [0.0, 0.0]])))
+    assert known > slice_only and unknown == pytest.approx(slice_only)
+    # the map term reads a slice's mask only where that mask is known
+    moved = output[0], output[1], torch.stack([torch.roll(output[2][0], 3, dims=-1), output[2][1]])
+    half_known = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    assert float(loss(moved, half_known)) == pytest.approx(float(loss(output, half_known)))
+    assert float(loss(moved, torch.tensor([[1.0, 1.0], [0.0, 1.0]]))) != pytest.approx(known)
+
+
+def test_dataset_carries_the_mask_and_whether_it_is_known(tiny_cohort):
+    index = tiny_cohort["index"].copy()
+    positive = index.index[index["any"] == 1][0]
+    index.loc[positive, "mask_path"] = ""  # a positive slice without a mask: its map is unknown
+    data = SliceDataset(index, tiny_cohort["converted"], input_size=32, grey=True, masks=True)
+    image, targets = data[int(positive)]
+    assert image.shape == (2, 32, 32) and targets.tolist() == [1.0, 0.0]
+    negative = int(index.index[index["any"] == 0][0])
+    assert data[negative][1].tolist() == [0.0, 1.0] and data[negative][0][1].sum() == 0
+    with_mask = int(index.index[(index["any"] == 1) & (index["mask_path"] != "")][0])
+    assert data[with_mask][0][1].max() == 255
+
+
+def test_bleedmap_trains_on_masks_with_pasted_bleeds_from_training_patients_only(tiny_cohort, tiny_split):
+    spec = ClassifierSpec(
+        "bleedmap_cnn", input_size=32, grey=True, context=1, paste=0.5, rewindow={"source": [0, 80]}, options={"width": 8}
+    )
+    config = TrainConfig(epochs=2, batch_size=16, lr=3e-3, seed=0)
+    table = tiny_cohort["index"].merge(tiny_split[["patient_id", "set", "fold"]], on="patient_id")
+    train = table[table["set"] == "train"].reset_index(drop=True)
+    data = spec.dataset(train, tiny_cohort["converted"], training=True)
+    assert data.bank is not None and data.bank.patients <= set(train["patient_id"])
+    with pytest.raises(ValueError, match="training slices"):
+        spec.dataset(table, tiny_cohort["converted"], training=True)  # validation and test rows: refused
+    torch.manual_seed(0)
+    pasted = [data[i] for i in np.flatnonzero(train["any"].to_numpy() == 0)]
+    gained = [t[0] == 1 and img[-1].any() for img, t in pasted]
+    assert 0 < sum(gained) < len(gained)  # about half of the normal slices got a bleed and its mask
+    model, result, predictions = train_classifier(
+        tiny_cohort["index"], tiny_split, tiny_cohort["converted"], spec, config, balance_policy="loss_weights"
+    )
+    assert list(predictions.columns) == ["slice_id", "patient_id", "set", "fold", "prob_any"]
+    assert predictions["prob_any"].between(0, 1).all() and len(result.history) == 2
+    again = train_classifier(
+        tiny_cohort["index"], tiny_split, tiny_cohort["converted"], spec, config, balance_policy="loss_weights"
+    )[2]
+    pd.testing.assert_frame_equal(predictions, again)  # pasting and re-windowing are seeded
+    with pytest.raises(ValueError, match="bleed-map model"):
+        replace(spec, arch="wa2d_cnn3")
