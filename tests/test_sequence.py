@@ -112,7 +112,11 @@ def test_training_the_study_model_predicts_every_slice_and_its_study(tiny_cohort
     assert np.allclose(scores["score"], merged.groupby("patient_id")["prob_study"].max().sort_index())
     points = choose_operating_points(predictions, tiny_cohort["index"])
     choice = points["patient_youden"]
-    assert set(choice["val_roc_auc_by_study_score"]) == {"max_slice_probability", "mean_top3_slice_probability", "study_probability"}
+    assert set(choice["val_roc_auc_by_study_score"]) == {
+        "max_slice_probability",
+        "mean_top3_slice_probability",
+        "study_probability",
+    }
     best = max(choice["val_roc_auc_by_study_score"].values())
     assert choice["val_roc_auc_by_study_score"][choice["study_score"]] == best
 

@@ -77,7 +77,9 @@ class SliceDataset(Dataset):
         self.mask_paths: list[Path | None] | None = None
         if masks:
             has_mask = table["mask_path"].fillna("").astype(str) != ""
-            self.mask_paths = [Path(root) / p if known else None for p, known in zip(table["mask_path"], has_mask)]
+            self.mask_paths = [
+                Path(root) / p if known else None for p, known in zip(table["mask_path"], has_mask, strict=True)
+            ]
             known = (has_mask | (table["any"] == 0)).to_numpy(dtype=np.float32)
             labels = np.concatenate([labels, known[:, None]], axis=1)
         self.targets = torch.from_numpy(labels)
@@ -86,7 +88,9 @@ class SliceDataset(Dataset):
         self.bank: BleedBank | None = None
         if paste:
             if not masks or not cache or not grey:
-                raise ValueError("paste cuts bleeds with their masks from cached grey slices: it needs masks, cache and grey")
+                raise ValueError(
+                    "paste cuts bleeds with their masks from cached grey slices: it needs masks, cache and grey"
+                )
             self.bank = BleedBank(
                 self._images, self._masks[:, 0], self.targets[:, : len(label_columns)], table, probability=paste
             )

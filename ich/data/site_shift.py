@@ -108,9 +108,7 @@ def brain_window_of(source: dict) -> tuple[float, float] | None:
     return level - width / 2, level + width / 2
 
 
-def render(
-    image: np.ndarray, protocol: SiteProtocol, source_window: tuple[float, float] | None = None
-) -> np.ndarray:
+def render(image: np.ndarray, protocol: SiteProtocol, source_window: tuple[float, float] | None = None) -> np.ndarray:
     """The slice as the other site exports it: its first window alone, grey ``(height, width)`` uint8.
 
     ``image``: a converted slice (H, W, 3) whose first channel is the brain window, or a grey

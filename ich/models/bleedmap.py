@@ -65,7 +65,7 @@ class BleedMapCNN(nn.Module):
         widths = [width * k for k in (1, 2, 4, 8)]
         self.blocks = nn.ModuleList(
             _block(cin, cout, convs=1 if k == 0 else 2)
-            for k, (cin, cout) in enumerate(zip([in_channels, *widths], widths))
+            for k, (cin, cout) in enumerate(zip([in_channels, *widths[:-1]], widths, strict=True))
         )
         self.fine = nn.Conv2d(widths[1], width, 1)
         self.coarse = nn.Conv2d(widths[3], width, 1)

@@ -61,7 +61,8 @@ class UNet(nn.Module):
         super().__init__()
         widths = [base_width * 2**k for k in range(LEVELS + 1)]
         self.encoder = nn.ModuleList(
-            DoubleConv(cin, cout, batch_norm) for cin, cout in zip([in_channels, *widths[:-2]], widths[:-1], strict=True)
+            DoubleConv(cin, cout, batch_norm)
+            for cin, cout in zip([in_channels, *widths[:-2]], widths[:-1], strict=True)
         )
         self.pool = nn.MaxPool2d(2)
         self.bottleneck = DoubleConv(widths[-2], widths[-1], batch_norm)
@@ -119,7 +120,9 @@ def _initialise(model: UNet) -> UNet:
 
 
 @register("unet")
-def unet(*, in_channels: int, num_outputs: int, input_size: int, base_width: int = 64, batch_norm: bool = False) -> UNet:
+def unet(
+    *, in_channels: int, num_outputs: int, input_size: int, base_width: int = 64, batch_norm: bool = False
+) -> UNet:
     """The U-Net of Hssayeni 2020 (trained on 160x160 crops); ``num_outputs`` must be 1 (bleed mask)."""
     if num_outputs != 1:
         raise ValueError(f"unet segments one class (bleed); num_outputs must be 1, got {num_outputs}")

@@ -62,4 +62,3 @@ class MapLoss(nn.Module):
         overlap = (probs * map_target).sum()
         dice = 1 - (2 * overlap + self.smooth) / (probs.sum() + map_target.sum() + self.smooth)
         return loss + self.map_weight * (pixel + dice)
-
