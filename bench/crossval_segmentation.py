@@ -15,7 +15,9 @@ means are kept beside the pooled figures.
 
 A fold whose tables are already in ``--out`` is not run again, so an interrupted run resumes.
 Writes ``<out>/fold<k>/<segmenter>.csv`` (per-slice tables) and ``<out>/crossval.json``, and
-prints a Markdown table. (Alternatively, ``dvc exp run -S split.mode=kfold -S
+prints a Markdown table. Pooled Dice and Jaccard over slices with bleed come with 95%
+patient-bootstrap intervals. ``--publish`` also writes the pooled and per-fold figures, per
+subtype and with the volume error, and the code version, to ``docs/results/<profile>-segmentation.json``. (Alternatively, ``dvc exp run -S split.mode=kfold -S
 split.test_fold=<k> evaluate_segmentation`` for k = 0..4 keeps each fold as a DVC experiment
 to compare with ``dvc exp show``; this script adds the pooling.)
 """
@@ -35,8 +37,9 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from crossval import REPO, prepare_workdir, profile_for_fold, run_command
+from crossval import REPO, _code_version, prepare_workdir, profile_for_fold, run_command
 
+from ich.metrics.ci import bootstrap_ci
 from ich.segmentation.evaluate import segmenter_metrics
 
 
@@ -62,19 +65,42 @@ def pool(out: Path, folds: list[int], name: str) -> pd.DataFrame:
     return table
 
 
+def overlap_intervals(table: pd.DataFrame, threshold: float, n_boot: int, seed: int) -> dict:
+    """Mean Dice and Jaccard over the slices with bleed, each with a 95% patient-bootstrap interval."""
+    rows = table[(table["threshold"] == threshold) & (table["ref_pixels"] > 0)]
+    intervals = {}
+    for name in ("dice", "jaccard"):
+
+        def mean(values, weights):
+            return (weights @ values) / weights.sum(axis=1)
+
+        value, low, high = bootstrap_ci(
+            mean, rows[name].to_numpy(float), groups=rows["patient_id"].to_numpy(), n_boot=n_boot, seed=seed
+        )
+        intervals[name] = {
+            "value": round(float(value), 6),
+            "ci_low": round(float(low), 6),
+            "ci_high": round(float(high), 6),
+        }
+    intervals["n_slices_with_bleed"] = len(rows)
+    intervals["n_patients_with_bleed"] = int(rows["patient_id"].nunique())
+    return intervals
+
+
 def markdown(results: dict) -> str:
     """Pooled Dice/Jaccard over slices with bleed, volume error and detection, per segmenter."""
     rows = [
-        "| segmenter | Dice (slices with bleed) | Jaccard | per-fold Dice | volume abs. error (mL) | sensitivity | specificity |",
+        "| segmenter | Dice (slices with bleed, 95% CI) | Jaccard (95% CI) | per-fold Dice | volume abs. error (mL) |"
+        " sensitivity | specificity |",
         "|---|---|---|---|---|---|---|",
     ]
     for name, block in results["segmenters"].items():
-        overlap, detection = block["slice"]["with_bleed"], block["detection"]
+        ci, detection = results["intervals"][name], block["detection"]
         folds = ", ".join(f"{v:.2f}" if v is not None else "-" for v in results["per_fold_dice"][name].values())
+        cell = {k: f"{ci[k]['value']:.3f} ({ci[k]['ci_low']:.3f}-{ci[k]['ci_high']:.3f})" for k in ("dice", "jaccard")}
         rows.append(
-            f"| {name} | {overlap['dice']['mean']:.3f} +/- {overlap['dice']['std']:.3f} | {overlap['jaccard']['mean']:.3f}"
-            f" | {folds} | {block['volume']['mean_abs_error_ml']:.2f} | {detection['sensitivity']:.3f}"
-            f" | {detection['specificity']:.3f} |"
+            f"| {name} | {cell['dice']} | {cell['jaccard']} | {folds} | {block['volume']['mean_abs_error_ml']:.2f}"
+            f" | {detection['sensitivity']:.3f} | {detection['specificity']:.3f} |"
         )
     return "\n".join(rows)
 
@@ -85,6 +111,7 @@ def main() -> None:
     parser.add_argument("--folds", default="", help="comma-separated test folds (default: all)")
     parser.add_argument("--workdir", type=Path, default=None, help="work copy of the repo (default: a temporary one)")
     parser.add_argument("--out", type=Path, default=None, help="default: bench/out/crossval-segmentation-<profile>")
+    parser.add_argument("--publish", action="store_true", help="also write docs/results/<profile>-segmentation.json")
     args = parser.parse_args()
 
     profile = yaml.safe_load(args.profile.read_text())
@@ -95,32 +122,43 @@ def main() -> None:
     threshold = profile["segment"]["postprocess"]["threshold"]
 
     prepare_workdir(workdir)
-    seconds = {}
+    runs = {}
     for k in folds:
         fold_dir = out / f"fold{k}"
         if all((fold_dir / f"{n}.csv").exists() for n in profile["segmenters"]):
             print(f"fold {k}: tables already in {fold_dir}")
+            runs[k] = json.loads((fold_dir / "run.json").read_text())
             continue
         print(f"fold {k}: dvc repro evaluate_segmentation in {workdir} ...", flush=True)
-        seconds[k] = round(run_fold(workdir, profile_for_fold(profile, k, None), fold_dir), 1)
-        print(f"fold {k}: {seconds[k]:.0f} s", flush=True)
+        runs[k] = {"seconds": round(run_fold(workdir, profile_for_fold(profile, k, None), fold_dir), 1)}
+        runs[k]["code"] = (workdir / "CODE_VERSION").read_text().strip()
+        (fold_dir / "run.json").write_text(json.dumps(runs[k], indent=2) + "\n")
+        print(f"fold {k}: {runs[k]['seconds']:.0f} s", flush=True)
 
+    e = profile["evaluate"]
     results = {
         "profile": str(args.profile),
         "folds": folds,
-        "seconds_per_fold": seconds,
+        "code_per_fold": {k: r["code"] for k, r in runs.items()},
+        "seconds_per_fold": {k: r["seconds"] for k, r in runs.items()},
         "threshold": threshold,
+        "intervals": {},
         "per_fold_dice": {},
         "segmenters": {},
     }
     for name in profile["segmenters"]:
         table = pool(out, folds, name)
         results["segmenters"][name] = segmenter_metrics(table, threshold)
+        results["intervals"][name] = overlap_intervals(table, threshold, e["n_bootstrap"], e["seed"])
         results["per_fold_dice"][name] = {
             int(k): segmenter_metrics(part, threshold)["slice"]["with_bleed"]["dice"]["mean"]
             for k, part in table.groupby("fold")
         }
     (out / "crossval.json").write_text(json.dumps(results, indent=2) + "\n")
+    if args.publish:
+        published = REPO / "docs" / "results" / f"{args.profile.stem}-segmentation.json"
+        published.write_text(json.dumps({**results, "published_with": _code_version()}, indent=2) + "\n")
+        print(f"published: {published}")
     print(f"\npooled test slices of folds {folds}, operating threshold {threshold}\n")
     print(markdown(results))
     print(f"\nwritten: {out / 'crossval.json'}")

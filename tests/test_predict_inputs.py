@@ -122,6 +122,22 @@ def test_an_image_folder_is_ordered_by_natural_name_and_says_it_has_one_window(t
     assert np.isnan(study.slice_spacing_mm)
 
 
+def test_bleed_masks_beside_the_slices_are_listed_not_read_as_slices(tmp_path):
+    """The CT-ICH layout: ``brain/<S>_HGE_Seg.jpg`` is the mask of ``brain/<S>.jpg``."""
+    folder = tmp_path / "brain"
+    folder.mkdir()
+    for k in (1, 2, 3):
+        image = np.zeros((100, 100), dtype=np.uint8)
+        image[20:80, 20:80] = 100
+        cv2.imwrite(str(folder / f"{k}.jpg"), image)
+    cv2.imwrite(str(folder / "2_HGE_Seg.jpg"), np.full((100, 100), 255, np.uint8))
+    study = read_study(folder, CONFIG)
+    assert [s.source_path.split("/")[-1] for s in study.slices] == ["1.jpg", "2.jpg", "3.jpg"]
+    assert study.skipped == [
+        {"path": str(folder / "2_HGE_Seg.jpg"), "reason": "a bleed mask (<slice>_HGE_Seg), not a slice"}
+    ]
+
+
 def test_a_study_from_manifest_rows_converts_as_convert_does(tiny_cohort):
     index = tiny_cohort["index"]
     manifest = pd.read_csv(tiny_cohort["raw"] / "manifest.csv", dtype=str, keep_default_na=False)

@@ -57,8 +57,9 @@ def intracranial_region(grey: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Donor:
-    """One bleed: its bounding box in the donor frame, the grey patch, the mask and the labels."""
+    """One bleed: its row in the bank's table, its bounding box there, the grey patch, the mask and the labels."""
 
+    row: int
     top: int
     left: int
     patch: np.ndarray  # (channels, h, w) uint8
@@ -126,6 +127,7 @@ class BleedBank:
             image = images[row].numpy()
             self.donors.append(
                 Donor(
+                    int(row),
                     top,
                     left,
                     image[:, top:bottom, left:right].copy(),

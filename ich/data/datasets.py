@@ -113,6 +113,12 @@ class SliceDataset(Dataset):
             else torch.empty((0, channels, self.input_size, self.input_size), dtype=torch.uint8)
         )
 
+    def mask(self, row: int) -> torch.Tensor:
+        """Row ``row``'s mask ``(1, H, W)`` uint8 0/255 (zeros where none); needs ``masks``."""
+        if self.mask_paths is None:
+            raise ValueError("this dataset was built without masks")
+        return self._masks[row] if self._masks is not None else self._decode_mask(row)
+
     def _decode_mask(self, row: int) -> torch.Tensor:
         path, side = self.mask_paths[row], self.input_size
         if path is None:
@@ -124,18 +130,18 @@ class SliceDataset(Dataset):
         masks = [self._decode_mask(row) for row in range(len(self.paths))]
         return torch.stack(masks) if masks else torch.empty((0, 1, self.input_size, self.input_size), dtype=torch.uint8)
 
-    def _slice(self, row: int) -> torch.Tensor:
-        """One decoded slice ``(C, H, W)``."""
+    def decoded(self, row: int) -> torch.Tensor:
+        """Row ``row``'s slice alone, decoded ``(C, H, W)`` uint8 (no neighbours, no mask)."""
         return self._images[row] if self._images is not None else self._decode(row)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         rows = self.stacks[i]
-        image = self._slice(int(rows[0])) if len(rows) == 1 else torch.cat([self._slice(int(r)) for r in rows])
+        image = self.decoded(int(rows[0])) if len(rows) == 1 else torch.cat([self.decoded(int(r)) for r in rows])
         targets = self.targets[i]
         if self.mask_paths is None:
             return image, targets
         centre = int(rows[len(rows) // 2])
-        mask = self._masks[centre] if self._masks is not None else self._decode_mask(centre)
+        mask = self.mask(centre)
         if self.bank is not None:
             image, pasted, targets = self.bank.maybe_paste(image, mask[0], targets)
             mask = pasted[None]

@@ -32,6 +32,7 @@ from ich.data.framing import Frame
 from ich.io.nifti import nifti_slice_count
 from ich.io.unusable import UnusableSliceError
 from ich.sources.common import iter_files, natural_key
+from ich.sources.images import ctich_slice_images
 from ich.sources.dicomtree import scan_dicom_tree, select_series
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
@@ -255,7 +256,10 @@ def read_study(path: str | Path, config: ConvertConfig) -> Study:
         raise StudyInputError(f"{path}: nothing to read: {what}")
     if len(images) > len(candidates):
         ignored = [{"path": str(p), "reason": "not an image file in a folder of images"} for p in candidates]
-        study = _image_study(path, images, config)
+        slices = ctich_slice_images(images)  # the CT-ICH layout keeps each slice's mask beside it
+        masks = sorted(set(images) - set(slices))
+        ignored += [{"path": str(p), "reason": "a bleed mask (<slice>_HGE_Seg), not a slice"} for p in masks]
+        study = _image_study(path, slices, config)
         study.skipped += ignored
         return study
     study = _dicom_study(path, candidates, config)
