@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 SUBTYPES: tuple[str, ...] = (
     "epidural",
     "intraparenchymal",
@@ -13,3 +15,17 @@ SUBTYPES: tuple[str, ...] = (
 
 LABELS: tuple[str, ...] = ("any", *SUBTYPES)
 """All six RSNA targets: "any" first, then the subtypes."""
+
+
+def has_mask_file(table: pd.DataFrame) -> pd.Series:
+    """Whether each slice row of the index has a bleed-mask file (``mask_path`` set)."""
+    return table["mask_path"].fillna("").astype(str) != ""
+
+
+def mask_is_known(table: pd.DataFrame) -> pd.Series:
+    """Whether each slice's bleed mask is known: it has a mask file, or its label says "no bleed".
+
+    A slice labelled negative has an empty mask whether or not a file says so (CT-ICH ships masks
+    for its 318 bleeding slices only); a positive slice without a mask file has an unknown one.
+    """
+    return has_mask_file(table) | (table["any"] == 0)

@@ -306,3 +306,24 @@ def test_segmentation_stages_write_their_outputs(tiny_cohort, tiny_split, tmp_pa
         test_patients = set(tiny_split.loc[tiny_split["set"] == "test", "patient_id"])
         index = tiny_cohort["index"]
         assert set(per_slice["slice_id"]) == set(index.loc[index["patient_id"].isin(test_patients), "slice_id"])
+
+
+def test_normal_slices_without_a_mask_file_count_as_empty_masks(tiny_cohort, tiny_split):
+    """As in CT-ICH, where only bleeding slices ship a mask: normal slices train and test with an
+    empty mask; a bleeding slice without a mask file has an unknown mask and is left out."""
+    index = tiny_cohort["index"].copy()
+    index.loc[index["any"] == 0, "mask_path"] = ""
+    unknown = index.index[index["any"] == 1][0]
+    index.loc[unknown, "mask_path"] = ""
+    parts = segmentation_parts(index, tiny_split)
+    kept = pd.concat(parts.values())
+    assert len(kept) == len(index.merge(tiny_split[["patient_id"]], on="patient_id")) - 1
+    assert index.at[unknown, "slice_id"] not in set(kept["slice_id"])
+    normal = parts["train"][parts["train"]["any"] == 0].iloc[0]
+    image, mask = read_pair(tiny_cohort["converted"], normal)
+    assert mask.shape == image.shape[:2] and not mask.any()
+    crops = training_crops(tiny_cohort["converted"], parts["train"], UNetSpec(crop=32, stride=32), seed=0)
+    assert len(crops) > 0
+    no_masks = index.assign(mask_path="")
+    with pytest.raises(ValueError, match="no training slice has a reference bleed mask"):
+        segmentation_parts(no_masks, tiny_split)

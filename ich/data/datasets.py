@@ -17,6 +17,7 @@ from ich.data.bleed_paste import BleedBank
 from ich.data.context import neighbour_rows
 from ich.data.resize import resize_square
 from ich.io.slices import read_slice
+from ich.labels import has_mask_file, mask_is_known
 
 
 def read_slice_image(path: str | Path, input_size: int, grey: bool = False) -> np.ndarray:
@@ -76,11 +77,9 @@ class SliceDataset(Dataset):
         self.grey = grey
         self.mask_paths: list[Path | None] | None = None
         if masks:
-            has_mask = table["mask_path"].fillna("").astype(str) != ""
-            self.mask_paths = [
-                Path(root) / p if known else None for p, known in zip(table["mask_path"], has_mask, strict=True)
-            ]
-            known = (has_mask | (table["any"] == 0)).to_numpy(dtype=np.float32)
+            files = has_mask_file(table)
+            self.mask_paths = [Path(root) / p if f else None for p, f in zip(table["mask_path"], files, strict=True)]
+            known = mask_is_known(table).to_numpy(dtype=np.float32)
             labels = np.concatenate([labels, known[:, None]], axis=1)
         self.targets = torch.from_numpy(labels)
         self._images = self._decode_all() if cache else None

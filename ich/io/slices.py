@@ -91,6 +91,17 @@ def read_slice(path: str | Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
     return image
 
 
+def read_mask(root: str | Path, mask_path: str | float, shape: tuple[int, int]) -> np.ndarray:
+    """The boolean ``shape`` mask of an index row: its ``mask_path`` under ``root``, all False when
+    the row has none (a slice whose mask is known to be empty, see :func:`ich.labels.mask_is_known`)."""
+    if not isinstance(mask_path, str) or not mask_path:
+        return np.zeros(shape, dtype=bool)
+    mask = read_slice(Path(root) / mask_path, cv2.IMREAD_GRAYSCALE)
+    if mask.shape != tuple(shape):
+        raise ValueError(f"{mask_path}: mask {mask.shape} and its slice {tuple(shape)} differ in size")
+    return mask > 0
+
+
 def remove_slices(root: str | Path, refs: Iterable[str]) -> None:
     """Delete slice files, or rewrite archives without the given members (an emptied archive
     is deleted), so the converted folder holds exactly what the index lists."""

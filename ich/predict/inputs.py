@@ -32,8 +32,8 @@ from ich.data.framing import Frame
 from ich.io.nifti import nifti_slice_count
 from ich.io.unusable import UnusableSliceError
 from ich.sources.common import iter_files, natural_key
-from ich.sources.images import ctich_slice_images
 from ich.sources.dicomtree import scan_dicom_tree, select_series
+from ich.sources.images import ctich_slice_images
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
 """Suffixes read as pre-windowed images."""

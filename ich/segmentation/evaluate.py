@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ich.data.resize import resize_square
-from ich.io.slices import read_slice
+from ich.io.slices import read_mask, read_slice
 from ich.labels import SUBTYPES
 from ich.metrics.segmentation import (
     SPACING_COLUMNS,
@@ -31,10 +31,6 @@ from ich.segmentation.maps import PostProcess, read_prob_map
 
 REFERENCE_BGR = (0, 220, 0)
 PREDICTION_BGR = (0, 0, 255)
-
-
-def _read_mask(path: Path) -> np.ndarray:
-    return read_slice(path, cv2.IMREAD_GRAYSCALE) > 0
 
 
 def per_slice_table(
@@ -59,7 +55,7 @@ def per_slice_table(
     records = []
     for row in rows.to_dict("records"):
         prob = read_prob_map(Path(maps_root) / row["prob_path"])
-        ref = _read_mask(Path(image_root) / row["mask_path"])
+        ref = read_mask(image_root, row["mask_path"], prob.shape)
         base = {k: row[k] for k in ("slice_id", "patient_id", "fold", *extra) if k != "mask_path"}
         records += [{**base, "threshold": t, **overlap_counts(post.mask(prob, t), ref)} for t in cuts]
     return pd.DataFrame.from_records(records)
@@ -157,8 +153,8 @@ def overlay_strip(
         image = read_slice(Path(image_root) / rows.at[slice_id, "image_path"], cv2.IMREAD_COLOR)
         if image is None:
             raise FileNotFoundError(f"cannot read slice image of {slice_id}")
-        ref = _read_mask(Path(image_root) / rows.at[slice_id, "mask_path"])
         pred = post.mask(read_prob_map(Path(maps_root) / prob_paths[slice_id]))
+        ref = read_mask(image_root, rows.at[slice_id, "mask_path"], pred.shape)
         tiles.append(overlay_tile(image[..., ::-1], ref, pred, size))
     if label and tiles:
         font, scale = cv2.FONT_HERSHEY_SIMPLEX, size / 640

@@ -14,21 +14,25 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from ich.io.slices import read_slice
+from ich.io.slices import read_mask, read_slice
+from ich.labels import has_mask_file, mask_is_known
 from ich.segmentation import AffineRanges, augment_crop, crop_grid, extract_crops, positive_crops, undersample
 from ich.train.segment_config import UNetSpec
 
 
 def segmentation_parts(index: pd.DataFrame, split: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Slices with a reference mask, by set: ``{"train": ..., "val": ..., "test": ...}``.
+    """Slices whose reference mask is known, by set: ``{"train": ..., "val": ..., "test": ...}``.
 
-    Raises if no training slice has a mask: a dataset without bleed masks (RSNA, CQ500, the
-    CT-ICH JPG release) cannot train a segmenter, and saying so beats a silently empty model.
+    Known: a mask file, or a slice labelled "no bleed", whose mask is empty
+    (:func:`ich.labels.mask_is_known`); so a release that ships masks for its bleeding slices
+    only (CT-ICH) still trains and tests on its normal slices. Raises if no training slice has a
+    mask file: a dataset without bleed masks (RSNA, CQ500) cannot train a segmenter, and saying
+    so beats a silently empty model.
     """
     table = index.merge(split[["patient_id", "set", "fold"]], on="patient_id", how="inner")
-    table = table[table["mask_path"].fillna("").astype(str) != ""]
+    table = table[mask_is_known(table)]
     parts = {name: table[table["set"] == name].reset_index(drop=True) for name in ("train", "val", "test")}
-    if parts["train"].empty:
+    if not has_mask_file(parts["train"]).any():
         raise ValueError(
             "no training slice has a reference bleed mask (index column mask_path): this dataset "
             "cannot train a segmenter; set `segmenters: []` in params.yaml"
@@ -39,10 +43,7 @@ def segmentation_parts(index: pd.DataFrame, split: pd.DataFrame) -> dict[str, pd
 def read_pair(root: str | Path, row: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """A converted slice as ``(RGB uint8 HxWx3, boolean HxW reference mask)``."""
     image = read_slice(Path(root) / row["image_path"], cv2.IMREAD_COLOR)
-    mask = read_slice(Path(root) / row["mask_path"], cv2.IMREAD_GRAYSCALE)
-    if image.shape[:2] != mask.shape:
-        raise ValueError(f"{row['image_path']}: image {image.shape[:2]} and mask {mask.shape} differ in size")
-    return np.ascontiguousarray(image[..., ::-1]), mask > 0
+    return np.ascontiguousarray(image[..., ::-1]), read_mask(root, row["mask_path"], image.shape[:2])
 
 
 def read_pairs(root: str | Path, table: pd.DataFrame) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -92,7 +93,8 @@ def training_crops(root: str | Path, train: pd.DataFrame, spec: UNetSpec, seed: 
     pool: list[tuple[int, tuple[int, int]]] = []
     positive: list[bool] = []
     for k, row in enumerate(train.to_dict("records")):
-        mask = read_slice(Path(root) / row["mask_path"], cv2.IMREAD_GRAYSCALE)
+        image = read_slice(Path(root) / row["image_path"], cv2.IMREAD_GRAYSCALE)
+        mask = read_mask(root, row["mask_path"], image.shape[:2])
         coords = crop_grid(*mask.shape, crop=spec.crop, stride=spec.stride)
         pool += [(k, corner) for corner in coords]
         positive += positive_crops(mask, coords, spec.crop).tolist()
