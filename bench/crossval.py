@@ -176,6 +176,35 @@ def site_shift_fold(workdir: Path, names: list[str], out: Path, seed: int) -> No
             table.assign(set="test", fold=fold)[columns].to_csv(out / f"{name}.{key}.csv", index=False)
 
 
+PROVENANCE = ("profile", "folds", "code_per_fold", "seconds_per_fold", "operating_points_chosen_again_with")
+PER_MODEL = ("models", "validation_pooled", *SHIFTS)
+"""The per-model blocks of a published file: test figures, pooled validation, the simulated sites."""
+
+
+def publishable(results: dict, published: Path, names: list[str]) -> dict:
+    """The published figures of this run, merged into those already at ``published``.
+
+    This run's models replace their earlier entries; models published by an earlier run and not
+    run now are kept, each block then naming the code and folds it came from (``runs``), so the
+    file gains models without losing the ones it had. An ensemble is named by its members.
+    """
+    this_run = {k: results[k] for k in PROVENANCE if k in results}
+    members = results["ensemble_weights_per_fold"]
+    ensemble = "ensemble(" + "+".join(sorted(next(iter(members.values())))) + ")" if members else "ensemble"
+    rename = {name: ensemble if name == "ensemble" else name for name in names}
+    earlier = json.loads(published.read_text()) if published.exists() else {}
+    runs = earlier.get("runs", {})
+    merged: dict = {"profile": results["profile"], "runs": runs}
+    for block in PER_MODEL:
+        source = "pooled_at_operating_points" if block == "models" else block
+        kept = dict(earlier.get(block, {}))
+        kept.update({rename[name]: figures for name, figures in results.get(source, {}).items()})
+        if kept:
+            merged[block] = kept
+    merged["runs"].update({rename[name]: this_run for name in names})
+    return merged
+
+
 def _cell(block: dict) -> str:
     return f"{block['value']:.3f} ({block['ci_low']:.3f}-{block['ci_high']:.3f})"
 
@@ -279,6 +308,7 @@ def main() -> None:
         "per_fold_roc_auc": {},
         "models": {},
         "pooled_at_operating_points": {},
+        "validation_pooled": {},
         **({key: {} for key in SHIFTS} if args.site_shift else {}),
         **({"operating_points_chosen_again_with": _code_version()} if args.repoint else {}),
     }
@@ -289,6 +319,11 @@ def main() -> None:
         pooled = summary(tables, points, index, n_boot=e["n_bootstrap"], seed=e["seed"])
         results["pooled_at_operating_points"][name] = pooled
         results["per_fold_roc_auc"][name] = pooled["slice_roc_auc_folds"]["per_fold"]
+        # what variants are chosen on: every patient's out-of-fold validation prediction, pooled
+        validation = {k: pd.read_csv(out / f"fold{k}" / f"{name}.val.csv") for k in folds}
+        results["validation_pooled"][name] = summary(
+            validation, points, index, n_boot=e["n_bootstrap"], seed=e["seed"], subset="val"
+        )
         for key in SHIFTS if args.site_shift else ():  # the same folds' models and points, on shifted studies
             shifted = {k: pd.read_csv(out / f"fold{k}" / f"{name}.{key}.csv") for k in folds}
             results[key][name] = summary(shifted, points, index, n_boot=e["n_bootstrap"], seed=e["seed"])
@@ -304,12 +339,7 @@ def main() -> None:
     if args.publish:
         published = REPO / "docs" / "results" / f"{args.profile.stem}-crossval.json"
         published.parent.mkdir(parents=True, exist_ok=True)
-        provenance = ("profile", "folds", "code_per_fold", "seconds_per_fold", "operating_points_chosen_again_with")
-        keep = {k: results[k] for k in provenance if k in results}
-        shifted = {key: results[key] for key in SHIFTS} if args.site_shift else {}
-        published.write_text(
-            json.dumps({**keep, "models": results["pooled_at_operating_points"], **shifted}, indent=2) + "\n"
-        )
+        published.write_text(json.dumps(publishable(results, published, names), indent=2) + "\n")
         print(f"published: {published}")
     patients = index["patient_id"].nunique()
     print(f"\n{len(index)} slices, {patients} patients; pooled test predictions of folds {folds}")

@@ -36,7 +36,7 @@ def _roc_auc(y: np.ndarray, p: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 
 def pool_folds(
-    tables: Mapping[int, pd.DataFrame], points: Mapping[int, dict], labels: pd.DataFrame
+    tables: Mapping[int, pd.DataFrame], points: Mapping[int, dict], labels: pd.DataFrame, subset: str = "test"
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(slices, patients)`` over all folds.
 
@@ -47,9 +47,9 @@ def pool_folds(
     """
     slice_parts, patient_parts = [], []
     for fold, table in tables.items():
-        test = table[table["set"] == "test"].merge(labels[["slice_id", "any"]], on="slice_id", validate="one_to_one")
+        test = table[table["set"] == subset].merge(labels[["slice_id", "any"]], on="slice_id", validate="one_to_one")
         if test.empty:
-            raise ValueError(f"fold {fold}: no test predictions")
+            raise ValueError(f"fold {fold}: no {subset} predictions")
         fit = points[fold]["calibration"]
         test = test.assign(fold=fold, prob_calibrated=calibrate(test["prob_any"], fit))
         raw = study_scores(test, points[fold]["patient_youden"]["study_score"])
@@ -74,10 +74,23 @@ def pool_folds(
 
 
 def summary(
-    tables: Mapping[int, pd.DataFrame], points: Mapping[int, dict], labels: pd.DataFrame, *, n_boot: int, seed: int
+    tables: Mapping[int, pd.DataFrame],
+    points: Mapping[int, dict],
+    labels: pd.DataFrame,
+    *,
+    n_boot: int,
+    seed: int,
+    subset: str = "test",
 ) -> dict:
-    """One model's cross-validated figures (module docstring), JSON-ready."""
-    slices, patients = pool_folds(tables, points, labels)
+    """One model's cross-validated figures (module docstring), JSON-ready.
+
+    ``subset="val"`` pools the folds' validation predictions instead: in k-fold mode every patient
+    validates exactly one fold too, so the pooled out-of-fold validation set is the whole cohort,
+    large enough to choose between variants (one fold's 16 patients are not). Its sensitivity
+    and specificity are at thresholds chosen on those same rows, so only its rankings (ROC-AUCs)
+    are fair comparisons.
+    """
+    slices, patients = pool_folds(tables, points, labels, subset)
     y_slice = slices["any"].to_numpy().astype(np.int64)
     p_slice = slices["prob_calibrated"].to_numpy(dtype=float)
     pooled = bootstrap_ci(_roc_auc, y_slice, p_slice, groups=slices["patient_id"], n_boot=n_boot, seed=seed)
