@@ -182,3 +182,20 @@ def test_bleedmap_trains_on_masks_with_pasted_bleeds_from_training_patients_only
     pd.testing.assert_frame_equal(predictions, again)  # pasting and re-windowing are seeded
     with pytest.raises(ValueError, match="bleed-map model"):
         replace(spec, arch="wa2d_cnn3")
+
+
+def test_the_mask_follows_the_image_through_the_augmentation():
+    from ich.data.transforms import GREY_MEAN, GREY_STD, BatchPreparation, Rewindow
+
+    square = torch.zeros(8, 1, 32, 32, dtype=torch.uint8)
+    square[:, :, 8:20, 10:18] = 255
+    prepare = BatchPreparation(1, augment=True, masks=True, degrees=30, translate=0.2, intensity=0.3).train()
+    torch.manual_seed(0)
+    out = prepare(torch.cat([square, square], dim=1))
+    image, mask = out[:, :1] * GREY_STD[0] + GREY_MEAN[0], out[:, 1:]
+    assert not torch.equal(mask > 0.5, square.bool())  # moved
+    agree = ((image > 0.5) == (mask > 0.5)).float().mean()
+    assert agree > 0.99  # wherever the square went, its mask went too
+    assert mask.min() >= 0 and mask.max() <= 1  # the mask is neither normalised nor re-displayed
+    with pytest.raises(ValueError, match="grey"):
+        BatchPreparation(3, augment=True, rewindow=Rewindow(source=(-20, 100)))
