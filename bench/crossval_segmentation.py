@@ -142,6 +142,7 @@ def main() -> None:
         "code_per_fold": {k: r["code"] for k, r in runs.items()},
         "seconds_per_fold": {k: r["seconds"] for k, r in runs.items()},
         "threshold": threshold,
+        "segment": profile["segment"],  # the settings the folds ran with
         "intervals": {},
         "per_fold_dice": {},
         "segmenters": {},
