@@ -87,6 +87,8 @@ def chain(tmp_path_factory) -> dict:
         id_salt="test",
         min_slices_per_study=c["min_slices_per_study"],
         workers=1,
+        framing=c["framing"],
+        mask_median=c["mask_median"],
     )
     index, quarantine = convert_cohort(root / "raw", root / "converted", config)
     s = profile["split"]
@@ -143,3 +145,26 @@ def test_split_train_and_evaluate_run_on_real_patients(chain):
     auc = metrics["slice"]["roc_auc"]
     assert auc["value"] is None or 0 <= auc["ci_low"] <= auc["value"] <= auc["ci_high"] <= 1
     assert set(metrics["patient"]) == {"fraction_0.05", "fraction_0.1"}
+
+
+@needs_release
+def test_the_real_masks_train_the_pixel_supervised_model_with_pasted_bleeds(chain):
+    """The release's masks reach the index for every bleeding slice, lie on the head, and train
+    the profile's bleedmap_paste (scaled down) with donors from training patients only."""
+    index, split = chain["index"], chain["split"]
+    with_mask = index["mask_path"].fillna("") != ""
+    assert with_mask.sum() == int(index["any"].sum()) and not (with_mask & (index["any"] == 0)).any()
+    root = chain["root"] / "converted"
+    for row in index[with_mask].head(20).itertuples():
+        mask = cv2.imread(str(root / row.mask_path), cv2.IMREAD_GRAYSCALE) > 0
+        image = cv2.imread(str(root / row.image_path), cv2.IMREAD_GRAYSCALE)
+        assert mask.any() and np.median(image[mask]) > 60  # bleed on brain tissue, not on air
+    section = {**_profile()["train"]["bleedmap_paste"], "input_size": 32, "epochs": 1}
+    spec = ClassifierSpec(**{k: v for k, v in section.items() if k in ClassifierSpec.__dataclass_fields__})
+    train = TrainConfig(**{k: v for k, v in section.items() if k in TrainConfig.__dataclass_fields__})
+    table = index.merge(split[["patient_id", "set", "fold"]], on="patient_id")
+    training = table[table["set"] == "train"].reset_index(drop=True)
+    donors = spec.dataset(training, root, training=True).bank.patients
+    assert donors and donors <= set(split.loc[split["set"] == "train", "patient_id"])
+    _, _, predictions = train_classifier(index, split, root, spec, train, balance_policy="loss_weights")
+    assert set(predictions["set"]) == {"val", "test"} and predictions["prob_any"].between(0, 1).all()
