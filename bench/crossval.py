@@ -189,8 +189,11 @@ def publishable(results: dict, published: Path, names: list[str]) -> dict:
     file gains models without losing the ones it had. An ensemble is named by its members.
     """
     this_run = {k: results[k] for k in PROVENANCE if k in results}
-    members = results["ensemble_weights_per_fold"]
-    ensemble = "ensemble(" + "+".join(sorted(next(iter(members.values())))) + ")" if members else "ensemble"
+    members = {tuple(sorted(weights)) for weights in results["ensemble_weights_per_fold"].values()}
+    if len(members) > 1:  # folds run with other --models: their ensembles are different models
+        print(f"not published: the ensemble, whose members differ between folds ({sorted(members)})")
+        names = [name for name in names if name != "ensemble"]
+    ensemble = "ensemble(" + "+".join(next(iter(members))) + ")" if members else "ensemble"
     rename = {name: ensemble if name == "ensemble" else name for name in names}
     earlier = json.loads(published.read_text()) if published.exists() else {}
     runs = earlier.get("runs", {})
@@ -198,7 +201,7 @@ def publishable(results: dict, published: Path, names: list[str]) -> dict:
     for block in PER_MODEL:
         source = "pooled_at_operating_points" if block == "models" else block
         kept = dict(earlier.get(block, {}))
-        kept.update({rename[name]: figures for name, figures in results.get(source, {}).items()})
+        kept.update({rename[name]: figures for name, figures in results.get(source, {}).items() if name in rename})
         if kept:
             merged[block] = kept
     merged["runs"].update({rename[name]: this_run for name in names})

@@ -37,7 +37,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from crossval import REPO, _code_version, prepare_workdir, profile_for_fold, run_command
+from crossval import REPO, prepare_workdir, profile_for_fold, run_command
 
 from ich.metrics.ci import bootstrap_ci
 from ich.segmentation.evaluate import segmenter_metrics
@@ -90,16 +90,15 @@ def overlap_intervals(table: pd.DataFrame, threshold: float, n_boot: int, seed: 
 def markdown(results: dict) -> str:
     """Pooled Dice/Jaccard over slices with bleed, volume error and detection, per segmenter."""
     rows = [
-        "| segmenter | Dice (slices with bleed, 95% CI) | Jaccard (95% CI) | per-fold Dice | volume abs. error (mL) |"
-        " sensitivity | specificity |",
+        "| segmenter | folds | Dice (slices with bleed, 95% CI) | Jaccard (95% CI) | per-fold Dice | sensitivity | specificity |",
         "|---|---|---|---|---|---|---|",
     ]
     for name, block in results["segmenters"].items():
-        ci, detection = results["intervals"][name], block["detection"]
-        folds = ", ".join(f"{v:.2f}" if v is not None else "-" for v in results["per_fold_dice"][name].values())
+        ci, detection = block["intervals"], block["metrics"]["detection"]
+        folds = ", ".join(f"{v:.2f}" if v is not None else "-" for v in block["per_fold_dice"].values())
         cell = {k: f"{ci[k]['value']:.3f} ({ci[k]['ci_low']:.3f}-{ci[k]['ci_high']:.3f})" for k in ("dice", "jaccard")}
         rows.append(
-            f"| {name} | {cell['dice']} | {cell['jaccard']} | {folds} | {block['volume']['mean_abs_error_ml']:.2f}"
+            f"| {name} | {','.join(map(str, block['folds']))} | {cell['dice']} | {cell['jaccard']} | {folds}"
             f" | {detection['sensitivity']:.3f} | {detection['specificity']:.3f} |"
         )
     return "\n".join(rows)
@@ -109,13 +108,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("profile", type=Path, nargs="?", default=REPO / "params.yaml", help="a complete params.yaml")
     parser.add_argument("--folds", default="", help="comma-separated test folds (default: all)")
+    parser.add_argument("--segmenters", default="", help="comma-separated subset of the profile's segmenters")
     parser.add_argument("--workdir", type=Path, default=None, help="work copy of the repo (default: a temporary one)")
     parser.add_argument("--out", type=Path, default=None, help="default: bench/out/crossval-segmentation-<profile>")
-    parser.add_argument("--publish", action="store_true", help="also write docs/results/<profile>-segmentation.json")
+    parser.add_argument(
+        "--publish",
+        action="store_true",
+        help="also write docs/results/<profile>-segmentation.json (segmenters published before and not run now are kept)",
+    )
     args = parser.parse_args()
 
     profile = yaml.safe_load(args.profile.read_text())
     profile["split"]["mode"] = "kfold"
+    chosen = [n for n in args.segmenters.split(",") if n]
+    unknown = set(chosen) - set(profile["segmenters"])
+    if unknown:
+        raise SystemExit(f"segmenters {sorted(unknown)} are not in the profile's segmenters {profile['segmenters']}")
+    profile["segmenters"] = chosen or profile["segmenters"]
     folds = [int(k) for k in args.folds.split(",")] if args.folds else list(range(profile["split"]["folds"]))
     out = args.out or REPO / "bench" / "out" / f"crossval-segmentation-{args.profile.stem}"
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ich-crossval-segmentation-"))
@@ -136,29 +145,27 @@ def main() -> None:
         print(f"fold {k}: {runs[k]['seconds']:.0f} s", flush=True)
 
     e = profile["evaluate"]
-    results = {
-        "profile": str(args.profile),
-        "folds": folds,
-        "code_per_fold": {k: r["code"] for k, r in runs.items()},
-        "seconds_per_fold": {k: r["seconds"] for k, r in runs.items()},
-        "threshold": threshold,
-        "segment": profile["segment"],  # the settings the folds ran with
-        "intervals": {},
-        "per_fold_dice": {},
-        "segmenters": {},
-    }
+    results = {"profile": str(args.profile), "threshold": threshold, "segmenters": {}}
     for name in profile["segmenters"]:
         table = pool(out, folds, name)
-        results["segmenters"][name] = segmenter_metrics(table, threshold)
-        results["intervals"][name] = overlap_intervals(table, threshold, e["n_bootstrap"], e["seed"])
-        results["per_fold_dice"][name] = {
-            int(k): segmenter_metrics(part, threshold)["slice"]["with_bleed"]["dice"]["mean"]
-            for k, part in table.groupby("fold")
+        results["segmenters"][name] = {
+            "folds": folds,
+            "code_per_fold": {k: r["code"] for k, r in runs.items()},
+            "seconds_per_fold": {k: r["seconds"] for k, r in runs.items()},
+            "settings": profile["segment"][name],
+            "intervals": overlap_intervals(table, threshold, e["n_bootstrap"], e["seed"]),
+            "per_fold_dice": {
+                int(k): segmenter_metrics(part, threshold)["slice"]["with_bleed"]["dice"]["mean"]
+                for k, part in table.groupby("fold")
+            },
+            "metrics": segmenter_metrics(table, threshold),
         }
     (out / "crossval.json").write_text(json.dumps(results, indent=2) + "\n")
     if args.publish:
         published = REPO / "docs" / "results" / f"{args.profile.stem}-segmentation.json"
-        published.write_text(json.dumps({**results, "published_with": _code_version()}, indent=2) + "\n")
+        earlier = json.loads(published.read_text())["segmenters"] if published.exists() else {}
+        merged = {**results, "segmenters": {**earlier, **results["segmenters"]}}
+        published.write_text(json.dumps(merged, indent=2) + "\n")
         print(f"published: {published}")
     print(f"\npooled test slices of folds {folds}, operating threshold {threshold}\n")
     print(markdown(results))
