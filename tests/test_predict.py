@@ -27,6 +27,7 @@ from ich.predict import StaleArtefactError, load_artefacts, predict_study, read_
 from ich.predict.batch import predict_folders
 from ich.predict.infer import run_study
 from ich.predict.seg import source_grid_masks
+from ich.sources.images import ctich_slice_images
 from ich.synth import write_cohort
 from ich.synth.cohort import FIELD_OF_VIEW_MM, SLICE_THICKNESS_MM
 from tests.chromium import chromium, render
@@ -174,7 +175,10 @@ def test_a_real_ct_ich_patient_as_pre_windowed_images(project, tmp_path):
     assert main(["predict", str(folder), "--project", str(project), "--out", str(tmp_path / "ctich")]) == 0
     report = json.loads((tmp_path / "ctich" / "report.json").read_text())
     assert report["input"]["kind"] == "images"
-    assert report["input"]["slices_used"] == len(list(folder.glob("*.jpg")))
+    slices = ctich_slice_images(folder.glob("*.jpg"))  # the bleed masks beside them are not slices
+    assert report["input"]["slices_used"] == len(slices) == 33
+    masks = sorted(str(p) for p in set(folder.glob("*.jpg")) - set(slices))
+    assert sorted(s["path"] for s in report["input"]["slices_skipped"]) == masks and len(masks) == 9
     assert report["input"]["channels"] == ["one grey window (R = G = B)"]
     assert report["bleed"]["volume_ml"] is None and report["outputs"]["seg"].startswith("not written")
 
