@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # every command imports this module; pandas only where a table is passed in
+    import pandas as pd
 
 SUBTYPES: tuple[str, ...] = (
     "epidural",

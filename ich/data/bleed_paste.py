@@ -9,7 +9,7 @@ recipient), and the result is labelled as the donor's slice (slice labels and ma
   same anatomy near the same place, so an extra-axial bleed lands near the skull again), then
   at up to ``tries`` random shifts; a place is taken only if every bleed pixel lies inside the
   recipient's intracranial region (:func:`intracranial_region`). When none fits the slice stays
-  as it was (the caller counts how often).
+  as it was.
 - **matched intensity**: the bleed keeps its contrast to the brain around it: its grey levels
   are shifted by the difference between the recipient's and the donor's median brain level
   around the bleed.
@@ -107,12 +107,10 @@ class BleedBank:
     ) -> None:
         if not 0 < probability <= 1:
             raise ValueError(f"paste probability must be in (0, 1], got {probability}")
-        outside = table[table["set"] != "train"] if "set" in table else table
-        if "set" not in table or not outside.empty:
-            raise ValueError(
-                "bleed donors must all be training slices (a 'set' column of 'train' rows); got "
-                f"{sorted(set(outside['patient_id'].astype(str)))[:5] if 'set' in table else 'no set column'}"
-            )
+        outside = table if "set" not in table else table[table["set"] != "train"]
+        if not outside.empty:
+            patients = sorted(set(outside["patient_id"].astype(str)))[:5]
+            raise ValueError(f"bleed donors must all be training slices (a 'set' column of 'train'); got {patients}")
         self.probability, self.feather, self.tries = probability, feather, tries
         self.donors: list[Donor] = []
         patients = table["patient_id"].astype(str).to_numpy()
@@ -160,18 +158,18 @@ class BleedBank:
                 continue
             if not inside[top : top + h, left : left + w][donor.mask].all():
                 continue
-            return self._blend(image, donor, top, left, inside)
+            return self._blend(image, grey, donor, top, left, inside)
         return None
 
     def _blend(
-        self, image: torch.Tensor, donor: Donor, top: int, left: int, inside: np.ndarray
+        self, image: torch.Tensor, grey: np.ndarray, donor: Donor, top: int, left: int, inside: np.ndarray
     ) -> tuple[torch.Tensor, torch.Tensor]:
         h, w = donor.mask.shape
         out = image.numpy().astype(np.float32)
         window = (slice(None), slice(top, top + h), slice(left, left + w))
         around = np.zeros(inside.shape, bool)
         around[window[1:]] = _ring(donor.mask, 4)
-        shift = _brain_median(out[out.shape[0] // 2].astype(np.uint8), around & inside) - donor.brain_level
+        shift = _brain_median(grey, around & inside) - donor.brain_level
         shift = 0.0 if np.isnan(shift) else shift
         alpha = cv2.GaussianBlur(donor.mask.astype(np.float32), (0, 0), self.feather) if self.feather else donor.mask
         alpha = np.maximum(alpha, donor.mask)  # the bleed itself is replaced, only its edge blends

@@ -92,9 +92,10 @@ def training_crops(root: str | Path, train: pd.DataFrame, spec: UNetSpec, seed: 
     """
     pool: list[tuple[int, tuple[int, int]]] = []
     positive: list[bool] = []
+    # convert writes every slice at one size: one decode gives the shape of the empty masks
+    shape = read_slice(Path(root) / train["image_path"].iloc[0], cv2.IMREAD_GRAYSCALE).shape
     for k, row in enumerate(train.to_dict("records")):
-        image = read_slice(Path(root) / row["image_path"], cv2.IMREAD_GRAYSCALE)
-        mask = read_mask(root, row["mask_path"], image.shape[:2])
+        mask = read_mask(root, row["mask_path"], shape)
         coords = crop_grid(*mask.shape, crop=spec.crop, stride=spec.stride)
         pool += [(k, corner) for corner in coords]
         positive += positive_crops(mask, coords, spec.crop).tolist()
