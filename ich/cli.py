@@ -1,26 +1,26 @@
-"""The ``ich`` command: ``ich predict PATH [--out DIR]`` (also ``python -m ich predict ...``).
+"""The ``ich`` command: ``ich predict PATH [PATH ...] [--each] [--out DIR]`` (also ``python -m ich ...``).
 
-Exit status 0 with a one-line summary on success; 2 with the reason on bad input or a project
-whose artefacts are missing or stale; nothing is written for an input that cannot be read.
+Exit status 0 with a one-line summary per study on success; 2 with the reason on bad input or a
+project whose artefacts are missing or stale. Everything that can be checked before the models
+load is checked first (the input, the output place), and nothing is written for an input that
+cannot be read. PyTorch and the models load only once the arguments are known to be usable, so
+``ich --help`` and a refused call return at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ich.predict import (
-    ENSEMBLE,
-    FLAG_POINTS,
-    StaleArtefactError,
-    StudyInputError,
-    load_artefacts,
-    predict_study,
-    read_study,
-)
-from ich.predict.infer import timed
+from ich.predict.names import ENSEMBLE, FLAG_POINTS
+
+
+class OutputError(ValueError):
+    """The output place cannot take the reports; the message names it."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,12 +28,27 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     predict = commands.add_parser(
         "predict",
-        help="report on one CT study",
-        description="Run the trained pipeline on one study: a DICOM folder or file, a NIfTI volume "
-        "or a folder of pre-windowed images. Writes report.json, report.html and (DICOM input) seg.dcm.",
+        help="report on CT studies",
+        description="Run the trained pipeline on CT studies: DICOM folders or files, NIfTI volumes or folders "
+        "of pre-windowed images. Writes report.json and report.html per study, and, for input with geometry, "
+        "mask.nii.gz and (DICOM with a FrameOfReferenceUID) seg.dcm. Several studies: one folder each under "
+        "--out, and predictions.csv, one row per study.",
     )
-    predict.add_argument("path", type=Path, help="the study: DICOM folder or file, .nii/.nii.gz, or image folder")
-    predict.add_argument("--out", type=Path, default=None, help="output folder (default: ./ich-report-<name>)")
+    predict.add_argument(
+        "paths",
+        nargs="+",
+        type=Path,
+        metavar="PATH",
+        help="a study: DICOM folder or file, "
+        ".nii/.nii.gz, or image folder; with --each, a folder whose entries are studies",
+    )
+    predict.add_argument("--each", action="store_true", help="every entry of each PATH folder is one study")
+    predict.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (default: ./ich-report-<name> for one study, ./ich-reports for several)",
+    )
     predict.add_argument("--project", type=Path, default=Path("."), help="the pipeline checkout after `make repro`")
     predict.add_argument("--model", default=ENSEMBLE, help=f"deciding model: a trained model or {ENSEMBLE!r}")
     predict.add_argument("--segmenter", default="unet", help="U-Net section of params.yaml segment ('none': skip)")
@@ -42,35 +57,155 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    out = args.out or Path(f"ich-report-{args.path.resolve().name.split('.')[0] or 'study'}")
+def _studies(paths: Sequence[Path], each: bool) -> dict[str, Path]:
+    """Study name -> path; names are unique (a repeated name gets its parent folder's in front)."""
+    from ich.predict.inputs import StudyInputError
+
+    found: list[Path] = []
+    for path in paths:
+        if not path.exists():
+            raise StudyInputError(f"{path}: no such file or folder")
+        if each:
+            if not path.is_dir():
+                raise StudyInputError(f"{path}: --each needs a folder whose entries are studies")
+            entries = sorted(p for p in path.iterdir() if not p.name.startswith("."))
+            if not entries:
+                raise StudyInputError(f"{path}: an empty folder, no study in it")
+            found += entries
+        else:
+            found.append(path)
+    names: dict[str, Path] = {}
+    for path in found:
+        stem = path.resolve().name.split(".")[0] or "study"
+        name = stem if stem not in names else f"{path.resolve().parent.name}-{stem}"
+        if name in names:
+            raise StudyInputError(f"{path}: given twice")
+        names[name] = path
+    return names
+
+
+def _check_output(out: Path, studies: dict[str, Path]) -> None:
+    """Refuse an output place that cannot take the reports, before any work is done."""
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out}: is a file, not a folder")
+    existing = next((p for p in [out, *out.parents] if p.exists()), None)
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"--out {out}: {existing} is not writable")
+    target = out.resolve()
+    for path in studies.values():
+        source = path.resolve()
+        folder = source if source.is_dir() else source.parent
+        if target == folder or folder in target.parents:
+            raise OutputError(
+                f"--out {out}: inside the study {path}; the reports would become part of it. Write them beside it"
+            )
+
+
+def _summary(report: dict) -> str:
+    """The headline and the slices in one line, as the page says them."""
+    decision, bleed = report["decision"], report["bleed"]
+    volume = "" if not bleed or bleed["volume_ml"] is None else f", bleed {bleed['volume_ml']:.1f} mL"
+    return (
+        f"{decision['finding']} (score {decision['study_score']:.3f}, threshold "
+        f"{decision['operating_point']['threshold']:.3f}, {decision['model']}); {report['slices_summary']}{volume}"
+    )
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from ich.predict.inputs import StudyInputError, read_study
+    from ich.predict.provenance import input_conversion
+
+    studies = _studies(args.paths, args.each)
+    single = len(studies) == 1 and not args.each
+    out = args.out or Path(f"ich-report-{next(iter(studies))}" if single else "ich-reports")
+    _check_output(out, studies)
+    steps: dict[str, float] = {}
+    first = None
+    if single:  # a bad study is refused before PyTorch and the networks load
+        started = time.perf_counter()
+        first = read_study(next(iter(studies.values())), input_conversion(args.project)[0])
+        steps["read+convert"] = time.perf_counter() - started
+    from ich.predict import StaleArtefactError, load_artefacts, predict_study
+    from ich.predict.report import SYNTHETIC_WARNING
+
     try:
         artefacts = load_artefacts(
             args.project, model=args.model, segmenter=None if args.segmenter == "none" else args.segmenter
         )
-        steps: dict[str, float] = {}
-        with timed(steps, "read+convert"):
-            study = read_study(args.path, artefacts.convert)
-        report, result = predict_study(study, out, artefacts, flag_point=args.flag_point)
-    except (StudyInputError, StaleArtefactError, ValueError, FileNotFoundError) as exc:
+    except (StaleArtefactError, ValueError, FileNotFoundError) as exc:
         print(f"ich predict: {exc}", file=sys.stderr)
         return 2
-    decision, bleed = report["decision"], report["bleed"]
-    volume = "" if not bleed or bleed["volume_ml"] is None else f", bleed {bleed['volume_ml']:.1f} mL"
-    print(
-        f"{decision['finding']} (score {decision['study_score']:.3f}, threshold "
-        f"{decision['operating_point']['threshold']:.3f}, {decision['model']}); "
-        f"{len(report['flagged_slices'])} of {report['input']['slices_used']} slices flagged{volume}"
-    )
-    skipped = report["input"]["slices_skipped"]
-    if skipped:
-        print(f"{len(skipped)} files skipped (listed in the report)")
-    print(f"wrote {out / 'report.html'}")
-    if args.timings:
-        steps.update(result.timings)
-        print("  ".join(f"{step} {seconds:.2f}s" for step, seconds in steps.items()))
-    return 0
+    if artefacts.training["synthetic"]:
+        print(f"WARNING: {SYNTHETIC_WARNING}")
+    rows, failed = [], 0
+    if single:
+        iterator = studies.items()
+    else:
+        from tqdm import tqdm
+
+        iterator = tqdm(studies.items(), desc="studies", unit="study", file=sys.stderr)
+    for name, path in iterator:
+        where = out if single else out / name
+        try:
+            if first is None:
+                started = time.perf_counter()
+                study = read_study(path, artefacts.convert)
+                steps["read+convert"] = time.perf_counter() - started
+            else:
+                study, first = first, None
+            report, result = predict_study(study, where, artefacts, flag_point=args.flag_point)
+        except (StudyInputError, ValueError) as exc:
+            if single:
+                print(f"ich predict: {exc}", file=sys.stderr)
+                return 2
+            failed += 1
+            rows.append({"study": name, "path": str(path), "status": f"refused: {exc}"})
+            continue
+        print(("" if single else f"{name}: ") + _summary(report))
+        skipped = report["input"]["slices_skipped"]
+        if skipped:
+            print(f"{len(skipped)} inputs skipped (listed in the report)")
+        if single:
+            print(f"wrote {where / 'report.html'}")
+        if args.timings:
+            print("  ".join(f"{step} {seconds:.2f}s" for step, seconds in {**steps, **result.timings}.items()))
+        rows.append(_row(name, path, report))
+    if not single:
+        import pandas as pd
+
+        out.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rows).to_csv(out / "predictions.csv", index=False)
+        print(f"wrote {out / 'predictions.csv'} ({len(rows) - failed} studies reported, {failed} refused)")
+    return 2 if failed else 0
+
+
+def _row(name: str, path: Path, report: dict) -> dict:
+    """One line of ``predictions.csv``."""
+    decision = report["decision"]
+    return {
+        "study": name,
+        "path": str(path),
+        "status": "ok",
+        "positive": decision["positive"],
+        "study_score": decision["study_score"],
+        "study_probability_calibrated": decision["study_probability_calibrated"],
+        "threshold": decision["operating_point"]["threshold"],
+        "slices": report["input"]["slices_used"],
+        "flagged_slices": len(report["flagged_slices"]),
+        "volume_ml": (report["bleed"] or {}).get("volume_ml"),
+        "report": str(Path(name) / "report.html"),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from ich.predict.inputs import StudyInputError
+
+    try:
+        return _predict(args)
+    except (StudyInputError, OutputError, FileNotFoundError) as exc:
+        print(f"ich predict: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

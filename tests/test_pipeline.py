@@ -52,6 +52,9 @@ def project(tmp_path_factory) -> Path:
         "train_segmenter@threshold_band",
         "evaluate_segmentation",
         "report",
+        "site",
+        "external@site_dicom",
+        "external@site_png",
     }
     return root
 
@@ -83,6 +86,17 @@ def test_repro_writes_metrics_and_leaves_a_clean_status(project):
     assert len(cases) > 1 and all(
         (project / "data" / "reports" / c.split(",")[0] / "report.html").exists() for c in cases[1:]
     )
+    for cohort in ("site_dicom", "site_png"):  # the test studies as another site sends them, read back
+        figures = json.loads((project / "metrics" / "external" / f"{cohort}.json").read_text())
+        assert set(figures) == {"wa2d_cnn3", "wa2d_cnn1", "ensemble"}
+        full = json.loads((project / "data" / "external" / cohort / "evaluation.json").read_text())
+        assert full["synthetic"] is True and full["unlabelled_studies"] == []
+        for name, block in full["models"].items():
+            folder = project / "data" / ("ensemble" if name == "ensemble" else f"models/{name}")
+            points = json.loads((folder / "operating_points.json").read_text())
+            assert block["study"]["threshold"] == points["patient_youden"]["threshold"]  # chosen on validation
+            assert block["n_studies"] == metrics["models"][name]["n_patients"] and block["label_level"] == "slice"
+            assert figures[name]["study_roc_auc"] == block["study"]["roc_auc"]
     assert "up to date" in run(["dvc", "status"], project)
     assert stages_run(run(["dvc", "repro"], project)) == set()
     assert not list((project / "data" / "checkpoints").glob("*.pt")), "finished stages leave no checkpoint"
@@ -101,6 +115,8 @@ def test_one_model_parameter_reruns_only_its_chain(project):
         "evaluate",
         "explain",
         "report",
+        "external@site_dicom",
+        "external@site_png",
     }
     assert "up to date" in run(["dvc", "status"], project)
 

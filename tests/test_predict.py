@@ -9,12 +9,15 @@ from pydicom-data, a real CT-ICH patient's pre-windowed images, and bad inputs.
 from __future__ import annotations
 
 import json
+import re
 import shutil
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
 import highdicom as hd
+import nibabel as nib
 import numpy as np
 import pandas as pd
 import pydicom
@@ -23,9 +26,12 @@ import yaml
 
 from ich.cli import main
 from ich.data.site_shift import SiteShift, slice_id_of, write_shifted_studies
+from ich.io.nifti import read_nifti_slice
 from ich.predict import StaleArtefactError, load_artefacts, predict_study, read_study
 from ich.predict.batch import predict_folders
+from ich.predict.external import read_external_cohort, validate_external
 from ich.predict.infer import run_study
+from ich.predict.report import SYNTHETIC_WARNING, build_report, render_html
 from ich.predict.seg import source_grid_masks
 from ich.sources.images import ctich_slice_images
 from ich.synth import write_cohort
@@ -33,6 +39,7 @@ from ich.synth.cohort import FIELD_OF_VIEW_MM, SLICE_THICKNESS_MM
 from tests.chromium import chromium, render
 from tests.conftest import SHARED_DATA
 from tests.dicom_fixtures import write_study
+from tests.test_sources import _reads_row
 from tests.tiny_project import make_tiny_project, run, set_param
 
 pytestmark = pytest.mark.slow
@@ -157,15 +164,14 @@ def test_a_real_head_ct_slice_goes_through_the_command(project, tmp_path):
         pytest.skip("pydicom-data is not installed (pip install pydicom-data)")
     out = tmp_path / "real"
     result = run(["python", "-m", "ich", "predict", str(path), "--project", str(project), "--out", str(out)], project)
-    assert "slices flagged" in result
     report = json.loads((out / "report.json").read_text())
+    assert report["slices_summary"] in result and result.startswith("WARNING: demo models trained on synthetic")
     assert report["input"]["kind"] == "dicom" and report["input"]["slices_used"] == 1
     assert report["bleed"]["volume_ml"] is None and "single slice" in report["bleed"]["method"]
     assert 0 <= report["slices"][0]["probability"] <= 1
-    assert report["outputs"]["seg"] in (
-        "seg.dcm",
-        "not written: the source images have no FrameOfReferenceUID to place a SEG on",
-    )
+    # CQ500 files carry no FrameOfReferenceUID: no SEG, but the mask all the same
+    assert report["outputs"]["seg"].startswith("not written: the source images have no FrameOfReferenceUID")
+    assert report["outputs"]["mask"] == "mask.nii.gz" and (out / "mask.nii.gz").is_file()
 
 
 def test_a_real_ct_ich_patient_as_pre_windowed_images(project, tmp_path):
@@ -247,3 +253,169 @@ def test_the_html_report_renders_in_chromium_without_the_network(project, tmp_pa
     control = tmp_path / "control.html"  # the check sees a page that does reach out
     control.write_text('<html><body><img src="http://127.0.0.1:9/x.png"></body></html>')
     assert render(control, tmp_path / "control.png", (400, 300), tmp_path / "c") == ["http://127.0.0.1:9/x.png"]
+
+
+def test_a_cq500_layout_cohort_goes_through_external_validation(artefacts, tmp_path):
+    """CQ500's layout: several series per study folder, no FrameOfReferenceUID, three readers' votes."""
+    root = tmp_path / "cq500"
+    studies = {"CQ500-CT-0": (1, 1, 0), "CQ500-CT-1": (0, 0, 1), "CQ500-CT-2": (1, 1, 1), "CQ500-CT-3": (0, 0, 0)}
+    for n, (patient, votes) in enumerate(studies.items()):
+        base = root / f"CQ500CT{n} CQ500CT{n}" / "Unknown Study"
+        uid = f"1.2.826.0.1.3680043.8.498.{200 + n}"
+        bleeding = list(range(1, 4)) if sum(votes) >= 2 else []
+        write_study(base / "CT 5mm", SLICES, patient_id=patient, study_uid=uid, lesion_slices=bleeding, seed=n)
+        write_study(base / "CT PLAIN THIN", 3, patient_id=patient, study_uid=uid, spacing_z=0.625, seed=n)
+    write_study(root / "CQ500CT9 CQ500CT9" / "s", 2, patient_id="CQ500-CT-9")  # no reads row
+    (root / "CQ500CT1 CQ500CT1" / "Unknown Study" / "CT 5mm" / "broken.dcm").write_bytes(b"xx")
+    pd.DataFrame([_reads_row(p, {"ICH": v}) for p, v in studies.items()]).to_csv(root / "reads.csv", index=False)
+
+    cohort = read_external_cohort("cq500", {"source": "cq500", "path": str(root)})
+    assert sorted(cohort.folders) == [
+        *(f"CQ500CT{n} CQ500CT{n}/Unknown Study/CT 5mm" for n in range(4)),
+        "CQ500CT9 CQ500CT9/s",
+    ]
+    assert [u["path"] for u in cohort.unreadable] == ["CQ500CT1 CQ500CT1/Unknown Study/CT 5mm/broken.dcm"]
+    table, blocks, left_out = validate_external(cohort, {"ensemble": artefacts}, n_boot=50, seed=0)
+    assert [s["study"] for s in left_out] == ["CQ500CT9 CQ500CT9/s"]  # listed, not dropped silently
+    block = blocks["ensemble"]
+    assert block["label_level"] == "study" and "slice" not in block
+    assert (block["n_studies"], block["n_positive_studies"], block["n_slices"]) == (4, 2, 4 * SLICES)
+    assert block["study"]["threshold"] == artefacts.operating_points["patient_youden"]["threshold"]
+    # the figures are those of ich predict on each folder
+    one = cohort.folders["CQ500CT0 CQ500CT0/Unknown Study/CT 5mm"]
+    alone = run_study(read_study(one, artefacts.convert), artefacts, max_cams=0)
+    rows = table[table["study"] == "CQ500CT0 CQ500CT0/Unknown Study/CT 5mm"]
+    assert np.allclose(rows["prob_any"], alone.slice_probs) and (rows["any"] == 1).all()
+    assert not table["source_path"].str.startswith("/").any()
+
+
+def test_every_input_with_geometry_gets_its_mask_as_nifti(artefacts, tmp_path):
+    lesion, _ = _phantom(tmp_path / "lesion", positive=True, seed=102)
+    dicom = read_study(lesion, artefacts.convert)
+    hu = np.stack([pydicom.dcmread(s.source_path).pixel_array.astype(np.float32) - 1024 for s in dicom.slices], -1)
+    affine = np.array([[0, -0.9, 0, 100], [-0.9, 0, 0, 90], [0, 0, 5.0, -20], [0, 0, 0, 1]], dtype=float)
+    nib.save(nib.Nifti1Image(hu.transpose(1, 0, 2), affine), str(tmp_path / "ct.nii.gz"))
+    volume = read_study(tmp_path / "ct.nii.gz", artefacts.convert)
+    report, result = predict_study(volume, tmp_path / "nifti", artefacts, max_cams=0)
+    assert report["outputs"]["mask"] == "mask.nii.gz" and report["outputs"]["seg"].startswith("not written")
+    mask = nib.load(str(tmp_path / "nifti" / "mask.nii.gz"))
+    assert np.allclose(mask.affine, affine) and mask.shape == hu.transpose(1, 0, 2).shape
+    expected = source_grid_masks(volume, result.masks)
+    assert expected.any()
+    for i, s in enumerate(volume.slices):
+        assert np.array_equal(
+            read_nifti_slice(tmp_path / "nifti" / "mask.nii.gz", int(s.source_path.split("#")[1])).data, expected[i]
+        )
+
+    report, result = predict_study(dicom, tmp_path / "dicom", artefacts, max_cams=0)
+    assert report["outputs"]["seg"] == "seg.dcm" and report["outputs"]["mask"] == "mask.nii.gz"
+    mask = nib.load(str(tmp_path / "dicom" / "mask.nii.gz"))
+    assert np.array_equal(np.asarray(mask.dataobj).transpose(2, 1, 0), source_grid_masks(dicom, result.masks))
+    first = pydicom.dcmread(dicom.slices[0].source_path)
+    assert np.allclose(
+        mask.affine[:3, 3],
+        [-first.ImagePositionPatient[0], -first.ImagePositionPatient[1], first.ImagePositionPatient[2]],
+    )
+
+
+def test_the_headline_says_first_when_the_models_are_synthetic(artefacts, tmp_path):
+    normal, _ = _phantom(tmp_path / "normal", positive=False, seed=103)
+    study = read_study(normal, artefacts.convert)
+    report, _ = predict_study(study, tmp_path / "demo", artefacts, max_cams=0)
+    page = (tmp_path / "demo" / "report.html").read_text()
+    assert report["warning"] == SYNTHETIC_WARNING and report["provenance"]["training_cohort"]["synthetic"]
+    assert page.index(SYNTHETIC_WARNING.capitalize()) < page.index('class="banner')
+    real = replace(artefacts, training={**artefacts.training, "source": "ct-ich", "synthetic": False})
+    report, _ = predict_study(study, tmp_path / "real", real, max_cams=0)
+    assert report["warning"] is None and "synthetic phantoms" not in (tmp_path / "real" / "report.html").read_text()
+    assert report["provenance"]["validation"]["chosen_on"] == "val"
+    assert report["provenance"]["dvc_lock_md5"] == artefacts.versions
+
+
+def test_a_negative_study_tells_one_story_in_the_page(artefacts, tmp_path):
+    normal, _ = _phantom(tmp_path / "normal", positive=False, seed=103)
+    study = read_study(normal, artefacts.convert)
+    result = run_study(study, artefacts, max_cams=2)
+    above = result.shown[:2]  # two slices over the slice threshold, the study below its own
+    result = replace(result, positive=False, flagged=[], above_threshold=above)
+    report = build_report(study, result, artefacts, {})
+    page = render_html(study, result, report)
+    assert "flagged" not in page.lower()
+    assert report["slices_summary"] == f"2 of {SLICES} slices above the slice threshold, below the study decision"
+    assert page.count("above the slice threshold, below the study decision") == 3  # summary and both panels
+    assert report["below_decision_slices"] == above and report["flagged_slices"] == []
+    shown = [int(i) for i in re.findall(r"<h3>slice (\d+) &middot;", page)]
+    assert shown == result.shown and list(np.argsort(-result.slice_probs, kind="stable")[: len(shown)]) == shown
+    assert all(f"z {study.slices[i].z:g} mm" in page for i in shown)
+    if chromium() is None:
+        pytest.skip("chromium is not installed and could not be installed (make test tries apt-get)")
+    (tmp_path / "page.html").write_text(page)
+    assert render(tmp_path / "page.html", tmp_path / "page.png", (1000, 1400), tmp_path / "c") == []
+    assert cv2.imread(str(tmp_path / "page.png")).std() > 20
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            lambda d: (
+                write_study(d, 3, study_uid="1.2.3.9", series_uid="1.2.3.9.1"),
+                write_study(d / "copy", 3, study_uid="1.2.3.9", series_uid="1.2.3.9.1"),
+            ),
+            "share a position",
+        ),
+        (lambda d: (d.mkdir(), cv2.imwrite(str(d / "tiny.png"), np.zeros((1, 1), np.uint8))), "too small"),
+    ],
+    ids=["duplicated-series", "1x1-png"],
+)
+def test_hostile_inputs_are_refused_before_the_models_load(project, tmp_path, capsys, monkeypatch, make, message):
+    make(tmp_path / "in")
+
+    def never(*args, **kwargs):
+        raise AssertionError("the networks were loaded for an input that is refused")
+
+    monkeypatch.setattr("ich.predict.artefacts.load_artefacts", never)
+    assert main(["predict", str(tmp_path / "in"), "--project", str(project), "--out", str(tmp_path / "out")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_output_place_is_checked_first(tmp_path, capsys):
+    study = write_study(tmp_path / "study", 2)[0].parent
+    (tmp_path / "file").write_text("")
+    for out, message in ((tmp_path / "file", "is a file"), (study / "reports", "inside the study")):
+        assert main(["predict", str(study), "--project", str(tmp_path / "none"), "--out", str(out)]) == 2
+        assert message in capsys.readouterr().err
+    assert not (study / "reports").exists()
+
+
+def test_odd_but_usable_dicom_is_reported_with_what_could_not_be_made(project, tmp_path):
+    anonymous = write_study(tmp_path / "anonymous", 3, patient_id="")[0].parent
+    assert main(["predict", str(anonymous), "--project", str(project), "--out", str(tmp_path / "a")]) == 0
+    flat_files = write_study(tmp_path / "flat", 3, pixel_spacing=(-0.9, -0.9))
+    for path in flat_files:  # a SEG could be placed, but not sized
+        ds = pydicom.dcmread(path)
+        ds.FrameOfReferenceUID = "1.2.826.0.1.3680043.8.498.77"
+        ds.save_as(path)
+    flat = flat_files[0].parent
+    assert main(["predict", str(flat), "--project", str(project), "--out", str(tmp_path / "f")]) == 0
+    report = json.loads((tmp_path / "f" / "report.json").read_text())
+    assert report["bleed"]["volume_ml"] is None
+    assert "PixelSpacing" in report["outputs"]["seg"] and "PixelSpacing" in report["outputs"]["mask"]
+    assert not (tmp_path / "f" / "seg.dcm").exists()
+
+
+def test_many_studies_give_one_table(project, tmp_path, capsys):
+    folder = tmp_path / "studies"
+    folder.mkdir()
+    _phantom(tmp_path / "lesion", positive=True, seed=102)[0].rename(folder / "lesion")
+    _phantom(tmp_path / "normal", positive=False, seed=103)[0].rename(folder / "normal")
+    (folder / "empty").mkdir()
+    out = tmp_path / "out"
+    assert main(["predict", str(folder), "--each", "--project", str(project), "--out", str(out)]) == 2
+    table = pd.read_csv(out / "predictions.csv")
+    assert table["study"].tolist() == ["empty", "lesion", "normal"]
+    assert table["status"].iloc[0].startswith("refused: ") and (table["status"].iloc[1:] == "ok").all()
+    assert table.loc[1, "positive"] and not table.loc[2, "positive"]
+    assert (out / "lesion" / "report.html").is_file() and not (out / "empty").exists()
+    assert "2 studies reported, 1 refused" in capsys.readouterr().out

@@ -104,6 +104,7 @@ class _Item:
     raw_dir: str
     row: dict
     sub_index: int | None = None
+    require_patient_id: bool = True  # a cohort's slices need one (patient-level splits); one study to report does not
 
 
 def _resolve(raw_dir: str, path: str) -> Path:
@@ -147,7 +148,7 @@ def _render(item: _Item, config: ConvertConfig) -> dict:
     try:
         mask = None
         if row["format"] == "dicom":
-            ct = read_ct_slice(source)
+            ct = read_ct_slice(source, require_patient_id=item.require_patient_id)
             rgb = stack_windows_stored(ct.pixels, ct.slope, ct.intercept, config.windows)
             original_shape = ct.shape
             record = {
@@ -232,15 +233,23 @@ def _render(item: _Item, config: ConvertConfig) -> dict:
     }
 
 
-def render_slice(row: dict, config: ConvertConfig, *, raw_dir: str | Path = ".", sub_index: int | None = None) -> dict:
+def render_slice(
+    row: dict,
+    config: ConvertConfig,
+    *,
+    raw_dir: str | Path = ".",
+    sub_index: int | None = None,
+    require_patient_id: bool = True,
+) -> dict:
     """Read, window, frame and resize one source, as ``convert`` does, without writing anything.
 
     ``row`` is a manifest row (``path``, ``format`` and the format's columns, paths relative to
-    ``raw_dir``); ``sub_index`` is the slice of a NIfTI volume. Returns the record ``convert``
+    ``raw_dir``); ``sub_index`` is the slice of a NIfTI volume; ``require_patient_id=False``
+    accepts an anonymised DICOM file (one study to report needs no patient). Returns the record ``convert``
     indexes, with the ``image`` (BGR uint8 at ``config.size``), the ``mask`` (or ``None``), the
     ``frame`` and the ``source_shape``; or ``{"quarantine": True, "source_path", "reason"}``.
     """
-    return _render(_Item(str(raw_dir), row, sub_index), config)
+    return _render(_Item(str(raw_dir), row, sub_index, require_patient_id), config)
 
 
 def _convert_unit(unit: _Unit, config: ConvertConfig, out_dir: str) -> list[dict]:

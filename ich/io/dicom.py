@@ -540,8 +540,7 @@ def _read(
         if not allow_z_fallback:
             raise UnusableSliceError(
                 path,
-                "missing ImagePositionPatient: cannot order the slice along z "
-                "(allow_z_fallback=True would use SliceLocation/InstanceNumber)",
+                "missing ImagePositionPatient: cannot order the slice along z",
             )
         if location is not None:
             z, z_source = float(location), "SliceLocation"

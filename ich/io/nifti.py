@@ -158,9 +158,36 @@ def read_nifti_mask_slice(path: str | Path, k: int) -> np.ndarray:
     return (data > 0).astype(np.uint8)
 
 
+def mask_volume_like(path: str | Path, planes: dict[int, np.ndarray]) -> nib.Nifti1Image:
+    """A uint8 volume on the grid of the NIfTI file ``path`` (its shape and affine) whose slice ``k``
+    is ``planes[k]``, given as :func:`read_nifti_slice` shows slice ``k``; other slices are 0."""
+    path = Path(path)
+    img = _load(path)
+    geom = _geometry(img)
+    shape = tuple(int(s) for s in img.shape[:3])
+    volume = np.zeros(shape, dtype=np.uint8)
+    remaining = [a for a in range(3) if a != geom.slice_axis]
+    for k, plane in planes.items():
+        stored = np.asarray(plane, dtype=np.uint8)
+        if geom.flip_cols:
+            stored = stored[:, ::-1]
+        if geom.flip_rows:
+            stored = stored[::-1, :]
+        if remaining.index(geom.row_axis) != 0:
+            stored = stored.T
+        slicer: list[object] = [slice(None)] * 3
+        slicer[geom.slice_axis] = int(k)
+        volume[tuple(slicer)] = stored
+    out = nib.Nifti1Image(volume, np.asarray(img.affine, dtype=float))
+    out.set_qform(img.affine, code=1)
+    out.set_sform(img.affine, code=1)
+    return out
+
+
 __all__ = [
     "NiftiSlice",
     "iter_nifti_slices",
+    "mask_volume_like",
     "nifti_slice_count",
     "read_nifti_mask_slice",
     "read_nifti_slice",

@@ -10,7 +10,9 @@ not mix them up, so loading refuses (:class:`StaleArtefactError`) when
 - an artefact folder's content is not what ``dvc.lock`` records (changed or half-written).
 
 The versions reported are the ``dvc.lock`` md5s of the artefact folders, which the check has
-just recomputed from the files.
+just recomputed from the files. :attr:`Artefacts.training` says where the networks come from
+(the training cohort's source, whether it is synthetic, its patients and slices per set), so that
+every report can say what its models know.
 """
 
 from __future__ import annotations
@@ -30,14 +32,13 @@ from ich.data.convert import ConvertConfig
 from ich.data.transforms import BatchPreparation
 from ich.io.digest import dvc_md5
 from ich.params import load_params
+from ich.predict.names import ENSEMBLE
+from ich.predict.provenance import study_conversion, training_cohort
 from ich.segmentation import PostProcess
 from ich.train.classify import ClassifierSpec, build_classifier, parse_section
 from ich.train.loop import default_device
 from ich.train.segment_config import unet_settings
 from ich.train.unet import build_unet, unet_predictor
-
-ENSEMBLE = "ensemble"
-"""The name that selects the weighted ensemble as the deciding model."""
 
 
 def decider_dir(model: str) -> str:
@@ -73,7 +74,7 @@ class Artefacts:
     """What one prediction needs; :func:`load_artefacts` builds it once for many studies."""
 
     project: Path
-    convert: ConvertConfig
+    convert: ConvertConfig  # how a study is rendered: the convert stage's, windowed as the training slices were
     decider: str  # a model name or "ensemble"
     weights: dict[str, float]  # deciding members and their weights (one model: weight 1)
     classifiers: dict[str, Classifier]  # the deciding members, and the subtype model if another
@@ -82,6 +83,8 @@ class Artefacts:
     segmenter: Segmenter | None
     versions: dict[str, str]  # artefact folder -> dvc.lock md5
     device: torch.device
+    training: dict[str, Any]  # the training cohort (:func:`training_cohort`)
+    windows_note: str  # how a study with HU is windowed for these networks, and why (:func:`study_conversion`)
 
     @property
     def cam_model(self) -> str | None:
@@ -190,9 +193,11 @@ def load_artefacts(
         net = build_unet(spec, project / "data/segmenters" / segmenter / "model.pt")
         post = PostProcess(**params["segment"]["postprocess"])
         unet = Segmenter(segmenter, unet_predictor(net.to(device).eval(), spec), post)
+    training = {**training_cohort(project), "split_md5": lock.check("split", "data/split")}
+    convert, windows_note = study_conversion(ConvertConfig.from_params(params["convert"]), training)
     return Artefacts(
         project=project,
-        convert=ConvertConfig.from_params(params["convert"]),
+        convert=convert,
         decider=model,
         weights=weights,
         classifiers=classifiers,
@@ -201,4 +206,6 @@ def load_artefacts(
         segmenter=unet,
         versions=versions,
         device=device,
+        training=training,
+        windows_note=windows_note,
     )

@@ -7,12 +7,14 @@ Its operating points were chosen on the validation set (:mod:`ich.metrics.operat
   is the one ``evaluate`` uses, chosen on validation: the maximum slice probability, the mean of
   the three highest, or a study model's own study probability when that model decides alone;
 - a **slice** is flagged when its probability reaches the ``flag_point`` slice threshold
-  (``slice_youden`` by default, or ``slice_sensitivity``, the screening point).
+  (``slice_youden`` by default, or ``slice_sensitivity``, the screening point) *and* the study is
+  positive: one story per report. In a negative study such slices are "above the slice
+  threshold, below the study decision", never "flagged".
 
 The study probability is also shown calibrated by the validation Platt scaling, so that 0.8
 means about 80% across models; decisions use the raw scores the thresholds were chosen on.
 Slices go through the networks in batches; every slice is segmented (the volume counts the
-whole mask), Grad-CAM is computed for the flagged slices only.
+whole mask), Grad-CAM is computed for the slices shown: the most suspicious ones, highest first.
 """
 
 from __future__ import annotations
@@ -37,9 +39,8 @@ from ich.metrics.operating_points import STUDY_PROBABILITY, pool_slice_probabili
 from ich.metrics.segmentation import voxel_volume_ml
 from ich.predict.artefacts import Artefacts, Classifier
 from ich.predict.inputs import Study
+from ich.predict.names import FLAG_POINTS
 from ich.train.classify import predict_probs
-
-FLAG_POINTS = ("slice_youden", "slice_sensitivity")
 
 
 @dataclass
@@ -53,8 +54,10 @@ class StudyResult:
     positive: bool
     threshold: float  # the patient threshold the decision used
     flag_threshold: float
-    flagged: list[int]  # slice positions, highest probability first
-    cams: dict[int, np.ndarray]  # Grad-CAM (H, W) in [0, 1] per flagged slice
+    above_threshold: list[int]  # slice positions at or above the flag threshold, highest probability first
+    flagged: list[int]  # ``above_threshold`` when the study is positive, else none
+    shown: list[int]  # the most suspicious slices, highest probability first (the report's panels)
+    cams: dict[int, np.ndarray]  # Grad-CAM (H, W) in [0, 1] per shown slice
     masks: np.ndarray | None  # (N, size, size) uint8 0/1 bleed masks; None without a segmenter
     volume_ml: float | None  # None without a segmenter or without spacing
     volume_note: str
@@ -141,12 +144,13 @@ def run_study(
         raise ValueError(f"the operating points of {artefacts.decider} use a study output it does not have")
     threshold = float(points["patient_youden"]["threshold"])
     flag_threshold = float(points[flag_point]["threshold"])
-    order = np.argsort(-slice_probs, kind="stable")
-    flagged = [int(i) for i in order if slice_probs[i] >= flag_threshold]
+    order = [int(i) for i in np.argsort(-slice_probs, kind="stable")]
+    above = [i for i in order if slice_probs[i] >= flag_threshold]
+    positive = bool(score >= threshold)
+    shown = order[: max(max_cams, 1)]
     cams: dict[int, np.ndarray] = {}
     with timed(timings, "cam"):
-        shown = flagged[:max_cams] if artefacts.cam_model is not None else []
-        if shown:
+        if max_cams > 0 and artefacts.cam_model is not None:
             cam = artefacts.classifiers[artefacts.cam_model]
             maps = gradcam_maps(cam.model, inputs[artefacts.cam_model][shown].to(artefacts.device), cam.prepare)
             cams = dict(zip(shown, maps, strict=True))
@@ -160,10 +164,12 @@ def run_study(
         subtype_probs=subtypes,
         study_score=score,
         study_probability=float(calibrate(np.array([score]), points["calibration"])[0]),
-        positive=score >= threshold,
+        positive=positive,
         threshold=threshold,
         flag_threshold=flag_threshold,
-        flagged=flagged,
+        above_threshold=above,
+        flagged=above if positive else [],
+        shown=shown,
         cams=cams,
         masks=masks,
         volume_ml=volume,

@@ -12,7 +12,13 @@ What is accepted and what is refused (:class:`StudyInputError`, naming the path 
 - a **single DICOM file**: a one-slice study.
 - a **NIfTI volume** (``.nii``, ``.nii.gz``), in HU: one slice per axial plane.
 - a **folder of pre-windowed images** (PNG, JPEG, TIFF, BMP): one study, slices in natural file
-  name order (``2.jpg`` before ``10.jpg``), no HU and no spacing, so no volume in mL.
+  name order (``2.jpg`` before ``10.jpg``), no HU and no spacing, so no volume in mL. Masks kept
+  beside the slices (CT-ICH's ``<S>_HGE_Seg.jpg``, any ``*mask*`` file) and images too small to be
+  a slice are skipped and listed.
+
+A study with Hounsfield units is windowed as the networks' training slices were (the
+``convert`` windows, or a pre-windowed release's own: :func:`ich.predict.artefacts.study_conversion`).
+Two slices at one position (a series copied twice) are refused.
 
 Files that cannot be used inside an otherwise good study (an unreadable header, a truncated
 slice, a localizer, a ``README.txt`` beside the slices) are skipped and listed in
@@ -21,6 +27,7 @@ slice, a localizer, a ``README.txt`` beside the slices) are skipped and listed i
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +42,13 @@ from ich.sources.common import iter_files, natural_key
 from ich.sources.dicomtree import scan_dicom_tree, select_series
 from ich.sources.images import ctich_slice_images
 
+MASK_NAME = "mask"
+"""Image files whose name holds this (any case) are masks exported beside the slices, not slices."""
+DUPLICATE_Z_MM = 0.01
+"""Slices closer than this along z are one position twice."""
+MIN_IMAGE_SIDE = 64
+"""Smallest image side (px) read as a slice: DICOM readers refuse matrices under 256, and an
+icon or a thumbnail is no CT slice."""
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
 """Suffixes read as pre-windowed images."""
 
@@ -104,9 +118,14 @@ def _render_all(
 ) -> tuple[list[InputSlice], list[dict[str, str]]]:
     slices, skipped = [], []
     for row, sub_index in rows:
-        record = render_slice(row, config, raw_dir=raw_dir, sub_index=sub_index)
+        record = render_slice(row, config, raw_dir=raw_dir, sub_index=sub_index, require_patient_id=False)
         if record["quarantine"]:
             skipped.append({"path": record["source_path"], "reason": record["reason"]})
+            continue
+        if kind == "images" and min(record["source_shape"]) < MIN_IMAGE_SIDE:
+            size = "x".join(map(str, record["source_shape"]))
+            reason = f"an image of {size} px: too small for a CT slice (at least {MIN_IMAGE_SIDE} a side)"
+            skipped.append({"path": record["source_path"], "reason": reason})
             continue
         image = np.ascontiguousarray(record["image"][..., ::-1])
         slices.append(
@@ -123,6 +142,13 @@ def _render_all(
             )
         )
     return slices, skipped
+
+
+def _not_used(record: dict) -> str:
+    """Why a readable DICOM image outside the CT image series is not read."""
+    if record["modality"].upper() == "CT":
+        return f"a CT localizer (scout; ImageType {record['image_type']}), not an axial slice"
+    return f"not a CT image (Modality {record['modality'] or 'missing'})"
 
 
 def _dicom_study(path: Path, files: list[Path], config: ConvertConfig) -> Study:
@@ -146,13 +172,7 @@ def _dicom_study(path: Path, files: list[Path], config: ConvertConfig) -> Study:
         found = sorted(set(readable["modality"]) - {""}) or ["no Modality"]
         raise StudyInputError(f"{path}: no CT image series (modalities found: {', '.join(found)}; CT localizers only?)")
     chosen, other_series = select_series(readable[is_ct])
-    other_series += [
-        {
-            "path": r["path"],
-            "reason": f"not a CT image (Modality {r['modality'] or 'missing'}, ImageType {r['image_type']})",
-        }
-        for r in readable[~is_ct].to_dict("records")
-    ]
+    other_series += [{"path": r["path"], "reason": _not_used(r)} for r in readable[~is_ct].to_dict("records")]
     rows = [({"path": p, "format": "dicom"}, None) for p in chosen["path"]]
     slices, unusable = _render_all(rows, config, "dicom")
     first = chosen.iloc[0]
@@ -230,6 +250,14 @@ def _finish(study: Study) -> Study:
         summary = "; ".join(f"{n} x {reason}" for reason, n in reasons.items())
         raise StudyInputError(f"{study.path}: no usable slice in the study ({summary})")
     study.slices.sort(key=lambda s: (s.z, natural_key(s.source_path)))
+    if study.has_hu:
+        same = [(a, b) for a, b in itertools.pairwise(study.slices) if abs(b.z - a.z) < DUPLICATE_Z_MM]
+        if same:
+            a, b = same[0]
+            raise StudyInputError(
+                f"{study.path}: {len(same)} slices share a position with another (e.g. {a.source_path} and "
+                f"{b.source_path}, z {a.z:g} mm): a series copied twice? Point ich predict at one copy"
+            )
     return study
 
 
@@ -259,6 +287,9 @@ def read_study(path: str | Path, config: ConvertConfig) -> Study:
         slices = ctich_slice_images(images)  # the CT-ICH layout keeps each slice's mask beside it
         masks = sorted(set(images) - set(slices))
         ignored += [{"path": str(p), "reason": "a bleed mask (<slice>_HGE_Seg), not a slice"} for p in masks]
+        named = [p for p in slices if MASK_NAME in p.stem.lower()]
+        ignored += [{"path": str(p), "reason": f"a mask ('{MASK_NAME}' in its name), not a slice"} for p in named]
+        slices = [p for p in slices if p not in named]
         study = _image_study(path, slices, config)
         study.skipped += ignored
         return study

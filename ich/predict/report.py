@@ -29,6 +29,10 @@ DISCLAIMER = (
     "Research use only. Not a medical device: not cleared or approved for clinical use, "
     "and not to be used for diagnosis or treatment decisions."
 )
+SYNTHETIC_WARNING = "demo models trained on synthetic phantoms: this says nothing about this patient"
+"""Said before anything else, in the terminal and the page, when the training cohort is synthetic."""
+BELOW_DECISION = "above the slice threshold, below the study decision"
+"""What a slice above the slice threshold is in a negative study: not "flagged"."""
 TILE = 256  # px of each image shown per flagged slice
 BLEED_RGB = (255, 40, 40)
 
@@ -49,6 +53,7 @@ def build_report(study: Study, result: StudyResult, artefacts: Artefacts, output
             "z_mm": _r(s.z, 3) if study.has_hu else None,
             "probability": _r(result.slice_probs[i]),
             "flagged": i in result.flagged,
+            "above_slice_threshold": i in result.above_threshold,
         }
         if result.subtype_probs:
             row["subtypes"] = {k: _r(v[i]) for k, v in result.subtype_probs.items()}
@@ -62,8 +67,23 @@ def build_report(study: Study, result: StudyResult, artefacts: Artefacts, output
             "study_probabilities": {k: _r(v.max()) for k, v in result.subtype_probs.items()},
             "note": "maximum over slices of the multi-label model's probability",
         }
+    chosen = points["patient_youden"]
     return {
+        "warning": SYNTHETIC_WARNING if artefacts.training["synthetic"] else None,
         "disclaimer": DISCLAIMER,
+        "provenance": {
+            "training_cohort": artefacts.training,
+            "validation": {
+                "chosen_on": points["chosen_on"],
+                "patients": points["n_patients"],
+                "slices": points["n_slices"],
+                "study_score": chosen["study_score"],
+                "roc_auc": chosen.get("val_roc_auc_by_study_score", {}).get(chosen["study_score"]),
+                "sensitivity": chosen["val_sensitivity"],
+                "specificity": chosen["val_specificity"],
+            },
+            "dvc_lock_md5": artefacts.versions,
+        },
         "input": {
             "path": study.path,
             "kind": study.kind,
@@ -85,7 +105,10 @@ def build_report(study: Study, result: StudyResult, artefacts: Artefacts, output
             "operating_point": {"name": "patient_youden", **points["patient_youden"], "chosen_on": points["chosen_on"]},
         },
         "subtypes": subtypes,
+        "slices_summary": slice_summary(result),
         "flagged_slices": result.flagged,
+        "below_decision_slices": [] if result.positive else result.above_threshold,
+        "shown_slices": result.shown,
         "flag_point": {"threshold": result.flag_threshold, "chosen_on": points["chosen_on"]},
         "bleed": None
         if artefacts.segmenter is None
@@ -114,9 +137,9 @@ def _strip(result: StudyResult) -> str:
     fig = Figure(figsize=(9, 2.2), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     x = np.arange(len(result.slice_probs))
-    colours = ["#d62728" if i in result.flagged else "#1f77b4" for i in x]
+    colours = ["#d62728" if i in result.flagged else "#ff9800" if i in result.above_threshold else "#1f77b4" for i in x]
     ax.bar(x, result.slice_probs, color=colours, width=0.8)
-    ax.axhline(result.flag_threshold, color="#d62728", lw=1, ls="--", label="slice flag threshold")
+    ax.axhline(result.flag_threshold, color="#d62728", lw=1, ls="--", label="slice threshold")
     ax.set(xlim=(-0.6, len(x) - 0.4), ylim=(0, 1), xlabel="slice (inferior to superior)", ylabel="P(bleed)")
     ax.legend(loc="upper right", fontsize=8, frameon=False)
     buffer = io.BytesIO()
@@ -147,13 +170,37 @@ def _table(rows: list[dict[str, str]], empty: str) -> str:
     return f"<table><tr><th>file</th><th>reason</th></tr>{body}</table>"
 
 
+def slice_status(result: StudyResult, i: int) -> str:
+    """How slice ``i`` is described: flagged only in a positive study."""
+    if i in result.flagged:
+        return "flagged"
+    return BELOW_DECISION if i in result.above_threshold else "below the slice threshold"
+
+
+def slice_summary(result: StudyResult) -> str:
+    """The slices in one sentence that agrees with the headline: "flagged" only in a positive study."""
+    n = len(result.slice_probs)
+    if result.positive:
+        return f"{len(result.flagged)} of {n} slices flagged"
+    if result.above_threshold:
+        return f"{len(result.above_threshold)} of {n} slices {BELOW_DECISION}"
+    return f"none of {n} slices above the slice threshold"
+
+
+def _counts(by_set: dict[str, int]) -> str:
+    return f"{sum(by_set.values())} (" + ", ".join(f"{k} {v}" for k, v in by_set.items()) + ")"
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def render_html(study: Study, result: StudyResult, report: dict[str, Any]) -> str:
     """The self-contained page of ``report``."""
     decision = report["decision"]
     verdict = "positive" if decision["positive"] else "negative"
     panels = []
-    shown = list(result.cams) or result.flagged[:1] or [int(np.argmax(result.slice_probs))]
-    for i in shown:
+    for i in result.shown:
         image = study.slices[i].image
         cells = [("windowed image", _grey(image))]
         if i in result.cams:
@@ -166,10 +213,11 @@ def render_html(study: Study, result: StudyResult, report: dict[str, Any]) -> st
             f"<figcaption>{_esc(caption)}</figcaption></figure>"
             for caption, rgb in cells
         )
-        flagged = "flagged" if i in result.flagged else "highest-scoring slice (below the flag threshold)"
+        z = report["slices"][i]["z_mm"]
+        where = f"z {z:g} mm" if z is not None else f"file {_esc(Path(study.slices[i].source_path).name)}"
         panels.append(
-            f"<section class='slice'><h3>slice {i} &middot; P = {result.slice_probs[i]:.3f} &middot; {flagged}</h3>"
-            f"<div class='row'>{figures}</div></section>"
+            f"<section class='slice'><h3>slice {i} &middot; {where} &middot; P = {result.slice_probs[i]:.3f} "
+            f"&middot; {_esc(slice_status(result, i))}</h3><div class='row'>{figures}</div></section>"
         )
     bleed = report["bleed"]
     if bleed is None:
@@ -187,28 +235,31 @@ def render_html(study: Study, result: StudyResult, report: dict[str, Any]) -> st
         for k, v in report["versions"]["dvc_lock_md5"].items()
     )
     inp = report["input"]
+    training, validation = report["provenance"]["training_cohort"], report["provenance"]["validation"]
+    warning = f"<div class='warning'>{_esc(report['warning'].capitalize())}</div>" if report["warning"] else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>ICH report: {_esc(inp["study_instance_uid"])}</title>
 <style>
 body{{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1000px}}
 .banner{{padding:14px 18px;border-radius:6px;font-size:1.4em;font-weight:600;color:#fff}}
 .positive{{background:#c62828}} .negative{{background:#2e7d32}}
+.warning{{padding:12px 18px;margin-bottom:10px;border-radius:6px;font-size:1.2em;font-weight:600;background:#4a148c;color:#fff}}
 .note{{border:1px solid #e0a800;background:#fff8e1;padding:8px 12px;margin:12px 0;border-radius:4px}}
 .muted{{color:#666;font-weight:normal}} .row{{display:flex;gap:8px;flex-wrap:wrap}}
 figure{{margin:0}} figcaption{{font-size:0.85em;color:#444}}
 table{{border-collapse:collapse;font-size:0.85em}} td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left}}
 </style></head><body>
-<div class="banner {verdict}">{_esc(decision["finding"].capitalize())}</div>
+{warning}<div class="banner {verdict}">{_esc(decision["finding"].capitalize())}</div>
 <p>Study score {decision["study_score"]:.3f} ({_esc(point["study_score"].replace("_", " "))}; calibrated {decision["study_probability_calibrated"]:.3f})
 against threshold {point["threshold"]:.3f}, chosen on the validation set (sensitivity {point["val_sensitivity"]:.2f},
 specificity {point["val_specificity"]:.2f} there). Model: <b>{_esc(decision["model"])}</b>.</p>
 <div class="note"><b>{_esc(report["disclaimer"])}</b></div>
 <h2>Probability along the study</h2>
 <img src="{_strip(result)}" width="900" height="220" alt="per-slice probability">
-<p>{len(result.flagged)} of {len(study.slices)} slices flagged (slice threshold {result.flag_threshold:.3f}).
+<p>{_esc(slice_summary(result))} (slice threshold {result.flag_threshold:.3f}).
 Bleed volume: {volume}</p>
 {subtypes}
-<h2>Slices</h2>
+<h2>Most suspicious slices <span class='muted'>(highest probability first)</span></h2>
 {"" if report["gradcam_model"] else "<p class='muted'>No Grad-CAM: a study model scores its slices jointly.</p>"}
 {"".join(panels)}
 <h2>Input</h2>
@@ -216,6 +267,12 @@ Bleed volume: {volume}</p>
 {inp["slices_used"]} slices used; channels: {_esc("; ".join(inp["channels"]))}</p>
 <h3>Skipped slices</h3>{_table(inp["slices_skipped"], "none")}
 <h3>Series not used</h3>{_table(inp["series_not_used"], "none")}
+<h2>What the models know</h2>
+<p>Trained on <b>{_esc(training["source"])}</b>{" (synthetic phantoms, not patient data)" if training["synthetic"] else ""}:
+{_esc(_counts(training["patients"]))} patients, {_esc(_counts(training["slices"]))} slices.
+<span class='muted'>{_esc(training["citation"])}</span><br>
+Operating point chosen on {_esc(validation["chosen_on"])}: {validation["patients"]} patients, {validation["slices"]} slices;
+study ROC-AUC there {_fmt(validation["roc_auc"])}.</p>
 <h2>Versions</h2><table><tr><th>artefact</th><th>dvc.lock md5</th></tr>{versions}</table>
 </body></html>
 """

@@ -1,13 +1,20 @@
-"""The whole ``ich predict`` chain for one study: read, run, write the report and the SEG."""
+"""The whole ``ich predict`` chain for one study: read, run, write the report, the SEG and the mask.
+
+Everything is written into a sibling working folder first and moved into place only when the
+whole study has succeeded, so a failure leaves no half-written report behind.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
 from datetime import datetime
 from pathlib import Path
 
 from ich.predict.artefacts import Artefacts
 from ich.predict.infer import StudyResult, run_study, timed
 from ich.predict.inputs import Study
+from ich.predict.mask_file import MaskNotWritten, write_mask_nifti
 from ich.predict.report import write_report
 from ich.predict.seg import SegmentationNotWritten, write_segmentation
 
@@ -23,18 +30,28 @@ def predict_study(
 ) -> tuple[dict, StudyResult]:
     """Predict ``study`` (from :func:`ich.predict.read_study`) into ``out_dir``.
 
-    Writes ``report.json``, ``report.html`` and, for a DICOM study with a segmenter, ``seg.dcm``.
-    ``created`` dates the SEG (default: now). Returns the report and the result, whose
-    ``timings`` hold the seconds of every step.
+    Writes ``report.json``, ``report.html`` and, with a segmenter, ``mask.nii.gz`` for input with
+    geometry (DICOM, NIfTI) and ``seg.dcm`` for DICOM input with a FrameOfReferenceUID; the
+    report says why a file was not written. ``created`` dates the SEG (default: now). Returns
+    the report and the result, whose ``timings`` hold the seconds of every step.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     result = run_study(study, artefacts, flag_point=flag_point, max_cams=max_cams)
-    outputs = {"report_json": "report.json", "report_html": "report.html"}
-    with timed(result.timings, "seg"):
-        outputs["seg"] = _segmentation(study, result, artefacts, out_dir / "seg.dcm", created or datetime.now())
-    with timed(result.timings, "render"):
-        report = write_report(out_dir, study, result, artefacts, outputs)
+    work = out_dir.with_name(f".{out_dir.name}.partial")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        outputs = {"report_json": "report.json", "report_html": "report.html"}
+        with timed(result.timings, "seg"):
+            outputs["seg"] = _segmentation(study, result, artefacts, work / "seg.dcm", created or datetime.now())
+            outputs["mask"] = _mask(study, result, work / "mask.nii.gz")
+        with timed(result.timings, "render"):
+            report = write_report(work, study, result, artefacts, outputs)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for written in sorted(work.iterdir()):
+            os.replace(written, out_dir / written.name)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return report, result
 
 
@@ -46,5 +63,16 @@ def _segmentation(study: Study, result: StudyResult, artefacts: Artefacts, path:
     try:
         write_segmentation(study, result.masks, path, model_version=version, created=created)
     except SegmentationNotWritten as exc:
+        return f"not written: {exc}"
+    return path.name
+
+
+def _mask(study: Study, result: StudyResult, path: Path) -> str:
+    """Write the NIfTI mask; what ``report.json`` says about it."""
+    if result.masks is None:
+        return "not written: no segmenter loaded"
+    try:
+        write_mask_nifti(study, result.masks, path)
+    except MaskNotWritten as exc:
         return f"not written: {exc}"
     return path.name

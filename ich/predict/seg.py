@@ -79,7 +79,11 @@ def write_segmentation(
         )
 
     if any("FrameOfReferenceUID" not in ds for ds in sources):
-        raise SegmentationNotWritten("the source images have no FrameOfReferenceUID to place a SEG on")
+        raise SegmentationNotWritten(
+            "the source images have no FrameOfReferenceUID to place a SEG on (mask.nii.gz holds the mask)"
+        )
+    if not all(np.isfinite([s.spacing_row_mm, s.spacing_col_mm]).all() for s in study.slices):
+        raise SegmentationNotWritten("the source images have no valid PixelSpacing (missing, zero or negative)")
     algorithm = hd.AlgorithmIdentificationSequence(
         name="ich U-Net (Hssayeni 2020)", family=codes.cid7162.ArtificialIntelligence, version=model_version[:64]
     )

@@ -1,0 +1,107 @@
+"""External validation figures: one model on a cohort it never saw, at the points validation chose.
+
+Nothing here chooses anything: thresholds, the study score and the calibration all come from the
+model's validation operating points (:mod:`ich.metrics.operating_points`), and the external rows
+are only measured against them. Every interval is a 95% bootstrap over studies (an external
+cohort's study is its unit; two studies of one patient are rare in such sets and unknowable when
+they are pseudonymised).
+
+Layout::
+
+    {"n_studies", "n_positive_studies", "n_slices", "label_level": "slice" | "study",
+     "study": {"score", "threshold", "roc_auc": {...}, "pr_auc": {...},
+               "sensitivity": {...}, "specificity": {...}, ..., "tp", "fp", "tn", "fn"},
+     "calibration": {"ece", "ece_calibrated"},           # study level
+     "slice": {"roc_auc", "pr_auc", "slice_youden": {...}, "slice_sensitivity": {...}}}   # slice labels only
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ich.metrics.calibration import calibrate, expected_calibration_error
+from ich.metrics.evaluate import JsonBlock, operating_point_blocks, ranking_and_decision, study_block
+from ich.metrics.operating_points import study_scores
+
+SLICE_POINTS = ("slice_youden", "slice_sensitivity")
+
+
+def external_block(table: pd.DataFrame, points: dict, *, n_boot: int, seed: int) -> JsonBlock:
+    """Figures of one model from its external predictions ``table``.
+
+    One row per slice: ``study``, ``prob_any`` (and ``prob_study`` for a study model), ``any``
+    (the slice's label, or its study's) and ``label_level`` (``slice`` or ``study``). Slice
+    figures are given only when every slice carries its own label: a study label copied to its
+    slices says nothing about which slice bleeds.
+    """
+    if table.empty:
+        raise ValueError("no external predictions to evaluate")
+    if table["any"].isna().any():
+        raise ValueError(f"{int(table['any'].isna().sum())} external slices have no label")
+    rows = table.rename(columns={"study": "patient_id"})
+    studies = study_scores(rows, points["patient_youden"]["study_score"])
+    ranking, at_point = study_block(rows, points, n_boot=n_boot, seed=seed)
+    calibrated = calibrate(studies["score"].to_numpy(dtype=float), points["calibration"])
+    labels = studies["label"].to_numpy()
+    block: JsonBlock = {
+        "n_studies": len(studies),
+        "n_positive_studies": int(labels.sum()),
+        "n_slices": len(rows),
+        "label_level": "slice" if (rows["label_level"] == "slice").all() else "study",
+        "study": {"threshold": points["patient_youden"]["threshold"], **ranking, **at_point},
+        "calibration": {
+            "ece": round(expected_calibration_error(labels, studies["score"]), 6),
+            "ece_calibrated": round(expected_calibration_error(labels, calibrated), 6),
+        },
+    }
+    if block["label_level"] == "slice":
+        y, p, groups = rows["any"].to_numpy(), rows["prob_any"].to_numpy(dtype=float), rows["patient_id"].to_numpy()
+        decided = p >= points["slice_youden"]["threshold"]
+        ranks, _ = ranking_and_decision(y, p, decided, groups, n_boot=n_boot, seed=seed)
+        _, at_points = operating_point_blocks(rows, points, n_boot=n_boot, seed=seed)
+        block["slice"] = {**ranks, **{name: at_points[name] for name in SLICE_POINTS}}
+    return block
+
+
+def external_headline(block: JsonBlock) -> JsonBlock:
+    """The figures a reader compares across cohorts: study ROC-AUC, sensitivity and specificity at
+    the validation-chosen point (with intervals), calibrated ECE, and slice ROC-AUC where known."""
+    study = block["study"]
+    top: JsonBlock = {
+        "n_studies": block["n_studies"],
+        "n_positive_studies": block["n_positive_studies"],
+        "study_roc_auc": study["roc_auc"],
+        "study_sensitivity": study["sensitivity"],
+        "study_specificity": study["specificity"],
+        "study_ece_calibrated": block["calibration"]["ece_calibrated"],
+    }
+    if "slice" in block:
+        top["slice_roc_auc"] = block["slice"]["roc_auc"]
+    return top
+
+
+def external_table_rows(blocks: dict[str, JsonBlock]) -> pd.DataFrame:
+    """One row per model of the headline figures (value and interval), for a printed table."""
+
+    def cell(value: dict | float | None) -> str:
+        if isinstance(value, dict):
+            if value.get("value") is None:
+                return "n/a"
+            return f"{value['value']:.3f} ({value['ci_low']:.3f}-{value['ci_high']:.3f})"
+        return "n/a" if value is None or not np.isfinite(value) else f"{value:.3f}"
+
+    rows = []
+    for model, block in blocks.items():
+        top = external_headline(block)
+        rows.append(
+            {
+                "model": model,
+                "study ROC-AUC": cell(top["study_roc_auc"]),
+                "sensitivity": cell(top["study_sensitivity"]),
+                "specificity": cell(top["study_specificity"]),
+                "ECE": cell(top["study_ece_calibrated"]),
+                "slice ROC-AUC": cell(top.get("slice_roc_auc")),
+            }
+        )
+    return pd.DataFrame(rows)

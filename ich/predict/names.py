@@ -1,0 +1,7 @@
+"""Names the command line offers before anything heavy is imported (``ich --help`` stays fast)."""
+
+ENSEMBLE = "ensemble"
+"""The name that selects the weighted ensemble as the deciding model."""
+
+FLAG_POINTS = ("slice_youden", "slice_sensitivity")
+"""Validation-chosen slice thresholds a report can flag slices at."""

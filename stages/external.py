@@ -1,0 +1,52 @@
+"""Stage ``external@<cohort>``: every trained model and the ensemble on an external cohort.
+
+The cohort (params ``external.cohorts.<cohort>``) is read by its source adapter and each study is
+classified as ``ich predict`` would (``ich.predict.external``), at the validation-chosen points.
+``metrics/external/<cohort>.json`` holds the headline figures per model; the full figures and the
+labelled per-slice predictions are the DVC output ``data/external/<cohort>``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from ich.io.atomic import atomic_dir, write_csv, write_json
+from ich.metrics.external import external_headline, external_table_rows
+from ich.params import load_params
+from ich.predict import ENSEMBLE, load_artefacts
+from ich.predict.external import read_external_cohort, validate_external
+
+
+def main(cohort: str) -> None:
+    params = load_params()
+    p = params["external"]
+    data = read_external_cohort(cohort, p["cohorts"][cohort])
+    deciders = {m: load_artefacts(".", model=m, segmenter=None) for m in [*params["models"], ENSEMBLE]}
+    table, blocks, left_out = validate_external(data, deciders, n_boot=p["n_bootstrap"], seed=p["seed"])
+    described = {
+        "cohort": cohort,
+        "source": data.source["name"],
+        "synthetic": bool(data.source["synthetic"]),
+        "unlabelled_studies": left_out,
+        "unreadable_files": data.unreadable,
+        "source_issues": data.source.get("issues", []),
+    }
+    with atomic_dir(f"data/external/{cohort}") as tmp:
+        write_csv(tmp / "predictions.csv", table)
+        write_json(tmp / "evaluation.json", {**described, "models": blocks})
+    write_json(f"metrics/external/{cohort}.json", {m: external_headline(b) for m, b in blocks.items()})
+    first = next(iter(blocks.values()))
+    print(
+        f"{cohort}: {first['n_studies']} studies ({first['n_positive_studies']} positive), "
+        f"{first['label_level']}-level labels; 95% bootstrap intervals over studies"
+    )
+    print(external_table_rows(blocks).to_string(index=False))
+    if left_out or data.unreadable:
+        print(
+            f"left out: {len(left_out)} studies without labels, {len(data.unreadable)} unreadable files "
+            f"(listed in data/external/{cohort}/evaluation.json)"
+        )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,44 @@
+"""Stage ``site``: the split's test studies exported as another hospital would send them (data/site).
+
+The demo's external cohort (``ich.data.site_export``): PNG for every source, DICOM without
+FrameOfReferenceUID where the source has Hounsfield units. ``external@<cohort>`` stages read it back.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from ich.data.site_export import ScannerProtocol, export_site, first_channel_window
+from ich.data.site_shift import SiteShift
+from ich.io.atomic import atomic_dir
+from ich.params import load_params
+
+OUT = "data/site"
+
+
+def main() -> None:
+    params = load_params()
+    p = params["site"]
+    index = pd.read_csv("data/converted/index.csv")
+    split = pd.read_csv("data/split/split.csv")
+    patients = split.loc[split["set"] == p["subset"], "patient_id"]
+    source = json.loads(Path("data/raw/source.json").read_text())
+    shift = SiteShift(source_window=first_channel_window(source, params["convert"]["windows"]))
+    with atomic_dir(OUT) as tmp:
+        written = export_site(
+            index[index["patient_id"].isin(patients)],
+            "data/converted",
+            tmp,
+            formats=tuple(p["formats"]),
+            shift=shift,
+            scanner=ScannerProtocol(),
+            seed=p["seed"],
+        )
+    print(", ".join(f"{n} {p['subset']} studies as {fmt}" for fmt, n in written.items()), f"-> {OUT}")
+
+
+if __name__ == "__main__":
+    main()
