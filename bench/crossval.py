@@ -163,7 +163,7 @@ def site_shift_fold(workdir: Path, names: list[str], out: Path, seed: int) -> No
         test = pd.read_csv(out / f"{name}.csv")
         test_ids, fold = set(test["slice_id"]), test["fold"].iloc[0]
         studies = sorted(index.loc[index["slice_id"].isin(test_ids), "study_id"].unique())
-        artefacts = load_artefacts(workdir, model=name, segmenter=None)
+        artefacts = load_artefacts(workdir, model=name, segmenter=None, subtypes=False)
         single = {f.stem: f for s in studies for f in sorted((shifted / s).iterdir())}
         for key, inputs in (("site_shift", {s: shifted / s for s in studies}), ("site_shift_single", single)):
             table = predict_folders(artefacts, inputs)

@@ -21,7 +21,7 @@ def main(cohort: str) -> None:
     params = load_params()
     p = params["external"]
     data = read_external_cohort(cohort, p["cohorts"][cohort])
-    deciders = {m: load_artefacts(".", model=m, segmenter=None) for m in [*params["models"], ENSEMBLE]}
+    deciders = {m: load_artefacts(".", model=m, segmenter=None, subtypes=False) for m in [*params["models"], ENSEMBLE]}
     table, blocks, left_out = validate_external(data, deciders, n_boot=p["n_bootstrap"], seed=p["seed"])
     described = {
         "cohort": cohort,

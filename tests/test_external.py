@@ -21,6 +21,7 @@ from ich.io.nifti import mask_volume_like, read_nifti_slice
 from ich.metrics.external import external_block, external_headline
 from ich.predict.artefacts import study_conversion
 from ich.predict.external import label_predictions, read_external_cohort
+from ich.predict.familiarity import slice_statistics, study_statistics, unfamiliar
 from ich.predict.mask_file import LPS_TO_RAS, MaskNotWritten, dicom_affine
 from ich.synth import write_cohort
 from tests.conftest import REPO
@@ -214,3 +215,21 @@ def test_the_dicom_affine_maps_voxels_onto_the_image_positions(tmp_path):
             assert np.allclose((affine @ [i, j, k, 1])[:3], ras)
     with pytest.raises(MaskNotWritten, match="share one position"):
         dicom_affine([paths[0], paths[0]])
+
+
+def test_image_statistics_and_what_lies_far_outside_the_training_studies():
+    image = np.zeros((100, 100, 3), np.uint8)
+    image[20:80, 20:80] = (120, 120, 60)  # a head of 36% of the frame, soft tissue at 120
+    image[20:25, 20:80] = 255  # bone, left out of the soft-tissue level
+    stats = slice_statistics(image)
+    assert stats["head_fraction"] == pytest.approx(0.36)
+    assert stats["brain_level"] == pytest.approx(120)
+    assert stats["channel_spread"] == pytest.approx(60 * 55 / 60)  # 60 in 55 tissue rows of 60, 0 in the bone
+    reference = {"head_fraction": [0.3, 0.4], "brain_level": [100, 130], "channel_spread": [40, 60]}
+    assert unfamiliar(study_statistics([image, image]), reference) == []
+    grey = image.copy()
+    grey[..., 2] = grey[..., 0]
+    notes = unfamiliar(study_statistics([grey]), reference)
+    assert notes == ["its channels differ by 0.0 grey levels inside the head (training studies 40.0-60.0)"]
+    assert unfamiliar({**stats, "head_fraction": 0.44}, reference) == []  # within half the range's width
+    assert "head covers 90%" in unfamiliar({**stats, "head_fraction": 0.9}, reference)[0]

@@ -187,6 +187,9 @@ def test_a_real_ct_ich_patient_as_pre_windowed_images(project, tmp_path):
     assert sorted(s["path"] for s in report["input"]["slices_skipped"]) == masks and len(masks) == 9
     assert report["input"]["channels"] == ["one grey window (R = G = B)"]
     assert report["bleed"]["volume_ml"] is None and report["outputs"]["seg"].startswith("not written")
+    # a grey real head where the networks learned three windows of phantoms: the report says so
+    assert any("channels differ by 0.0" in note for note in report["input"]["unlike_training"])
+    assert "unlike the training studies" in (tmp_path / "ctich" / "report.html").read_text()
 
 
 def test_many_studies_rendered_as_another_site_are_predicted_as_ich_predict_would(project, artefacts, tmp_path):
@@ -324,6 +327,8 @@ def test_the_headline_says_first_when_the_models_are_synthetic(artefacts, tmp_pa
     report, _ = predict_study(study, tmp_path / "demo", artefacts, max_cams=0)
     page = (tmp_path / "demo" / "report.html").read_text()
     assert report["warning"] == SYNTHETIC_WARNING and report["provenance"]["training_cohort"]["synthetic"]
+    assert report["input"]["unlike_training"] == []  # a phantom like those the networks learned from
+    assert report["input"]["windows"] == "convert.windows, as the training slices"
     assert page.index(SYNTHETIC_WARNING.capitalize()) < page.index('class="banner')
     real = replace(artefacts, training={**artefacts.training, "source": "ct-ich", "synthetic": False})
     report, _ = predict_study(study, tmp_path / "real", real, max_cams=0)

@@ -58,7 +58,7 @@ def test_unreadable_and_non_ct_files_inside_a_study_are_skipped_and_listed(tmp_p
     skipped = {s["path"].split("/")[-1]: s["reason"] for s in study.skipped}
     assert "not a DICOM" in skipped["garbage"] or "garbage" in skipped
     listed = {s["path"].split("/")[-1]: s["reason"] for s in study.other_series}
-    assert "LOCALIZER" in listed["scout.dcm"]
+    assert listed["scout.dcm"].startswith("a CT localizer (scout; ImageType") and "LOCALIZER" in listed["scout.dcm"]
 
 
 @pytest.mark.parametrize(
@@ -131,10 +131,12 @@ def test_bleed_masks_beside_the_slices_are_listed_not_read_as_slices(tmp_path):
         image[20:80, 20:80] = 100
         cv2.imwrite(str(folder / f"{k}.jpg"), image)
     cv2.imwrite(str(folder / "2_HGE_Seg.jpg"), np.full((100, 100), 255, np.uint8))
+    cv2.imwrite(str(folder / "3_Mask.png"), np.full((100, 100), 255, np.uint8))  # any mask exported beside them
     study = read_study(folder, CONFIG)
     assert [s.source_path.split("/")[-1] for s in study.slices] == ["1.jpg", "2.jpg", "3.jpg"]
     assert study.skipped == [
-        {"path": str(folder / "2_HGE_Seg.jpg"), "reason": "a bleed mask (<slice>_HGE_Seg), not a slice"}
+        {"path": str(folder / "2_HGE_Seg.jpg"), "reason": "a bleed mask (<slice>_HGE_Seg), not a slice"},
+        {"path": str(folder / "3_Mask.png"), "reason": "a mask ('mask' in its name), not a slice"},
     ]
 
 

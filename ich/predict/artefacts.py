@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import yaml
 from torch import nn
@@ -32,6 +33,7 @@ from ich.data.convert import ConvertConfig
 from ich.data.transforms import BatchPreparation
 from ich.io.digest import dvc_md5
 from ich.params import load_params
+from ich.predict.familiarity import training_reference
 from ich.predict.names import ENSEMBLE
 from ich.predict.provenance import study_conversion, training_cohort
 from ich.segmentation import PostProcess
@@ -85,6 +87,7 @@ class Artefacts:
     device: torch.device
     training: dict[str, Any]  # the training cohort (:func:`training_cohort`)
     windows_note: str  # how a study with HU is windowed for these networks, and why (:func:`study_conversion`)
+    reference: dict[str, list[float]]  # what the training studies look like (:mod:`ich.predict.familiarity`)
 
     @property
     def cam_model(self) -> str | None:
@@ -153,11 +156,13 @@ def load_artefacts(
     *,
     model: str = ENSEMBLE,
     segmenter: str | None = "unet",
+    subtypes: bool = True,
     device: torch.device | None = None,
 ) -> Artefacts:
     """Load and check the trained pipeline of ``project``; ``model`` decides (a trained model or ``ensemble``).
 
-    ``segmenter`` names a ``kind: unet`` section of ``segment`` (``None``: no bleed masks or volume).
+    ``segmenter`` names a ``kind: unet`` section of ``segment`` (``None``: no bleed masks or volume);
+    ``subtypes=False`` leaves out a multi-label model that does not decide (no subtype probabilities).
     """
     project = Path(project)
     device = device or default_device()
@@ -176,7 +181,7 @@ def load_artefacts(
         weights = {model: 1.0}
     points = json.loads((folder / "operating_points.json").read_text())
     multi_label = [m for m in trained if params["train"][m].get("outputs", "any") == "all"]
-    subtype_model = next((m for m in weights if m in multi_label), multi_label[0] if multi_label else None)
+    subtype_model = next((m for m in weights if m in multi_label), multi_label[0] if multi_label and subtypes else None)
     classifiers = {}
     for name in sorted({*weights, *([subtype_model] if subtype_model else [])}):
         versions[f"data/models/{name}"] = lock.check(f"train@{name}", f"data/models/{name}")
@@ -208,4 +213,9 @@ def load_artefacts(
         device=device,
         training=training,
         windows_note=windows_note,
+        reference=training_reference(
+            project / "data/converted",
+            pd.read_csv(project / "data/converted/index.csv"),
+            pd.read_csv(project / "data/split/split.csv"),
+        ),
     )

@@ -38,6 +38,7 @@ from ich.metrics.calibration import calibrate
 from ich.metrics.operating_points import STUDY_PROBABILITY, pool_slice_probabilities
 from ich.metrics.segmentation import voxel_volume_ml
 from ich.predict.artefacts import Artefacts, Classifier
+from ich.predict.familiarity import study_statistics, unfamiliar
 from ich.predict.inputs import Study
 from ich.predict.names import FLAG_POINTS
 from ich.train.classify import predict_probs
@@ -61,6 +62,8 @@ class StudyResult:
     masks: np.ndarray | None  # (N, size, size) uint8 0/1 bleed masks; None without a segmenter
     volume_ml: float | None  # None without a segmenter or without spacing
     volume_note: str
+    statistics: dict[str, float]  # the study's image statistics (:mod:`ich.predict.familiarity`)
+    unfamiliar: list[str]  # how it lies far outside the training studies; empty when it does not
     timings: dict[str, float] = field(default_factory=dict)  # seconds per step (not reproducible: not in reports)
 
 
@@ -154,6 +157,7 @@ def run_study(
             cam = artefacts.classifiers[artefacts.cam_model]
             maps = gradcam_maps(cam.model, inputs[artefacts.cam_model][shown].to(artefacts.device), cam.prepare)
             cams = dict(zip(shown, maps, strict=True))
+    statistics = study_statistics([s.image for s in study.slices])
     masks, volume, note = None, None, "no segmenter loaded"
     if artefacts.segmenter is not None:
         with timed(timings, "segment"):
@@ -174,5 +178,7 @@ def run_study(
         masks=masks,
         volume_ml=volume,
         volume_note=note,
+        statistics=statistics,
+        unfamiliar=unfamiliar(statistics, artefacts.reference),
         timings=timings,
     )

@@ -92,6 +92,9 @@ def build_report(study: Study, result: StudyResult, artefacts: Artefacts, output
             "series_description": study.series_description,
             "slices_used": len(study.slices),
             "channels": study.channels,
+            "windows": artefacts.windows_note if study.has_hu else None,
+            "statistics": {k: _r(v) for k, v in result.statistics.items()},
+            "unlike_training": result.unfamiliar,
             "slices_skipped": study.skipped,
             "series_not_used": study.other_series,
         },
@@ -237,6 +240,10 @@ def render_html(study: Study, result: StudyResult, report: dict[str, Any]) -> st
     inp = report["input"]
     training, validation = report["provenance"]["training_cohort"], report["provenance"]["validation"]
     warning = f"<div class='warning'>{_esc(report['warning'].capitalize())}</div>" if report["warning"] else ""
+    unlike = ""
+    if inp["unlike_training"]:
+        items = "".join(f"<li>{_esc(note)}</li>" for note in inp["unlike_training"])
+        unlike = f"<div class='note'><b>This study is unlike the training studies</b>: the result may not hold.<ul>{items}</ul></div>"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>ICH report: {_esc(inp["study_instance_uid"])}</title>
 <style>
@@ -253,7 +260,7 @@ table{{border-collapse:collapse;font-size:0.85em}} td,th{{border:1px solid #ccc;
 <p>Study score {decision["study_score"]:.3f} ({_esc(point["study_score"].replace("_", " "))}; calibrated {decision["study_probability_calibrated"]:.3f})
 against threshold {point["threshold"]:.3f}, chosen on the validation set (sensitivity {point["val_sensitivity"]:.2f},
 specificity {point["val_specificity"]:.2f} there). Model: <b>{_esc(decision["model"])}</b>.</p>
-<div class="note"><b>{_esc(report["disclaimer"])}</b></div>
+{unlike}<div class="note"><b>{_esc(report["disclaimer"])}</b></div>
 <h2>Probability along the study</h2>
 <img src="{_strip(result)}" width="900" height="220" alt="per-slice probability">
 <p>{_esc(slice_summary(result))} (slice threshold {result.flag_threshold:.3f}).
@@ -264,7 +271,7 @@ Bleed volume: {volume}</p>
 {"".join(panels)}
 <h2>Input</h2>
 <p>{_esc(inp["kind"])}: {_esc(inp["path"])}<br>series {_esc(inp["series_description"] or inp["series_instance_uid"])},
-{inp["slices_used"]} slices used; channels: {_esc("; ".join(inp["channels"]))}</p>
+{inp["slices_used"]} slices used; channels: {_esc("; ".join(inp["channels"]))}{"; windowed with " + _esc(inp["windows"]) if inp["windows"] else ""}</p>
 <h3>Skipped slices</h3>{_table(inp["slices_skipped"], "none")}
 <h3>Series not used</h3>{_table(inp["series_not_used"], "none")}
 <h2>What the models know</h2>
