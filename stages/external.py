@@ -2,8 +2,8 @@
 
 The cohort (params ``external.cohorts.<cohort>``) is read by its source adapter and each study is
 classified as ``ich predict`` would (``ich.predict.external``), at the validation-chosen points.
-``metrics/external/<cohort>.json`` holds the headline figures per model; the full figures and the
-labelled per-slice predictions are the DVC output ``data/external/<cohort>``.
+``metrics/external/<cohort>/<model>.json`` holds each model's headline figures; the full figures
+and the labelled per-slice predictions are the DVC output ``data/external/<cohort>``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ def main(cohort: str) -> None:
     with atomic_dir(f"data/external/{cohort}") as tmp:
         write_csv(tmp / "predictions.csv", table)
         write_json(tmp / "evaluation.json", {**described, "models": blocks})
-    write_json(f"metrics/external/{cohort}.json", {m: external_headline(b) for m, b in blocks.items()})
+    with atomic_dir(f"metrics/external/{cohort}") as tmp:
+        for model, block in blocks.items():
+            write_json(tmp / f"{model}.json", external_headline(block))
     first = next(iter(blocks.values()))
     print(
         f"{cohort}: {first['n_studies']} studies ({first['n_positive_studies']} positive), "

@@ -66,7 +66,8 @@ def test_external_figures_use_the_validation_points_and_never_choose():
     ) == (2, 1)
     assert slices["slice_sensitivity"]["fp"] == 2  # 0.4 and 0.65 reach 0.3
     top = external_headline(block)
-    assert top["study_roc_auc"] == study["roc_auc"] and top["slice_roc_auc"] == slices["roc_auc"]
+    assert top["patient_roc_auc"] == study["roc_auc"] and top["slice_roc_auc"] == slices["roc_auc"]
+    assert top["patient_sensitivity"] == study["sensitivity"]["value"] and top["n_studies"] == 4
 
 
 def test_study_labels_give_study_figures_only():

@@ -48,15 +48,17 @@ def _paths(tree: dict, prefix: str = "") -> set[str]:
 
 def test_profile_is_a_complete_params_file_for_the_release():
     """The profile must carry every parameter of params.yaml (a stage would fail on a missing
-    one); model sections and source-specific download sections are its own."""
+    one); model sections, source-specific download sections and external cohorts are its own."""
     params, profile = yaml.safe_load((REPO / "params.yaml").read_text()), _profile()
     per_model = {
         name for value in params.values() if isinstance(value, list) for name in value if isinstance(name, str)
     }
     sources = {name for name, value in params["download"].items() if isinstance(value, dict)}
 
-    def own(path: str) -> bool:  # sections of the demo's models/segmenters and sources
+    def own(path: str) -> bool:  # sections of the demo's models/segmenters, sources and external cohorts
         parts = path.split(".")
+        if parts[:2] == ["external", "cohorts"] and len(parts) > 2:
+            return True
         return len(parts) > 1 and (parts[1] in per_model or (parts[0] == "download" and parts[1] in sources))
 
     missing = {p for p in _paths(params) - _paths(profile) if not own(p)}

@@ -102,7 +102,11 @@ def test_review_lists_the_changed_parameter_and_only_that_models_metrics(branch)
     assert [row[:4] for row in params] == [["params.yaml", "train.wa2d_cnn1.lr", "0.001", str(NEW_LR)]]
     metrics = _table_rows(markdown, "Metrics changed")
     assert metrics, markdown
-    assert {row[0] for row in metrics} <= {"metrics/classification/wa2d_cnn1.json", "metrics/train/wa2d_cnn1.json"}
+    external = {f"metrics/external/{cohort}/wa2d_cnn1.json" for cohort in ("site_dicom", "site_png")}
+    assert {row[0] for row in metrics} <= {
+        "metrics/classification/wa2d_cnn1.json",
+        "metrics/train/wa2d_cnn1.json",
+    } | external
     assert "metrics/classification/wa2d_cnn1.json" in {row[0] for row in metrics}
     page = (out / "plots.html").read_text()
     assert not re.search(r"<script[^>]+src=|<link[^>]+href=\"http", page), "the page must need no network"

@@ -65,16 +65,18 @@ def external_block(table: pd.DataFrame, points: dict, *, n_boot: int, seed: int)
 
 
 def external_headline(block: JsonBlock) -> JsonBlock:
-    """The figures a reader compares across cohorts: study ROC-AUC, sensitivity and specificity at
-    the validation-chosen point (with intervals), calibrated ECE, and slice ROC-AUC where known."""
+    """The figures ``metrics/external/<cohort>/<model>.json`` holds, named as the test set's
+    (:func:`ich.metrics.headline`) so that ``dvc metrics show`` lines them up: study ROC-AUC
+    (``patient_roc_auc``, a study being an external cohort's unit) with its interval, sensitivity
+    and specificity at the validation-chosen point, the calibrated ECE, the study count, and
+    slice ROC-AUC where slices are labelled."""
     study = block["study"]
     top: JsonBlock = {
         "n_studies": block["n_studies"],
-        "n_positive_studies": block["n_positive_studies"],
-        "study_roc_auc": study["roc_auc"],
-        "study_sensitivity": study["sensitivity"],
-        "study_specificity": study["specificity"],
-        "study_ece_calibrated": block["calibration"]["ece_calibrated"],
+        "patient_roc_auc": study["roc_auc"],
+        "patient_sensitivity": study["sensitivity"]["value"],
+        "patient_specificity": study["specificity"]["value"],
+        "ece_calibrated": block["calibration"]["ece_calibrated"],
     }
     if "slice" in block:
         top["slice_roc_auc"] = block["slice"]["roc_auc"]
@@ -93,15 +95,15 @@ def external_table_rows(blocks: dict[str, JsonBlock]) -> pd.DataFrame:
 
     rows = []
     for model, block in blocks.items():
-        top = external_headline(block)
+        study = block["study"]
         rows.append(
             {
                 "model": model,
-                "study ROC-AUC": cell(top["study_roc_auc"]),
-                "sensitivity": cell(top["study_sensitivity"]),
-                "specificity": cell(top["study_specificity"]),
-                "ECE": cell(top["study_ece_calibrated"]),
-                "slice ROC-AUC": cell(top.get("slice_roc_auc")),
+                "study ROC-AUC": cell(study["roc_auc"]),
+                "sensitivity": cell(study["sensitivity"]),
+                "specificity": cell(study["specificity"]),
+                "ECE": cell(block["calibration"]["ece_calibrated"]),
+                "slice ROC-AUC": cell(block["slice"]["roc_auc"] if "slice" in block else None),
             }
         )
     return pd.DataFrame(rows)
