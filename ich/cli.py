@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ich.predict.names import ENSEMBLE, FLAG_POINTS
+from ich.predict.names import ENSEMBLE, FLAG_POINTS, NOT_A_FINDING
 
 
 class OutputError(ValueError):
@@ -105,6 +105,8 @@ def _summary(report: dict) -> str:
     """The headline and the slices in one line, as the page says them."""
     decision, bleed = report["decision"], report["bleed"]
     volume = "" if not bleed or bleed["volume_ml"] is None else f", bleed {bleed['volume_ml']:.1f} mL"
+    if volume and not decision["positive"]:
+        volume = f", the segmenter outlines {bleed['volume_ml']:.1f} mL ({NOT_A_FINDING})"
     return (
         f"{decision['finding']} (score {decision['study_score']:.3f}, threshold "
         f"{decision['operating_point']['threshold']:.3f}, {decision['model']}); {report['slices_summary']}{volume}"

@@ -1,9 +1,11 @@
 """What a reviewer reads for a change: params diff, metrics diff and plots diff against a base revision.
 
 ``make review`` (``python -m ich.review --base main``) prints, in this order, ``dvc params diff
-<base> --md`` and ``dvc metrics diff <base> --md``, writes both to ``review/review.md`` (what CI
-posts as a pull-request comment) and renders ``dvc plots diff <base>`` as one self-contained
-page, ``review/plots.html``.
+<base> --md`` and the metrics that changed (``dvc metrics diff <base>``), each change labelled
+against the base's 95% interval where the metric carries one (``{value, ci_low, ci_high}``):
+*outside* the interval is a change the evaluation can tell from resampling noise, *within* is
+not. Both go to ``review/review.md`` (what CI posts as a pull-request comment), and ``dvc plots
+diff <base>`` is rendered as one self-contained page, ``review/plots.html``.
 
 DVC's own plots page loads Vega from a CDN and links its images as separate files, so it
 neither opens offline nor travels as one attachment. Here the page is rendered from a template
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import json
 import mimetypes
 import re
 import subprocess
@@ -88,10 +91,60 @@ def plots_page(base: str, title: str, cwd: str | Path = ".") -> str:
         return self_contained((out / "index.html").read_text(), out)
 
 
+def _number(value: object) -> str:
+    return "-" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def labelled_changes(diff: dict[str, dict[str, dict]]) -> list[dict[str, str]]:
+    """One row per changed metric of ``dvc metrics diff --json --all``, labelled against the base's interval.
+
+    A ``<name>.value`` whose file also has ``<name>.ci_low`` and ``<name>.ci_high`` is *outside*
+    when its new value leaves the base's interval and *within* otherwise; the bounds themselves
+    are not listed (they move with their value); other metrics have *no interval*.
+    """
+    rows = []
+    for path, metrics in sorted(diff.items()):
+        for key, change in sorted(metrics.items()):
+            stem, _, last = key.rpartition(".")
+            if last in ("ci_low", "ci_high") and f"{stem}.value" in metrics:
+                continue
+            if change.get("old") == change.get("new"):
+                continue
+            label = "no interval"
+            if last == "value":
+                low, high = (metrics.get(f"{stem}.{b}", {}).get("old") for b in ("ci_low", "ci_high"))
+                new = change.get("new")
+                if None not in (low, high, new):
+                    label = "within the base's 95% CI" if low <= new <= high else "**outside** the base's 95% CI"
+            rows.append(
+                {
+                    "path": path,
+                    "metric": stem if last == "value" else key,
+                    "base": _number(change.get("old")),
+                    "workspace": _number(change.get("new")),
+                    "change": _number(change.get("diff")),
+                    "label": label,
+                }
+            )
+    return rows
+
+
+def metrics_table(rows: list[dict[str, str]]) -> str:
+    """The labelled changes as a markdown table (``Path`` first, as DVC's)."""
+    if not rows:
+        return "No metric changed."
+    lines = ["| Path | Metric | base | workspace | change | against the base's interval |", "|---|---|---|---|---|---|"]
+    lines += [
+        f"| {r['path']} | {r['metric']} | {r['base']} | {r['workspace']} | {r['change']} | {r['label']} |" for r in rows
+    ]
+    return "\n".join(lines)
+
+
 def review(base: str, out: Path, cwd: str | Path = ".") -> str:
     """Write ``out/review.md`` and ``out/plots.html``; return the markdown (params, then metrics)."""
     params = dvc("params", "diff", base, "--md", cwd=cwd).strip() or "No parameter changed."
-    metrics = dvc("metrics", "diff", base, "--md", cwd=cwd).strip() or "No metric changed."
+    diff = json.loads(dvc("metrics", "diff", base, "--json", "--all", cwd=cwd) or "{}")
+    metrics = metrics_table(labelled_changes(diff))
     markdown = (
         f"## Parameters changed against `{base}`\n\n{params}\n\n## Metrics changed against `{base}`\n\n{metrics}\n"
     )

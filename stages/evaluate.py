@@ -2,7 +2,8 @@
 
 ``metrics/classification/<model>.json`` holds the headline figures a reviewer decides on
 (``ich.metrics.headline``); the full table (every threshold, patient rule, subtype and
-statistic) is the DVC output ``data/evaluation/classification.json``.
+statistic, and ``outputs``: whether the test probabilities are usable, ``ich.metrics.output_check``)
+is the DVC output ``data/evaluation/classification.json``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ from pathlib import Path
 import pandas as pd
 
 from ich.io.atomic import write_csv, write_json
-from ich.metrics import calibration_table, confusion_rows, evaluate_predictions, headline, pr_table, roc_table
+from ich.metrics import (
+    calibration_table,
+    confusion_rows,
+    evaluate_predictions,
+    headline,
+    output_check,
+    pr_table,
+    roc_table,
+)
 from ich.params import load_params
 
 PLOTS = Path("plots/evaluate")
@@ -43,6 +52,8 @@ def main() -> None:
         write_json(Path("metrics/classification") / f"{name}.json", headlines[name])
         test = predictions[predictions["set"] == "test"].merge(index[["slice_id", "any"]], on="slice_id")
         y, prob = test["any"].to_numpy(), test["prob_any"].to_numpy()
+        check = output_check(y, prob)
+        results["models"][name]["outputs"] = {k: round(v, 6) if isinstance(v, float) else v for k, v in check.items()}
         write_csv(PLOTS / "roc" / f"{name}.csv", roc_table(y, prob).round(6))
         write_csv(PLOTS / "pr" / f"{name}.csv", pr_table(y, prob).round(6))
         write_csv(PLOTS / "calibration" / f"{name}.csv", calibration_table(y, prob).round(6))
@@ -53,7 +64,8 @@ def main() -> None:
         print(
             f"{name}: test slice ROC-AUC {auc['value']} (95% CI {auc['ci_low']}-{auc['ci_high']}), "
             f"patient ROC-AUC {top['patient_roc_auc']['value']}, sensitivity {top['patient_sensitivity']}, "
-            f"specificity {top['patient_specificity']} at the validation-chosen point"
+            f"specificity {top['patient_specificity']} at the validation-chosen point; "
+            f"outputs {'ok' if results['models'][name]['outputs']['ok'] else 'FAIL the output check'}"
         )
 
 

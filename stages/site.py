@@ -36,6 +36,7 @@ def main() -> None:
             shift=shift,
             scanner=ScannerProtocol(),
             seed=p["seed"],
+            origin={"name": f"{source['name']} {p['subset']} studies", "synthetic": source["synthetic"]},
         )
     print(", ".join(f"{n} {p['subset']} studies as {fmt}" for fmt, n in written.items()), f"-> {OUT}")
 

@@ -18,6 +18,7 @@ from ich.data.site_export import ScannerProtocol, export_site, first_channel_win
 from ich.data.site_shift import SiteShift
 from ich.data.windowing import window
 from ich.io.nifti import mask_volume_like, read_nifti_slice
+from ich.io.raw_cohort import COHORT_FILE, SourceError, cohort_description
 from ich.metrics.external import external_block, external_headline
 from ich.predict.artefacts import study_conversion
 from ich.predict.external import label_predictions, read_external_cohort
@@ -109,7 +110,7 @@ def test_the_site_export_reads_back_through_the_source_adapters(converted, tmp_p
     assert window_hu == (0.0, 80.0)
     shift = SiteShift(source_window=window_hu)
     written = export_site(index, root / "converted", tmp_path, formats=("dicom", "png"), shift=shift,
-                          scanner=ScannerProtocol(), seed=0)  # fmt: skip
+                          scanner=ScannerProtocol(), seed=0, origin={"name": "phantoms", "synthetic": True})  # fmt: skip
     assert written == {"png": 4, "dicom": 4}
     files = sorted((tmp_path / "dicom").rglob("*.dcm"))
     assert len(files) == len(index)
@@ -124,6 +125,8 @@ def test_the_site_export_reads_back_through_the_source_adapters(converted, tmp_p
     images = read_external_cohort("site_png", {"source": "images", "layout": "generic", "path": str(tmp_path / "png")})
     for cohort in (dicom, images):
         assert len(cohort.folders) == 4 and cohort.unreadable == []
+        assert cohort.source["synthetic"] is True, "an export of phantoms stays phantoms, whichever adapter reads it"
+        assert cohort.source["name"].startswith("phantoms as another site sends them")
     assert len(dicom.slice_labels) == len(images.slice_labels) == len(index)
     assert dicom.slice_labels["any"].sum() == images.slice_labels["any"].sum() == index["any"].sum()
 
@@ -234,3 +237,19 @@ def test_image_statistics_and_what_lies_far_outside_the_training_studies():
     assert notes == ["its channels differ by 0.0 grey levels inside the head (training studies 40.0-60.0)"]
     assert unfamiliar({**stats, "head_fraction": 0.44}, reference) == []  # within half the range's width
     assert "head covers 90%" in unfamiliar({**stats, "head_fraction": 0.9}, reference)[0]
+
+
+def test_a_cohort_description_is_checked(tmp_path):
+    assert cohort_description(tmp_path) == {}
+    (tmp_path / COHORT_FILE).write_text('{"name": "site B", "synthetic": false}')
+    assert cohort_description(tmp_path) == {"name": "site B", "synthetic": False}
+    for text, message in [
+        ('{"synthetic": "no"}', "must be true or false"),
+        ('{"patients": 3}', "unknown keys"),
+        ("[1]", "unknown keys"),
+        ("{", "not JSON"),
+    ]:
+        (tmp_path / COHORT_FILE).write_text(text)
+        with pytest.raises(SourceError, match=message) as caught:
+            cohort_description(tmp_path)
+        assert COHORT_FILE in str(caught.value)

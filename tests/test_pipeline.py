@@ -73,6 +73,12 @@ def test_repro_writes_metrics_and_leaves_a_clean_status(project):
         points = json.loads((folder / "operating_points.json").read_text())
         at = metrics["models"][name]["operating_points"]["patient_youden"]
         assert at["threshold"] == points["patient_youden"]["threshold"] and at["chosen_on"] == "val"
+        outputs = metrics["models"][name]["outputs"]
+        assert set(outputs) == {"at_zero", "at_one", "sensitivity", "specificity", "ok"}
+        assert outputs["ok"] is (
+            max(outputs["at_zero"], outputs["at_one"]) <= 0.9
+            and min(outputs["sensitivity"], outputs["specificity"]) >= 0.5
+        )
         top = json.loads((project / "metrics" / "classification" / f"{name}.json").read_text())
         assert top["slice_roc_auc"] == metrics["models"][name]["slice"]["roc_auc"]
         assert top["patient_specificity"] == at["specificity"]["value"]

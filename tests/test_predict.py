@@ -31,6 +31,7 @@ from ich.predict import StaleArtefactError, load_artefacts, predict_study, read_
 from ich.predict.batch import predict_folders
 from ich.predict.external import read_external_cohort, validate_external
 from ich.predict.infer import run_study
+from ich.predict.names import NOT_A_FINDING
 from ich.predict.report import SYNTHETIC_WARNING, build_report, render_html
 from ich.predict.seg import source_grid_masks
 from ich.sources.images import ctich_slice_images
@@ -342,13 +343,14 @@ def test_a_negative_study_tells_one_story_in_the_page(artefacts, tmp_path):
     study = read_study(normal, artefacts.convert)
     result = run_study(study, artefacts, max_cams=2)
     above = result.shown[:2]  # two slices over the slice threshold, the study below its own
-    result = replace(result, positive=False, flagged=[], above_threshold=above)
+    result = replace(result, positive=False, flagged=[], above_threshold=above, volume_ml=2.5)
     report = build_report(study, result, artefacts, {})
     page = render_html(study, result, report)
     assert "flagged" not in page.lower()
     assert report["slices_summary"] == f"2 of {SLICES} slices above the slice threshold, below the study decision"
     assert page.count("above the slice threshold, below the study decision") == 3  # summary and both panels
     assert report["below_decision_slices"] == above and report["flagged_slices"] == []
+    assert "the segmenter outlines 2.50 mL" in page and NOT_A_FINDING in page  # an outline, not a bleed
     shown = [int(i) for i in re.findall(r"<h3>slice (\d+) &middot;", page)]
     assert shown == result.shown and list(np.argsort(-result.slice_probs, kind="stable")[: len(shown)]) == shown
     assert all(f"z {study.slices[i].z:g} mm" in page for i in shown)

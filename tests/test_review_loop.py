@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -131,6 +132,11 @@ def test_the_ci_workflow_reviews_pull_requests_and_pushes_the_cache_from_main():
         return next(i for i, command in enumerate(commands) if fragment in command)
 
     assert first("make setup") < first("dvc repro --pull") < first("make review") < first("gh pr comment")
+    plugins = commands[first("pip install -e '.[s3]'")]  # core DVC cannot reach s3://, gs:// or ssh://
+    assert first("make setup") < first("pip install -e '.[s3]'") < first("dvc pull --run-cache")
+    assert all(f"pip install -e '.[{extra}]'" in plugins for extra in ("s3", "gs", "ssh"))
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert {"s3", "gs", "ssh"} <= set(extras)
     assert "review/review.md" in commands[first("gh pr comment")]
     assert "pull_request" in steps[first("gh pr comment")]["if"]
     push = steps[first("make share")]

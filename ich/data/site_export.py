@@ -19,8 +19,11 @@ stages only measure.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -31,6 +34,7 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 from ich.data.site_shift import SiteShift, brain_window_of, write_shifted_studies
 from ich.io.dicom import read_ct_slice, read_dicom_header
 from ich.io.digest import digest_values
+from ich.io.raw_cohort import COHORT_FILE
 from ich.labels import LABELS
 
 FORMATS: tuple[str, ...] = ("dicom", "png")
@@ -157,11 +161,14 @@ def export_site(
     shift: SiteShift,
     scanner: ScannerProtocol,
     seed: int,
+    origin: Mapping[str, Any],
 ) -> dict[str, int]:
     """Export the studies of ``index`` (converted slices under ``converted_dir``) into ``out/<format>/``.
 
-    ``dicom`` needs Hounsfield units (``has_hu`` rows, ``source_path`` the raw DICOM file). Returns
-    the number of studies written per format.
+    ``dicom`` needs Hounsfield units (``has_hu`` rows, ``source_path`` the raw DICOM file). Each
+    format's folder says what it holds in its :data:`ich.io.raw_cohort.COHORT_FILE` (``origin``'s name and
+    ``synthetic`` flag: a site export of phantoms is still phantoms). Returns the number of studies
+    written per format.
     """
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown or not formats:
@@ -192,6 +199,12 @@ def export_site(
             labels += export_dicom_study(str(study_id), rows, out / "dicom", scanner, seed)
         pd.DataFrame(labels, columns=["level", "key", *LABELS]).to_csv(out / "dicom" / "labels.csv", index=False)
         written["dicom"] = int(index["study_id"].nunique())
+    for fmt in written:
+        described = {
+            "name": f"{origin['name']} as another site sends them ({fmt})",
+            "synthetic": bool(origin["synthetic"]),
+        }
+        (out / fmt / COHORT_FILE).write_text(json.dumps(described, indent=2) + "\n")
     return written
 
 

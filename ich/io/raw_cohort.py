@@ -40,10 +40,31 @@ LABEL_COLUMNS: tuple[str, ...] = ("level", "key", *LABELS)
 FORMATS: frozenset[str] = frozenset({"dicom", "nifti", "image"})
 LEVELS: frozenset[str] = frozenset({"slice", "study"})
 SOURCE_KEYS: tuple[str, ...] = ("name", "synthetic", "has_hu", "citation")
+# A cohort folder may say what it holds (``name``, ``synthetic``) where its files cannot, e.g. a
+# site export of synthetic phantoms read back by the generic ``folder`` or ``images`` adapter.
+COHORT_FILE = "cohort.json"
+DESCRIBED_KEYS: tuple[str, ...] = ("name", "synthetic")
 
 
 class SourceError(ValueError):
     """A source cannot be materialised (bad parameters, missing files, wrong layout)."""
+
+
+def cohort_description(root: str | Path) -> dict[str, Any]:
+    """What ``root``'s :data:`COHORT_FILE` says of the cohort (empty when there is none)."""
+    path = Path(root) / COHORT_FILE
+    if not path.exists():
+        return {}
+    try:
+        described = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise SourceError(f"{path}: not JSON ({exc})") from exc
+    unknown = sorted(set(described) - set(DESCRIBED_KEYS)) if isinstance(described, dict) else ["(not an object)"]
+    if unknown:
+        raise SourceError(f"{path}: unknown keys {unknown}; a cohort is described by {list(DESCRIBED_KEYS)}")
+    if "synthetic" in described and not isinstance(described["synthetic"], bool):
+        raise SourceError(f"{path}: 'synthetic' must be true or false, got {described['synthetic']!r}")
+    return described
 
 
 def to_flag(value: Any) -> int | None:

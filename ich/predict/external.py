@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ich.io.raw_cohort import read_raw_cohort
+from ich.io.raw_cohort import cohort_description, read_raw_cohort
 from ich.labels import LABELS
 from ich.metrics.external import external_block
 from ich.predict.artefacts import Artefacts
@@ -75,7 +75,8 @@ def _study_folders(root: Path, study_of: pd.Series) -> dict[str, Path]:
 
 def read_external_cohort(name: str, section: Mapping[str, Any]) -> ExternalCohort:
     """The cohort ``name`` of params ``external.cohorts``: ``source`` (an adapter), ``path`` and the
-    adapter's own options (those of ``download.<source>``)."""
+    adapter's own options (those of ``download.<source>``). A ``cohort.json`` in the cohort's folder
+    overrides what the adapter says of its name and whether it is synthetic."""
     options = {k: v for k, v in section.items() if k != "source"}
     if "source" not in section or not options.get("path"):
         raise ValueError(f"external cohort {name!r} needs a source and a path, got {dict(section)}")
@@ -88,6 +89,7 @@ def read_external_cohort(name: str, section: Mapping[str, Any]) -> ExternalCohor
         raise ValueError(f"external cohort {name!r}: its source found no image under {root}")
     # outputs name files relative to the cohort, so that they do not depend on where it lies
     source["issues"] = [{**issue, "path": _relative(issue["path"], root)} for issue in source.get("issues", [])]
+    source.update(cohort_description(root))
     values = labels.set_index("key")[list(LABELS)].replace("", np.nan).astype(float)
     slice_labels = values[(labels["level"] == "slice").to_numpy()]
     study_labels = values[(labels["level"] == "study").to_numpy()]

@@ -5,3 +5,6 @@ ENSEMBLE = "ensemble"
 
 FLAG_POINTS = ("slice_youden", "slice_sensitivity")
 """Validation-chosen slice thresholds a report can flag slices at."""
+
+NOT_A_FINDING = "not a finding: the study is below the decision"
+"""What the segmenter's outline in a negative study is (it outlines something in most studies)."""

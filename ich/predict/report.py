@@ -23,6 +23,7 @@ from ich.io.atomic import write_json
 from ich.predict.artefacts import Artefacts
 from ich.predict.infer import StudyResult
 from ich.predict.inputs import Study
+from ich.predict.names import NOT_A_FINDING
 from ich.segmentation.evaluate import scaled_contours
 
 DISCLAIMER = (
@@ -228,6 +229,8 @@ def render_html(study: Study, result: StudyResult, report: dict[str, Any]) -> st
     else:
         amount = f"{bleed['volume_ml']:.2f} mL" if bleed["volume_ml"] is not None else "not available"
         volume = f"{amount} <span class='muted'>({_esc(bleed['method'])})</span>"
+        if not decision["positive"]:
+            volume = f"the segmenter outlines {volume}, {NOT_A_FINDING}"
     subtypes = ""
     if report["subtypes"]:
         items = "".join(f"<li>{_esc(k)}: {v:.3f}</li>" for k, v in report["subtypes"]["study_probabilities"].items())
