@@ -27,8 +27,8 @@ repro: setup
 	$(BIN)/dvc repro
 
 lint: setup
-	$(BIN)/ruff check ich stages tests bench
-	$(BIN)/ruff format --check ich stages tests bench
+	$(BIN)/ruff check ich stages tests bench tools
+	$(BIN)/ruff format --check ich stages tests bench tools
 
 # A real Chromium renders the report page in tests/test_predict.py (Debian's package; the test
 # skips, saying why, only where it cannot be installed)
@@ -45,11 +45,11 @@ test: lint browser
 # (review/plots.html) of the workspace against BASE
 BASE ?= main
 review: setup
-	$(BIN)/python -m ich.review --base $(BASE) --out review
+	$(BIN)/python -m tools.review --base $(BASE) --out review
 
-# dvc push --run-cache, plus the outputs of runs that it leaves behind (ich/share.py)
+# dvc push --run-cache, plus the outputs of runs that it leaves behind (tools/share.py)
 share: setup
-	$(BIN)/python -m ich.share
+	$(BIN)/python -m tools.share
 
 bench: setup
 	$(BIN)/python bench/train_speed.py

@@ -19,7 +19,7 @@ resumes (pass the same ``--workdir`` to keep DVC's cache too). Writes
 ``<out>/index.csv`` (the slice labels) and
 ``<out>/crossval.json`` (pooled metrics, per-fold ROC-AUC, timings, provenance), and prints a
 Markdown table of the pooled metrics. Each fold's ``operating_points.json`` (thresholds and
-calibration fitted on that fold's validation patients) is kept too, and :func:`ich.crossval.summary`
+calibration fitted on that fold's validation patients) is kept too, and :func:`ich.metrics.pooled_folds.summary`
 pools the folds with them: slice ROC-AUC of the calibrated probabilities, patient ROC-AUC, and
 patient sensitivity and specificity at each fold's own patient threshold, all with patient-bootstrap
 CIs. ``--publish`` writes those figures, with the code version, to
@@ -45,12 +45,12 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from ich.crossval import summary  # noqa: E402
 from ich.data.site_shift import SiteShift, brain_window_of, slice_id_of, write_shifted_studies  # noqa: E402
 from ich.metrics import choose_operating_points, evaluate_predictions  # noqa: E402
+from ich.metrics.pooled_folds import summary  # noqa: E402
 from ich.predict.artefacts import load_artefacts  # noqa: E402
 from ich.predict.batch import predict_folders  # noqa: E402
-from ich.project import copy_project  # noqa: E402
+from tools.project import copy_project  # noqa: E402
 
 
 def profile_for_fold(profile: dict, fold: int, models: list[str] | None) -> dict:

@@ -32,8 +32,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from ich.project import copy_project  # noqa: E402
 from ich.reproducible import PINNED_ENVIRONMENT  # noqa: E402
+from tools.project import copy_project  # noqa: E402
 
 CPUS: dict[str, dict[str, str]] = {
     "this CPU": {},

@@ -24,9 +24,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from ich.networks import default_device
+from ich.networks.classifier import ClassifierSpec, build_classifier
 from ich.params import load_params
-from ich.train.classify import ClassifierSpec, build_classifier, parse_section
-from ich.train.loop import TrainConfig, default_device, make_optimizer
+from ich.train.classify import parse_section
+from ich.train.loop import TrainConfig, make_optimizer
 from ich.train.study import StudyLoss
 
 DEVICE = default_device()

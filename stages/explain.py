@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 
 from ich.explain.figure import explain_figure, save_figure
+from ich.networks import default_device
+from ich.networks.classifier import build_classifier, classifier_spec
 from ich.params import load_params
-from ich.train.classify import build_classifier, parse_section
-from ich.train.loop import default_device
 
 MODELS, OUT = Path("data/models"), Path("plots/explain")
 
@@ -18,7 +18,7 @@ def main() -> None:
     params = load_params()
     index = pd.read_csv("data/converted/index.csv")
     for name in params["explain"]["models"]:
-        spec, _ = parse_section(name, params["train"][name])
+        spec = classifier_spec(params["train"][name])
         figure = explain_figure(
             name,
             build_classifier(spec, MODELS / name / "model.pt").to(default_device()),

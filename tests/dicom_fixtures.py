@@ -2,7 +2,7 @@
 
 Reusable by any test (``convert`` uses them to check that files in = slices + quarantined):
 
-    from dicom_fixtures import write_ct_slice, write_study, BAD_VARIANTS, VALID_VARIANTS
+    from tests.dicom_fixtures import write_ct_slice, write_study, BAD_VARIANTS, VALID_VARIANTS
 
 * :func:`make_ct_dataset` / :func:`write_ct_slice`: one valid CT slice (int16 stored values,
   RescaleSlope/RescaleIntercept so values are HU, all the identity and geometry tags).

@@ -11,7 +11,11 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from dicom_fixtures import (
+from ich.io.dicom import read_ct_slice, read_dicom_header
+from ich.io.images import read_windowed_image
+from ich.io.nifti import iter_nifti_slices
+from ich.io.unusable import UnusableSliceError
+from tests.dicom_fixtures import (
     BAD_VARIANTS,
     VALID_VARIANTS,
     make_ct_dataset,
@@ -21,11 +25,6 @@ from dicom_fixtures import (
     write_missing_position,
     write_study,
 )
-
-from ich.io.dicom import read_ct_slice, read_dicom_header
-from ich.io.images import read_windowed_image
-from ich.io.nifti import iter_nifti_slices
-from ich.io.unusable import UnusableSliceError
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,11 @@ from pydicom.uid import JPEG2000Lossless, RLELossless
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from dicom_fixtures import (
+from ich.data.convert import ConvertConfig, convert_cohort
+from ich.io.raw_cohort import write_raw_cohort
+from ich.io.slices import packed_ref, read_slice
+from ich.labels import LABELS
+from tests.dicom_fixtures import (
     UID_ROOT,
     phantom_hu,
     write_bad_matrix,
@@ -33,11 +37,6 @@ from dicom_fixtures import (
     write_non_ct,
     write_truncated,
 )
-
-from ich.data.convert import ConvertConfig, convert_cohort
-from ich.io.raw_cohort import write_raw_cohort
-from ich.io.slices import packed_ref, read_slice
-from ich.labels import LABELS
 
 SIZE = 32
 

@@ -13,8 +13,9 @@ import torch
 from ich.data.bleed_paste import BleedBank, intracranial_region
 from ich.data.datasets import SliceDataset
 from ich.models import build
+from ich.networks.classifier import ClassifierSpec
 from ich.train.bleedmap import MapLoss, MapSupervision
-from ich.train.classify import ClassifierSpec, train_classifier
+from ich.train.classify import train_classifier
 from ich.train.loop import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")

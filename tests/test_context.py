@@ -9,7 +9,8 @@ import torch
 
 from ich.data.context import neighbour_rows
 from ich.data.datasets import read_slice_image
-from ich.train.classify import ClassifierSpec, build_classifier, train_classifier
+from ich.networks.classifier import ClassifierSpec, build_classifier
+from ich.train.classify import train_classifier
 from ich.train.loop import TrainConfig
 from tests.test_models import CLASSIFIERS
 

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from ich.crossval import pool_folds, summary
 from ich.metrics import choose_operating_points
 from ich.metrics.calibration import calibrate
+from ich.metrics.pooled_folds import pool_folds, summary
 
 
 def fold_tables(n_folds: int = 3, patients: int = 12, slices: int = 8, seed: int = 0):

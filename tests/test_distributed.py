@@ -16,7 +16,8 @@ from ich.train.loop import TrainConfig, epoch_rows
 SCRIPT = textwrap.dedent(
     """
     import sys, pandas as pd, torch
-    from ich.train.classify import ClassifierSpec, train_classifier
+    from ich.networks.classifier import ClassifierSpec
+    from ich.train.classify import train_classifier
     from ich.train.loop import TrainConfig, is_main_process
     index = pd.read_csv(sys.argv[1]); split = pd.read_csv(sys.argv[2])
     _, result, predictions = train_classifier(

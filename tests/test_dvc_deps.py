@@ -10,6 +10,7 @@ fail a user.
 from __future__ import annotations
 
 import ast
+import copy
 import re
 from pathlib import Path
 
@@ -96,6 +97,19 @@ def missing_deps(dvc: dict, root: Path = REPO) -> list[str]:
     return problems
 
 
+def needless_deps(dvc: dict, root: Path = REPO) -> list[str]:
+    """``"<stage>: <dep>"`` for every ``ich`` dep that holds no file of the stage's import closure
+    (a change there would re-run the stage for nothing)."""
+    problems = []
+    for name, (script, deps) in stage_scripts(dvc).items():
+        closure = [f.relative_to(root).as_posix() for f in import_closure(script, root)]
+        for dep in deps:
+            folder = dep.rstrip("/")
+            if dep.startswith("ich") and not any(f == folder or f.startswith(folder + "/") for f in closure):
+                problems.append(f"{name}: {dep}")
+    return problems
+
+
 @pytest.fixture(scope="module")
 def dvc() -> dict:
     return yaml.safe_load((REPO / "dvc.yaml").read_text())
@@ -104,6 +118,16 @@ def dvc() -> dict:
 def test_every_stage_depends_on_its_whole_import_closure(dvc):
     missing = missing_deps(dvc)
     assert not missing, "dvc.yaml deps miss files their stage imports:\n" + "\n".join(missing)
+
+
+def test_no_stage_depends_on_code_it_does_not_import(dvc):
+    needless = needless_deps(dvc)
+    assert not needless, "dvc.yaml deps that their stage never imports (it would re-run for nothing):\n" + "\n".join(
+        needless
+    )
+    edited = copy.deepcopy(dvc)
+    edited["stages"]["explain"]["deps"].append("ich/train/classify.py")
+    assert needless_deps(edited) == ["explain: ich/train/classify.py"]
 
 
 def test_the_check_names_the_stage_and_the_file_when_a_dep_is_removed(dvc):

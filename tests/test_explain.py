@@ -50,7 +50,7 @@ def test_explain_figure_draws_each_case_and_its_overlay(tiny_cohort, tmp_path, c
     from ich.data.datasets import read_slice_image
     from ich.explain.figure import explain_figure, save_figure
     from ich.explain.gradcam import confidence_cases
-    from ich.train.classify import ClassifierSpec, build_classifier
+    from ich.networks.classifier import ClassifierSpec, build_classifier
 
     index = tiny_cohort["index"]
     spec = ClassifierSpec("wa2d_cnn3", input_size=32, context=context)

@@ -51,8 +51,8 @@ def test_the_cycle_check_finds_a_cycle():
     assert find_cycle({"ich.a": {"ich.b"}, "ich.b": set()}) is None
 
 
-@pytest.mark.parametrize("outside", ["stages", "bench", "tests"])
-def test_the_library_never_imports_stages_bench_or_tests(outside):
+@pytest.mark.parametrize("outside", ["stages", "bench", "tests", "tools"])
+def test_the_library_never_imports_stages_bench_tests_or_tools(outside):
     offenders = [
         path.relative_to(REPO).as_posix()
         for path in PACKAGE.rglob("*.py")
@@ -76,3 +76,17 @@ def _all_imports(path: Path) -> set[str]:
 def test_tests_do_not_import_bench():
     offenders = [p.name for p in (REPO / "tests").glob("*.py") if any(m.startswith("bench") for m in _all_imports(p))]
     assert not offenders, f"tests import bench/: {offenders}"
+
+
+@pytest.mark.parametrize("unit", ["ich.predict", "ich.explain", "ich.networks"])
+def test_inference_stands_beside_training_not_above_it(unit):
+    graph = package_graph()
+    assert "ich.train" not in graph[unit], f"{unit} imports ich.train: a network is built and run by ich.networks"
+    reached, todo = set(), [unit]
+    while todo:  # nor through another package
+        for target in graph.get(todo.pop(), set()) - reached:
+            reached.add(target)
+            todo.append(target)
+    assert "ich.train" not in reached, f"{unit} reaches ich.train"
+    explain_stage = {m for m in imported_modules(REPO / "stages" / "explain.py", REPO)}
+    assert not any(m.startswith("ich.train") for m in explain_stage)

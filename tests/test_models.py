@@ -190,7 +190,8 @@ def test_wa2d_layer_counts(name, layers):
 
 
 def test_classifier_spec_options_reach_the_builder():
-    from ich.train.classify import build_classifier, parse_section
+    from ich.networks.classifier import build_classifier
+    from ich.train.classify import parse_section
 
     spec, _ = parse_section("m", {"arch": "wa2d_cnn3", "options": {"batch_norm": True}})
     assert any(isinstance(m, nn.BatchNorm2d) for m in build_classifier(spec).modules())

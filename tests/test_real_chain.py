@@ -17,8 +17,9 @@ from ich.data.convert import ConvertConfig, convert_cohort
 from ich.data.split import assert_no_leakage, patient_labels, split_patients
 from ich.io.raw_cohort import read_raw_cohort
 from ich.metrics import evaluate_predictions
+from ich.networks.classifier import ClassifierSpec
 from ich.sources import materialise
-from ich.train.classify import ClassifierSpec, train_classifier
+from ich.train.classify import train_classifier
 from ich.train.loop import TrainConfig
 from tests.conftest import REPO, SHARED_DATA
 

@@ -53,7 +53,7 @@ def test_share_to_s3_then_a_fresh_clone_pulls_and_runs_nothing(s3, tmp_path):
     run(["dvc", "remote", "modify", "team", "endpointurl", s3], a)
     run(["dvc", "repro", "split"], a)
     git_commit(a, "split, shared on S3")
-    shared = run([sys.executable, "-m", "ich.share"], a)  # what `make share` runs
+    shared = run([sys.executable, "-m", "tools.share"], a)  # what `make share` runs
     assert re.search(r"pushed [1-9]\d* files and run entries", shared), shared
 
     b = tmp_path / "b"

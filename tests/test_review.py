@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from ich.review import TEMPLATE, labelled_changes, metrics_table, self_contained
+from tools.review import TEMPLATE, labelled_changes, metrics_table, self_contained
 
 PAGE = """<!DOCTYPE html><html><head><title>t</title></head><body>
 <div id = "plots_train_m_csv">

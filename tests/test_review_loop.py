@@ -1,7 +1,7 @@
 """The review loop around DVC, for real: a shared remote with the run-cache, and ``make review``.
 
 Clone A runs the tiny pipeline and shares outputs and run-cache with a local-directory remote
-(standing in for S3, GCS or SSH: DVC treats them alike) through ``ich.share``, which adds to
+(standing in for S3, GCS or SSH: DVC treats them alike) through ``tools.share``, which adds to
 ``dvc push --run-cache`` the outputs that DVC leaves behind (see its docstring). Fresh clones then pull instead of
 re-running, and a review of a branch lists what the branch changed and nothing else.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -40,7 +41,7 @@ def shared(tmp_path_factory) -> dict[str, Path]:
     run(["dvc", "remote", "add", "-d", "shared", str(remote)], a)
     run(["dvc", "repro"], a)
     git_commit(a, "repro")
-    run([sys.executable, "-m", "ich.share"], a)
+    run([sys.executable, "-m", "tools.share"], a)
     return {"tmp": tmp, "a": a, "remote": remote}
 
 
@@ -53,7 +54,7 @@ def branch(shared) -> Path:
     ran = stages_run(run(["dvc", "repro"], a))
     assert "train@wa2d_cnn1" in ran and "evaluate" in ran
     git_commit(a, "wa2d_cnn1: higher learning rate")
-    shared_output = run([sys.executable, "-m", "ich.share"], a)
+    shared_output = run([sys.executable, "-m", "tools.share"], a)
     assert re.search(r"then [1-9]\d* outputs of earlier runs", shared_output), shared_output
     return a
 
@@ -95,7 +96,7 @@ def _table_rows(markdown: str, section: str) -> list[list[str]]:
 
 def test_review_lists_the_changed_parameter_and_only_that_models_metrics(branch):
     out = branch / "review"
-    printed = run([sys.executable, "-m", "ich.review", "--base", "main", "--out", str(out)], branch)
+    printed = run([sys.executable, "-m", "tools.review", "--base", "main", "--out", str(out)], branch)
     markdown = (out / "review.md").read_text()
     assert markdown in printed
     assert markdown.index("Parameters changed") < markdown.index("Metrics changed")
@@ -115,10 +116,15 @@ def test_review_lists_the_changed_parameter_and_only_that_models_metrics(branch)
     assert "data:image/png;base64," in page  # the Grad-CAM figure, embedded
 
 
-def test_make_review_runs_the_review_module():
-    makefile = (REPO / "Makefile").read_text()
-    recipe = makefile.split("\nreview:", 1)[1].split("\n\n", 1)[0]
-    assert "-m ich.review --base $(BASE)" in recipe
+def test_make_review_and_share_run_the_tools_they_name():
+    dry = subprocess.run(["make", "-n", "review", "share", "BASE=feature"], cwd=REPO,
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    commands = [line.split("python", 1)[1].split() for line in dry.splitlines() if "python -m tools." in line]
+    assert ["-m", "tools.review", "--base", "feature", "--out", "review"] in commands
+    assert ["-m", "tools.share"] in commands
+    for module in ("tools.review", "tools.share"):  # and they are there to run
+        done = subprocess.run([sys.executable, "-m", module, "--help"], cwd=REPO, capture_output=True, text=True)
+        assert done.returncode == 0 and "usage" in done.stdout, done.stderr
 
 
 def test_the_ci_workflow_reviews_pull_requests_and_pushes_the_cache_from_main():

@@ -16,6 +16,7 @@ import torch
 import yaml
 from torch import nn
 
+from ich.networks.segmenter import UNetSpec, unet_predictor
 from ich.segmentation import (
     AffineRanges,
     PostProcess,
@@ -31,10 +32,10 @@ from ich.segmentation.inference import predict_prob_map
 from ich.train.band import band_predictor, fit_band
 from ich.train.loop import TrainConfig
 from ich.train.losses import BceDiceLoss, make_loss
-from ich.train.segment_config import UNET_TRAINING, BandSpec, UNetSpec, band_settings, unet_settings
+from ich.train.segment_config import UNET_TRAINING, BandSpec, band_settings, unet_settings
 from ich.train.segment_data import read_pair, segmentation_parts, training_crops
 from ich.train.segmenters import predict_split
-from ich.train.unet import train_unet, unet_predictor
+from ich.train.unet import train_unet
 from tests.conftest import REPO
 
 # 64 px slices: 32 px crops with stride 16 (3 x 3 per slice), the demo's 64/32 at 128 px halved.

@@ -1,4 +1,4 @@
-"""The study-level sequence model (CNN + bidirectional GRU over a study) and the augmentations of issue 9."""
+"""The study-level sequence model (CNN + bidirectional GRU over a study) and its augmentations (window dropout, intensity)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from ich.data.datasets import SliceDataset, StudyDataset
 from ich.data.transforms import BatchPreparation
 from ich.metrics import choose_operating_points, study_scores
 from ich.models import build
-from ich.train.classify import ClassifierSpec, train_classifier
+from ich.networks.classifier import ClassifierSpec
+from ich.train.classify import train_classifier
 from ich.train.loop import TrainConfig
 from ich.train.study import StudyLoss
 

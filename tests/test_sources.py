@@ -21,8 +21,6 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from dicom_fixtures import write_ct_slice, write_study
-
 from ich.io.digest import sha256_file
 from ich.io.images import compose_windows, image_channels, read_grey, read_image, read_windowed_image
 from ich.io.nifti import iter_nifti_slices, nifti_slice_count, read_nifti_mask_slice
@@ -32,6 +30,7 @@ from ich.sources import SOURCES, fetch, materialise, source_options
 from ich.sources.common import SourceError
 from ich.sources.cq500 import majority_labels
 from ich.sources.rsna import pivot_labels
+from tests.dicom_fixtures import write_ct_slice, write_study
 
 
 def check_contract(out: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
@@ -417,7 +416,10 @@ def test_ct_ich_checksums_of_a_local_copy(tmp_path):
         f.write(b"tampered")
     with pytest.raises(fetch.ChecksumError, match="ct_scans/050.nii: sha256"):
         materialise("ct-ich", {"path": str(root)}, tmp_path / "bad")
+    # verify: false reads the tampered tree, as the user asked
     materialise("ct-ich", {"path": str(root), "verify": False}, tmp_path / "unverified")
+    manifest = pd.read_csv(tmp_path / "unverified" / "manifest.csv")
+    assert manifest["path"].str.endswith("050.nii").any()
 
 
 # ----------------------------------------------------------------------------- rsna

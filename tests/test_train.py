@@ -5,8 +5,9 @@ import pandas as pd
 import pytest
 import torch
 
+from ich.networks.classifier import ClassifierSpec
 from ich.train import loop
-from ich.train.classify import ClassifierSpec, train_classifier
+from ich.train.classify import train_classifier
 from ich.train.loop import TrainConfig
 
 SPEC = ClassifierSpec("wa2d_cnn3", input_size=64, augment=False)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from ich.project import copy_project
 from tests.conftest import REPO
+from tools.project import copy_project
 
 
 def tiny_params(params: dict) -> dict:

@@ -32,15 +32,14 @@ from torch import nn
 from ich.data.convert import ConvertConfig
 from ich.data.transforms import BatchPreparation
 from ich.io.digest import dvc_md5
+from ich.networks import default_device
+from ich.networks.classifier import ClassifierSpec, build_classifier, classifier_spec
+from ich.networks.segmenter import build_unet, unet_predictor, unet_spec
 from ich.params import load_params
 from ich.predict.familiarity import training_reference
 from ich.predict.names import ENSEMBLE
 from ich.predict.provenance import study_conversion, training_cohort
 from ich.segmentation import PostProcess
-from ich.train.classify import ClassifierSpec, build_classifier, parse_section
-from ich.train.loop import default_device
-from ich.train.segment_config import unet_settings
-from ich.train.unet import build_unet, unet_predictor
 
 
 def decider_dir(model: str) -> str:
@@ -146,7 +145,7 @@ class _Lock:
 def _classifier(project: Path, params: dict[str, Any], name: str, device: torch.device) -> Classifier:
     if name not in params.get("train", {}):
         raise ValueError(f"model {name!r} is not in params.yaml train; trained models: {sorted(params['train'])}")
-    spec, _ = parse_section(name, params["train"][name])
+    spec = classifier_spec(params["train"][name])
     model = build_classifier(spec, project / "data/models" / name / "model.pt").to(device).eval()
     return Classifier(name, spec, model, spec.preparation(augment=False).to(device).eval())
 
@@ -194,7 +193,7 @@ def load_artefacts(
         versions[f"data/segmenters/{segmenter}"] = lock.check(
             f"train_segmenter@{segmenter}", f"data/segmenters/{segmenter}"
         )
-        spec, _ = unet_settings(section, where=f"segment.{segmenter}")
+        spec = unet_spec(section)
         net = build_unet(spec, project / "data/segmenters" / segmenter / "model.pt")
         post = PostProcess(**params["segment"]["postprocess"])
         unet = Segmenter(segmenter, unet_predictor(net.to(device).eval(), spec), post)

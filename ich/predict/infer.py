@@ -37,11 +37,11 @@ from ich.labels import SUBTYPES
 from ich.metrics.calibration import calibrate
 from ich.metrics.operating_points import STUDY_PROBABILITY, pool_slice_probabilities
 from ich.metrics.segmentation import voxel_volume_ml
+from ich.networks.classifier import predict_probs
 from ich.predict.artefacts import Artefacts, Classifier
 from ich.predict.familiarity import study_statistics, unfamiliar
 from ich.predict.inputs import Study
 from ich.predict.names import FLAG_POINTS
-from ich.train.classify import predict_probs
 
 
 @dataclass

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from ich.data.sampling import Balance
 from ich.io.atomic import atomic_file
 from ich.io.digest import code_digest, digest_values
+from ich.networks import default_device
 
 
 @dataclass(frozen=True)
@@ -61,11 +62,6 @@ class FitResult:
 
 Validator = Callable[[nn.Module], tuple[float, float]]
 """Returns ``(validation loss, validation score)`` for the model; higher score is better."""
-
-
-def default_device() -> torch.device:
-    """CUDA when available, else CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def seed_everything(seed: int) -> None:

@@ -3,39 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from ich.networks.segmenter import UNetSpec, unet_spec
 from ich.params import check_known_keys
-from ich.segmentation import AffineRanges
 from ich.train.loop import TrainConfig
 
 UNET_TRAINING = TrainConfig(epochs=150, batch_size=32, optimizer="adam", lr=1e-5)
 """Hssayeni 2020's optimisation (Adam, learning rate 1e-5, mini-batch 32, 150 epochs): what a
 ``kind: unet`` section gets for every ``TrainConfig`` key it does not set."""
-
-
-@dataclass(frozen=True)
-class UNetSpec:
-    """How the U-Net sees the data (a ``segment.<name>`` section with ``kind: unet``).
-
-    ``crop``/``stride`` default to Hssayeni 2020's 160/80 (at 640 px); ``crop`` must be a multiple of 16.
-    ``loss`` is Hssayeni 2020's ``bce`` or ``bce_dice`` (BCE + ``dice_weight`` x soft-Dice loss).
-    ``augment`` holds the affine ranges (Hssayeni 2020: rotation 20 degrees, shift 0.1, shear 0.1, zoom
-    0.2); ``None`` (``augment: false`` in the params) switches augmentation off.
-    ``inference_batch`` is how many crops go through the network at once when predicting.
-    """
-
-    kind: str = "unet"
-    base_width: int = 64
-    batch_norm: bool = False  # BatchNorm in every block (ich.models.unet; not in Hssayeni 2020)
-    crop: int = 160
-    stride: int = 80
-    negative_ratio: float = 1.0
-    augment: AffineRanges | None = field(default_factory=AffineRanges)
-    loss: str = "bce"
-    dice_weight: float = 1.0
-    inference_batch: int = 64
 
 
 @dataclass(frozen=True)
@@ -58,12 +35,8 @@ def unet_settings(section: Mapping[str, Any], where: str = "segment") -> tuple[U
     """Parse a ``kind: unet`` section into the spec and the loop settings (Hssayeni 2020's by default)."""
     check_known_keys(section, UNetSpec, TrainConfig, where=where)
     spec_keys = {f.name for f in fields(UNetSpec)}
-    values = {k: v for k, v in section.items() if k in spec_keys}
-    if "augment" in values:  # a mapping of ranges (missing ones: the paper's), true: the paper's, false: none
-        augment = values["augment"]
-        values["augment"] = AffineRanges() if augment is True else AffineRanges(**augment) if augment else None
     config = replace(UNET_TRAINING, **{k: v for k, v in section.items() if k not in spec_keys})
-    return UNetSpec(**values), config
+    return unet_spec(section), config
 
 
 def band_settings(section: Mapping[str, Any], where: str = "segment") -> BandSpec:

@@ -16,8 +16,8 @@ from torch.utils.data import Dataset
 
 from ich.io.slices import read_mask, read_slice
 from ich.labels import has_mask_file, mask_is_known
+from ich.networks.segmenter import UNetSpec
 from ich.segmentation import AffineRanges, augment_crop, crop_grid, extract_crops, positive_crops, undersample
-from ich.train.segment_config import UNetSpec
 
 
 def segmentation_parts(index: pd.DataFrame, split: pd.DataFrame) -> dict[str, pd.DataFrame]:

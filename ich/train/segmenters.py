@@ -22,12 +22,13 @@ import numpy as np
 import pandas as pd
 
 from ich.io.atomic import write_json
+from ich.networks.segmenter import unet_predictor
 from ich.segmentation import PostProcess, write_prob_map
 from ich.train.band import band_predictor, fit_band
 from ich.train.loop import save_atomic
 from ich.train.segment_config import band_settings, unet_settings
 from ich.train.segment_data import read_pairs
-from ich.train.unet import train_unet, unet_predictor
+from ich.train.unet import train_unet
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 """An RGB uint8 slice -> its bleed-probability map."""

@@ -1,8 +1,8 @@
-"""Train the U-Net of Hssayeni 2020 through the shared loop and wrap it as a slice -> map predictor."""
+"""Train the U-Net of Hssayeni 2020 through the shared loop."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -13,12 +13,12 @@ from torch import nn
 from ich.data.sampling import Balance
 from ich.io.digest import digest_values
 from ich.metrics.segmentation import overlap_counts
-from ich.models import build
+from ich.networks import default_device
+from ich.networks.segmenter import UNetSpec, build_unet
 from ich.segmentation import PostProcess
 from ich.segmentation.inference import predict_prob_map
-from ich.train.loop import FitResult, TrainConfig, default_device, fit, seed_everything
+from ich.train.loop import FitResult, TrainConfig, fit, seed_everything
 from ich.train.losses import make_loss
-from ich.train.segment_config import UNetSpec
 from ich.train.segment_data import read_pairs, training_crops
 
 
@@ -85,23 +85,3 @@ def train_unet(
         device=device,
     )
     return model, result
-
-
-def build_unet(spec: UNetSpec, weights: str | Path | None = None) -> nn.Module:
-    """The U-Net of ``spec``; with ``weights``, the trained state dict loaded safely."""
-    pretrained = str(weights) if weights is not None else "none"
-    return build(
-        spec.kind,
-        in_channels=3,
-        num_outputs=1,
-        input_size=spec.crop,
-        base_width=spec.base_width,
-        batch_norm=spec.batch_norm,
-        pretrained=pretrained,
-    )
-
-
-def unet_predictor(model: nn.Module, spec: UNetSpec) -> Callable[[np.ndarray], np.ndarray]:
-    """Slice -> probability map with the trained U-Net, on the device it sits on."""
-    device = next(model.parameters()).device
-    return lambda image: predict_prob_map(model, image, spec.crop, spec.stride, device, spec.inference_batch)

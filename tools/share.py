@@ -1,6 +1,6 @@
 """Share what this clone computed with a DVC remote so that no other clone computes it again.
 
-``make share`` (``python -m ich.share [--remote NAME]``) runs ``dvc push --run-cache`` and then
+``make share`` (``python -m tools.share [--remote NAME]``) runs ``dvc push --run-cache`` and then
 uploads the outputs that the run entries refer to but that push leaves behind.
 
 Why the second step: DVC 3.67's ``dvc push --run-cache`` uploads every run entry (which stage

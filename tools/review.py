@@ -1,6 +1,6 @@
 """What a reviewer reads for a change: params diff, metrics diff and plots diff against a base revision.
 
-``make review`` (``python -m ich.review --base main``) prints, in this order, ``dvc params diff
+``make review`` (``python -m tools.review --base main``) prints, in this order, ``dvc params diff
 <base> --md`` and the metrics that changed (``dvc metrics diff <base>``), each change labelled
 against the base's 95% interval where the metric carries one (``{value, ci_low, ci_high}``):
 *outside* the interval is a change the evaluation can tell from resampling noise, *within* is

@@ -10,8 +10,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-PIPELINE_FILES = ("ich", "stages", "dvc.yaml", ".dvc/config", ".dvcignore", ".gitignore", "pyproject.toml")
-"""Code, DAG and DVC configuration; ``params.yaml`` is the copy's own."""
+PIPELINE_FILES = ("ich", "stages", "tools", "dvc.yaml", ".dvc/config", ".dvcignore", ".gitignore", "pyproject.toml")
+"""Code, DAG, workflow tools and DVC configuration; ``params.yaml`` is the copy's own."""
 
 
 def copy_project(source: str | Path, dest: str | Path) -> None:
