@@ -53,7 +53,7 @@ share: setup
 
 bench: setup
 	$(BIN)/python bench/train_speed.py
-	$(BIN)/python bench/convert.py
+	$(BIN)/python bench/convert_speed.py
 	$(BIN)/python bench/predict.py
 
 clean:

@@ -6,7 +6,7 @@ through the real DAG up to ``evaluate_segmentation``, in one work copy of the re
 repository's own DVC state is never touched; download and convert run once). Every patient is
 in exactly one test fold, so the per-slice tables of the k runs together cover the cohort once:
 they are pooled per segmenter and summarised with the evaluation's own
-:func:`ich.segmentation.evaluate.segmenter_metrics`, i.e. the mean over all test slices with
+:func:`ich.segmentation.map_evaluation.segmenter_metrics`, i.e. the mean over all test slices with
 bleed of the whole cohort, which is how Hssayeni 2020 reports its 5-fold Dice and Jaccard. The per-fold
 means are kept beside the pooled figures.
 
@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from crossval import REPO, prepare_workdir, profile_for_fold, run_command
 
 from ich.metrics.ci import bootstrap_ci
-from ich.segmentation.evaluate import segmenter_metrics
+from ich.segmentation.map_evaluation import segmenter_metrics
 
 
 def run_fold(workdir: Path, params: dict, out: Path) -> float:

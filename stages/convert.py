@@ -3,25 +3,23 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-from ich.data.convert import ConvertConfig, convert_cohort
+from ich import layout
+from ich.data.cohort_conversion import ConvertConfig, convert_cohort
 from ich.io.atomic import atomic_dir, write_csv, write_json
 from ich.params import load_params
-
-RAW, OUT = Path("data/raw"), Path("data/converted")
 
 
 def main() -> None:
     p = load_params()["convert"]
     config = ConvertConfig.from_params(p)
-    with atomic_dir(OUT) as tmp:
-        index, quarantine = convert_cohort(RAW, tmp, config)
+    with atomic_dir(layout.CONVERTED) as tmp:
+        index, quarantine = convert_cohort(layout.RAW, tmp, config)
         write_csv(tmp / "index.csv", index)
         write_csv(tmp / "quarantine.csv", quarantine)
-    source = json.loads((RAW / "source.json").read_text())
+    source = json.loads(layout.SOURCE.read_text())
     write_json(
-        "metrics/convert.json",
+        layout.METRICS / "convert.json",
         {
             "cohort": source["name"],
             "synthetic": source["synthetic"],
@@ -34,7 +32,7 @@ def main() -> None:
         },
     )
     if len(quarantine):
-        print(f"quarantined {len(quarantine)} items; reasons in {OUT / 'quarantine.csv'}")
+        print(f"quarantined {len(quarantine)} items; reasons in {layout.CONVERTED / 'quarantine.csv'}")
 
 
 if __name__ == "__main__":

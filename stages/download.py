@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+from ich import layout
 from ich.io.atomic import atomic_dir
 from ich.params import load_params
 from ich.sources import materialise, source_options
 
-OUT = "data/raw"
-
 
 def main() -> None:
     source, options = source_options(load_params()["download"])
-    with atomic_dir(OUT) as tmp:
+    with atomic_dir(layout.RAW) as tmp:
         materialise(source, options, tmp)
 
 

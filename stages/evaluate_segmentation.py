@@ -11,26 +11,23 @@ slices with the most bleed (green: reference, red: prediction).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import cv2
 import pandas as pd
 
+from ich import layout
 from ich.io.atomic import atomic_dir, write_csv, write_json
 from ich.metrics.segmentation import segmentation_by_patient
 from ich.params import load_params
 from ich.segmentation import PostProcess
-from ich.segmentation.evaluate import (
-    overlay_slices,
-    overlay_strip,
+from ich.segmentation.map_evaluation import (
     per_slice_table,
     segmentation_headline,
     segmenter_metrics,
-    volume_points,
+    write_segmentation_plots,
 )
 
-ROOT = Path("data/converted")
-PLOTS = Path("plots/segmentation")
+ROOT = layout.CONVERTED
+PLOTS = layout.PLOTS / "segmentation"
 
 
 def main() -> None:
@@ -38,32 +35,25 @@ def main() -> None:
     p = params["evaluate_segmentation"]
     post = PostProcess(**params["segment"]["postprocess"])
     index = pd.read_csv(ROOT / "index.csv")
-    cohort = json.loads(Path("data/raw/source.json").read_text())
+    cohort = json.loads(layout.SOURCE.read_text())
     results = {"cohort": cohort["name"], "synthetic": cohort["synthetic"], "set": "test", "segmenters": {}}
     tables, predictions = {}, {}
     for name in params["segmenters"]:
-        maps = Path("data/segmenters") / name
+        maps = layout.SEGMENTERS / name
         predictions[name] = pd.read_csv(maps / "predictions.csv")
         tables[name] = per_slice_table(predictions[name], index, ROOT, maps, post, p["thresholds"])
         results["segmenters"][name] = segmenter_metrics(tables[name], post.threshold)
-    with atomic_dir("data/segmentation") as out:
+    with atomic_dir(layout.SEGMENTATION) as out:
         write_json(out / "summary.json", results)
         for name, table in tables.items():
             write_csv(out / name / "per_slice.csv", table)
             write_csv(out / name / "patients.csv", segmentation_by_patient(table[table["threshold"] == post.threshold]))
-    # Rewritten whole, so a segmenter dropped from params.yaml leaves no stale plot behind.
-    with atomic_dir(PLOTS) as plots:
-        (plots / "volume").mkdir()
-        (plots / "overlays").mkdir()  # stays empty with `overlays: 0` (e.g. data that must not enter git)
-        shown = overlay_slices(next(iter(tables.values())), p["overlays"]) if tables else []
-        for name, table in tables.items():
-            write_csv(plots / "volume" / f"{name}.csv", volume_points(table, post.threshold))
-            if shown:
-                maps = Path("data/segmenters") / name
-                strip = overlay_strip(shown, predictions[name], index, ROOT, maps, post, p["overlay_size"], label=name)
-                if not cv2.imwrite(str(plots / "overlays" / f"{name}.png"), strip, [cv2.IMWRITE_PNG_COMPRESSION, 9]):
-                    raise OSError(f"cannot write the overlays of {name}")
-    with atomic_dir("metrics/segmentation") as headlines:
+    with atomic_dir(PLOTS) as plots:  # rewritten whole: a segmenter dropped from params leaves no stale plot
+        write_segmentation_plots(
+            plots, tables, predictions, index, ROOT, layout.SEGMENTERS, post,
+            overlays=p["overlays"], overlay_size=p["overlay_size"],
+        )  # fmt: skip
+    with atomic_dir(layout.METRICS / "segmentation") as headlines:
         for name, block in results["segmenters"].items():
             write_json(headlines / f"{name}.json", segmentation_headline(block))
     for name, block in results["segmenters"].items():

@@ -2,29 +2,28 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
+from ich import layout
 from ich.explain.figure import explain_figure, save_figure
 from ich.networks import default_device
 from ich.networks.classifier import build_classifier, classifier_spec
 from ich.params import load_params
 
-MODELS, OUT = Path("data/models"), Path("plots/explain")
+OUT = layout.PLOTS / "explain"
 
 
 def main() -> None:
     params = load_params()
-    index = pd.read_csv("data/converted/index.csv")
+    index = pd.read_csv(layout.INDEX)
     for name in params["explain"]["models"]:
         spec = classifier_spec(params["train"][name])
         figure = explain_figure(
             name,
-            build_classifier(spec, MODELS / name / "model.pt").to(default_device()),
-            pd.read_csv(MODELS / name / "predictions.csv"),
+            build_classifier(spec, layout.MODELS / name / "model.pt").to(default_device()),
+            pd.read_csv(layout.MODELS / name / "predictions.csv"),
             index,
-            spec.dataset(index, "data/converted"),
+            spec.dataset(index, layout.CONVERTED),
             spec.preparation(augment=False),
             slice_channels=spec.slice_channels,
             n_cases=params["explain"]["n_cases"],

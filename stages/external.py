@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 
+from ich import layout
 from ich.io.atomic import atomic_dir, write_csv, write_json
 from ich.metrics.external import external_headline, external_table_rows
 from ich.params import load_params
@@ -31,10 +32,10 @@ def main(cohort: str) -> None:
         "unreadable_files": data.unreadable,
         "source_issues": data.source.get("issues", []),
     }
-    with atomic_dir(f"data/external/{cohort}") as tmp:
+    with atomic_dir(layout.EXTERNAL / cohort) as tmp:
         write_csv(tmp / "predictions.csv", table)
         write_json(tmp / "evaluation.json", {**described, "models": blocks})
-    with atomic_dir(f"metrics/external/{cohort}") as tmp:
+    with atomic_dir(layout.METRICS / "external" / cohort) as tmp:
         for model, block in blocks.items():
             write_json(tmp / f"{model}.json", external_headline(block))
     first = next(iter(blocks.values()))
@@ -46,7 +47,7 @@ def main(cohort: str) -> None:
     if left_out or data.unreadable:
         print(
             f"left out: {len(left_out)} studies without labels, {len(data.unreadable)} unreadable files "
-            f"(listed in data/external/{cohort}/evaluation.json)"
+            f"(listed in {layout.EXTERNAL / cohort / 'evaluation.json'})"
         )
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ich import layout
 from ich.io.atomic import atomic_dir, write_csv
 from ich.params import load_params
 from ich.predict import load_artefacts, predict_study
@@ -14,7 +15,6 @@ from ich.predict.artefacts import decider_dir
 from ich.predict.examples import example_cases, study_manifest_rows
 from ich.predict.inputs import study_from_manifest
 
-RAW, OUT = Path("data/raw"), Path("data/reports")
 # The examples' SEG objects are dated by this fixed time (the reproducible-builds convention of
 # SOURCE_DATE_EPOCH = 0), so a re-run writes the same bytes; `ich predict` dates them now.
 CREATED = datetime.fromtimestamp(0, UTC)
@@ -23,16 +23,16 @@ CREATED = datetime.fromtimestamp(0, UTC)
 def main() -> None:
     p = load_params()["report"]
     artefacts = load_artefacts(".", model=p["model"], segmenter=p["segmenter"])
-    index = pd.read_csv("data/converted/index.csv")
+    index = pd.read_csv(layout.INDEX)
     decider = Path(decider_dir(p["model"]))
     score = artefacts.operating_points["patient_youden"]["study_score"]
     cases = example_cases(pd.read_csv(decider / "predictions.csv"), index, p["cases"], score)
-    manifest = pd.read_csv(RAW / "manifest.csv", dtype=str, keep_default_na=False)
+    manifest = pd.read_csv(layout.RAW / "manifest.csv", dtype=str, keep_default_na=False)
     convert = artefacts.convert
-    with atomic_dir(OUT) as out:
+    with atomic_dir(layout.REPORTS) as out:
         for case in cases.to_dict("records"):
-            rows = study_manifest_rows(manifest, index, str(RAW), case["patient_id"])
-            study = study_from_manifest(rows, RAW, convert, name=case["patient_id"])
+            rows = study_manifest_rows(manifest, index, str(layout.RAW), case["patient_id"])
+            study = study_from_manifest(rows, layout.RAW, convert, name=case["patient_id"])
             report, _ = predict_study(
                 study,
                 out / case["case"],

@@ -7,30 +7,28 @@ FrameOfReferenceUID where the source has Hounsfield units. ``external@<cohort>``
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 
+from ich import layout
 from ich.data.site_export import ScannerProtocol, export_site, first_channel_window
 from ich.data.site_shift import SiteShift
 from ich.io.atomic import atomic_dir
 from ich.params import load_params
 
-OUT = "data/site"
-
 
 def main() -> None:
     params = load_params()
     p = params["site"]
-    index = pd.read_csv("data/converted/index.csv")
-    split = pd.read_csv("data/split/split.csv")
+    index = pd.read_csv(layout.INDEX)
+    split = pd.read_csv(layout.SPLIT)
     patients = split.loc[split["set"] == p["subset"], "patient_id"]
-    source = json.loads(Path("data/raw/source.json").read_text())
+    source = json.loads(layout.SOURCE.read_text())
     shift = SiteShift(source_window=first_channel_window(source, params["convert"]["windows"]))
-    with atomic_dir(OUT) as tmp:
+    with atomic_dir(layout.SITE) as tmp:
         written = export_site(
             index[index["patient_id"].isin(patients)],
-            "data/converted",
+            layout.CONVERTED,
             tmp,
             formats=tuple(p["formats"]),
             shift=shift,
@@ -38,7 +36,7 @@ def main() -> None:
             seed=p["seed"],
             origin={"name": f"{source['name']} {p['subset']} studies", "synthetic": source["synthetic"]},
         )
-    print(", ".join(f"{n} {p['subset']} studies as {fmt}" for fmt, n in written.items()), f"-> {OUT}")
+    print(", ".join(f"{n} {p['subset']} studies as {fmt}" for fmt, n in written.items()), f"-> {layout.SITE}")
 
 
 if __name__ == "__main__":

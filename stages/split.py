@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ich import layout
 from ich.data.split import assert_no_leakage, patient_labels, split_patients
 from ich.io.atomic import write_csv, write_json
 from ich.params import load_params
 
-OUT = "data/split/split.csv"
-
 
 def main() -> None:
     p = load_params()["split"]
-    index = pd.read_csv("data/converted/index.csv")
+    index = pd.read_csv(layout.INDEX)
     split = split_patients(
         patient_labels(index),
         fractions=tuple(p["fractions"]),
@@ -23,10 +22,10 @@ def main() -> None:
         seed=p["seed"],
     )
     assert_no_leakage(index, split)
-    write_csv(OUT, split)
+    write_csv(layout.SPLIT, split)
     merged = index.merge(split, on="patient_id", suffixes=("", "_patient"))
     write_json(
-        "metrics/split.json",
+        layout.METRICS / "split.json",
         {
             name: {
                 "patients": int((split["set"] == name).sum()),

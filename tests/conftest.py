@@ -29,7 +29,7 @@ def one_thread():
 @pytest.fixture(scope="session")
 def tiny_cohort(tmp_path_factory) -> dict:
     """12 patients x 8 slices at 256, converted to 64 px: the raw folder, the converted folder and the index."""
-    from ich.data.convert import ConvertConfig, convert_cohort
+    from ich.data.cohort_conversion import ConvertConfig, convert_cohort
     from ich.synth import write_cohort
 
     root = tmp_path_factory.mktemp("cohort")

@@ -12,7 +12,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).parent))
 
 from ich.io.dicom import read_ct_slice, read_dicom_header
-from ich.io.images import read_windowed_image
+from ich.io.image_files import read_windowed_image
 from ich.io.nifti import iter_nifti_slices
 from ich.io.unusable import UnusableSliceError
 from tests.dicom_fixtures import (

@@ -21,7 +21,7 @@ from pydicom.uid import JPEG2000Lossless, RLELossless
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from ich.data.convert import ConvertConfig, convert_cohort
+from ich.data.cohort_conversion import ConvertConfig, convert_cohort
 from ich.io.raw_cohort import write_raw_cohort
 from ich.io.slices import packed_ref, read_slice
 from ich.labels import LABELS

@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from ich.data.convert import ConvertConfig, convert_cohort, pseudonym
+from ich.data.cohort_conversion import ConvertConfig, convert_cohort, pseudonym
 from ich.data.windowing import DEFAULT_WINDOWS, stack_windows, stack_windows_stored
 from ich.io.dicom import read_ct_slice
 from ich.io.slices import member_info, output_path, read_slice

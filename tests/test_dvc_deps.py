@@ -166,3 +166,35 @@ def _keys(node, path=()):
 def test_no_parameter_is_invisible_to_the_run_cache(path):
     blind = [".".join(k) for k in _keys(yaml.safe_load((REPO / path).read_text())) if k[-1] in RUN_CACHE_BLIND_KEYS]
     assert not blind, f"{path}: DVC's run-cache ignores parameters named {sorted(RUN_CACHE_BLIND_KEYS)}: {blind}"
+
+
+def _dvc_paths(node) -> set[str]:
+    """Every deps/outs/metrics/plots path named in ``dvc.yaml`` (with ``${item}`` left as is)."""
+    paths: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("deps", "outs", "metrics", "plots"):
+                for entry in value:
+                    paths.update(entry if isinstance(entry, dict) else [entry])
+            else:
+                paths |= _dvc_paths(value)
+    return paths
+
+
+def test_the_layout_names_paths_that_dvc_yaml_tracks(dvc):
+    from pathlib import PurePosixPath
+
+    from ich import layout
+
+    tracked = {PurePosixPath(p) for p in _dvc_paths(dvc["stages"])}
+    untracked = {layout.CHECKPOINTS, layout.LOGS}  # a killed run's checkpoints, wall times: no stage's output
+    named = {
+        name: PurePosixPath(value.as_posix())
+        for name, value in vars(layout).items()
+        if name.isupper() and value not in untracked
+    }
+    assert len(named) > 10
+    for name, path in named.items():
+        assert any(t == path or path in t.parents or t in path.parents for t in tracked), (
+            f"ich.layout.{name} = {path}: dvc.yaml tracks nothing there"
+        )

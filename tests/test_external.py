@@ -13,7 +13,7 @@ import pydicom
 import pytest
 import yaml
 
-from ich.data.convert import ConvertConfig, convert_cohort, render_slice
+from ich.data.cohort_conversion import ConvertConfig, convert_cohort, render_slice
 from ich.data.site_export import ScannerProtocol, export_site, first_channel_window
 from ich.data.site_shift import SiteShift
 from ich.data.windowing import window

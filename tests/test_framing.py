@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ich.data.convert import ConvertConfig, convert_cohort
+from ich.data.cohort_conversion import ConvertConfig, convert_cohort
 from ich.data.framing import frame_for, head_box
 from ich.sources import materialise
 from ich.sources.images import ctich_slice_images

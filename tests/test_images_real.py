@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ich.io.images import read_image, read_windowed_image
+from ich.io.image_files import read_image, read_windowed_image
 from ich.io.raw_cohort import read_raw_cohort
 from ich.sources import materialise
 from tests.conftest import SHARED_DATA

@@ -38,7 +38,7 @@ from ich.metrics import (
 )
 from ich.metrics.calibration import apply_platt, calibrate, expected_calibration_error, fit_platt
 from ich.metrics.classification import weighted_confusion_counts, weighted_ranking_metrics
-from ich.metrics.evaluate import minimum_positive_slices
+from ich.metrics.model_evaluation import minimum_positive_slices
 from ich.metrics.operating_points import (
     choose_study_score,
     pool_slice_probabilities,

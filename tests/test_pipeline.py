@@ -30,7 +30,7 @@ runpy.run_path("stages/train.py", run_name="__main__")
 def _leave_checkpoint_of_killed_run(root: Path, model: str) -> Path:
     """Run ``train@model`` on today's inputs and kill it right after its first checkpoint."""
     run([sys.executable, "-c", KILLED_AFTER_FIRST_EPOCH, model], root, expect=9)
-    checkpoint = root / "data" / "checkpoints" / f"{model}.pt"
+    checkpoint = root / "data" / "checkpoints" / f"train_{model}.pt"
     assert checkpoint.exists()
     return checkpoint
 
@@ -137,7 +137,7 @@ def _predictions(root: Path, model: str) -> bytes:
 
 
 def _trained_from_scratch(output: str, model: str) -> None:
-    assert f"ignoring data/checkpoints/{model}.pt" in output
+    assert f"ignoring data/checkpoints/train_{model}.pt" in output
     assert "resuming" not in output
     assert "epoch 0:" in output
 
@@ -151,7 +151,7 @@ def test_new_pixels_retrain_from_scratch_despite_a_checkpoint(project):
     assert {"convert", "train@wa2d_cnn3"} <= stages_run(output), output
     _trained_from_scratch(output, "wa2d_cnn3")
     assert _predictions(project, "wa2d_cnn3") != before
-    assert not (project / "data" / "checkpoints" / "wa2d_cnn3.pt").exists()
+    assert not (project / "data" / "checkpoints" / "train_wa2d_cnn3.pt").exists()
 
 
 def test_an_edit_under_ich_io_reruns_and_retrains_the_stages_that_read_slices(project):

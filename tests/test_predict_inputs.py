@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ich.data.convert import ConvertConfig
+from ich.data.cohort_conversion import ConvertConfig
 from ich.data.framing import frame_for
 from ich.io.digest import dvc_md5
 from ich.predict import StudyInputError, read_study

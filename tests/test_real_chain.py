@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from ich.data.convert import ConvertConfig, convert_cohort
+from ich.data.cohort_conversion import ConvertConfig, convert_cohort
 from ich.data.split import assert_no_leakage, patient_labels, split_patients
 from ich.io.raw_cohort import read_raw_cohort
 from ich.metrics import evaluate_predictions

@@ -1,4 +1,4 @@
-"""Tests for the segmenters of Hssayeni 2020 (ich.train.unet, ich.train.band, ich.train.segmenters), their evaluation (ich.segmentation.evaluate)
+"""Tests for the segmenters of Hssayeni 2020 (ich.train.segmenter.fit_unet, ich.train.segmenter.fit_band, ich.train.segmenter.fit), their evaluation (ich.segmentation.map_evaluation)
 and their two DVC stages, run as plain functions on the tiny synthetic cohort."""
 
 from __future__ import annotations
@@ -27,15 +27,15 @@ from ich.segmentation import (
     segment_slice,
     write_prob_map,
 )
-from ich.segmentation.evaluate import overlay_slices, per_slice_table, segmenter_metrics, volume_points
 from ich.segmentation.inference import predict_prob_map
-from ich.train.band import band_predictor, fit_band
+from ich.segmentation.map_evaluation import overlay_slices, per_slice_table, segmenter_metrics, volume_points
 from ich.train.loop import TrainConfig
 from ich.train.losses import BceDiceLoss, make_loss
-from ich.train.segment_config import UNET_TRAINING, BandSpec, band_settings, unet_settings
-from ich.train.segment_data import read_pair, segmentation_parts, training_crops
-from ich.train.segmenters import predict_split
-from ich.train.unet import train_unet
+from ich.train.segmenter.data import read_pair, segmentation_parts, training_crops
+from ich.train.segmenter.fit import predict_split
+from ich.train.segmenter.fit_band import band_predictor, fit_band
+from ich.train.segmenter.fit_unet import train_unet
+from ich.train.segmenter.settings import UNET_TRAINING, BandSpec, band_settings, unet_settings
 from tests.conftest import REPO
 
 # 64 px slices: 32 px crops with stride 16 (3 x 3 per slice), the demo's 64/32 at 128 px halved.

@@ -22,7 +22,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).parent))
 
 from ich.io.digest import sha256_file
-from ich.io.images import compose_windows, image_channels, read_grey, read_image, read_windowed_image
+from ich.io.image_files import compose_windows, image_channels, read_grey, read_image, read_windowed_image
 from ich.io.nifti import iter_nifti_slices, nifti_slice_count, read_nifti_mask_slice
 from ich.io.raw_cohort import LABEL_COLUMNS, MANIFEST_COLUMNS, read_raw_cohort, write_raw_cohort
 from ich.labels import LABELS
@@ -244,7 +244,7 @@ def test_images_generic_layout(tmp_path):
 
 def test_images_of_single_slices_from_another_site_survive_convert(tmp_path):
     """One pre-windowed image per patient, of several sizes: each image is its own study, kept."""
-    from ich.data.convert import ConvertConfig, convert_cohort
+    from ich.data.cohort_conversion import ConvertConfig, convert_cohort
 
     root = tmp_path / "site"
     sizes = [(40, 40), (30, 50), (64, 48)]
@@ -263,7 +263,7 @@ def test_images_of_single_slices_from_another_site_survive_convert(tmp_path):
 
 def test_a_conversion_that_keeps_nothing_fails_naming_the_reasons(tmp_path):
     """DICOM studies of one slice each are all below min_slices_per_study: an error, not 0 slices."""
-    from ich.data.convert import ConvertConfig, convert_cohort
+    from ich.data.cohort_conversion import ConvertConfig, convert_cohort
 
     root = tmp_path / "site"
     for i in range(2):

@@ -97,11 +97,35 @@ def test_a_checkpoint_of_other_inputs_never_resumes(change, tiny_cohort, tiny_sp
     assert [e["epoch"] for e in result.history] == [0, 1]
 
 
-def test_balancing_and_multilabel_outputs(tiny_cohort, tiny_split):
-    spec = replace(SPEC, outputs="all")
-    _, _, predictions = _train(
-        tiny_cohort, tiny_split, config=replace(CONFIG, epochs=1), spec=spec, balance_policy="weighted_sampler"
+def _drawn_positive_share(monkeypatch, cohort, split, policy: str) -> float:
+    """The share of positive slices among those the training loop drew in its epochs."""
+    drawn = []
+
+    def recording(dataset, balance, config, epoch):
+        rows = loop.epoch_rows(balance, config, epoch)
+        drawn.extend(float(dataset.targets[r, 0]) for r in rows)
+        return original(dataset, balance, config, epoch)
+
+    original = loop.epoch_loader
+    monkeypatch.setattr(loop, "epoch_loader", recording)
+    _train(cohort, split, config=replace(CONFIG, epochs=2), balance_policy=policy)
+    return float(np.mean(drawn))
+
+
+def test_the_balancing_policy_reaches_the_training_loop(monkeypatch, tiny_cohort, tiny_split):
+    train_ids = set(tiny_split.loc[tiny_split["set"] == "train", "patient_id"])
+    index = tiny_cohort["index"]
+    share = index.loc[index["patient_id"].isin(train_ids), "any"].mean()
+    assert share < 0.4, "the tiny cohort's training slices are mostly negative"
+    assert _drawn_positive_share(monkeypatch, tiny_cohort, tiny_split, "none") == pytest.approx(share)
+    assert _drawn_positive_share(monkeypatch, tiny_cohort, tiny_split, "weighted_sampler") == pytest.approx(
+        0.5, abs=0.12
     )
+
+
+def test_multilabel_outputs(tiny_cohort, tiny_split):
+    spec = replace(SPEC, outputs="all")
+    _, _, predictions = _train(tiny_cohort, tiny_split, config=replace(CONFIG, epochs=1), spec=spec)
     assert [c for c in predictions.columns if c.startswith("prob_")] == [
         "prob_any",
         "prob_epidural",
@@ -113,7 +137,7 @@ def test_balancing_and_multilabel_outputs(tiny_cohort, tiny_split):
 
 
 def test_training_reads_slices_packed_in_archives(tiny_cohort, tiny_split, tmp_path):
-    from ich.data.convert import ConvertConfig, convert_cohort
+    from ich.data.cohort_conversion import ConvertConfig, convert_cohort
 
     index, _ = convert_cohort(tiny_cohort["raw"], tmp_path, ConvertConfig(size=64, workers=1, shard_size=16))
     assert index["image_path"].str.contains(r"\.zip/").all()

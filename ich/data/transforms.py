@@ -75,7 +75,7 @@ class BatchPreparation(nn.Module):
             (window level and width, display gamma, JPEG export); 0 (the default) draws nothing.
         window_dropout: probability (training only) that an image's windows are all replaced by
             its first, the brain window, as a one-window grey image arrives from another site
-            (``ich.io.images``: grey -> R = G = B). A model that has only ever seen three distinct
+            (``ich.io.image_files``: grey -> R = G = B). A model that has only ever seen three distinct
             windows collapses on such input; one trained with this learns not to rely on the
             other windows being there. 0 (the default) draws no random numbers at all.
         rewindow: (training only) each image re-windowed at a random window (:class:`Rewindow`),

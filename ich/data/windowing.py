@@ -57,7 +57,7 @@ def stack_windows_stored(
     """``stack_windows(stored * slope + intercept)`` for stored DICOM values, via a look-up table.
 
     8- and 16-bit integer arrays use the table (about 3x faster than the float path for a
-    512x512 slice, see ``bench/convert.py``); any other dtype falls back to the float path.
+    512x512 slice, see ``bench/convert_speed.py``); any other dtype falls back to the float path.
     """
     if stored.ndim != 2:
         raise ValueError(f"expected a 2-D slice, got shape {stored.shape}")

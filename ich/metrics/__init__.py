@@ -13,7 +13,13 @@ from ich.metrics.classification import (
     rates_from_counts,
 )
 from ich.metrics.curves import calibration_table, confusion_rows, pr_table, roc_table
-from ich.metrics.evaluate import evaluate_predictions, fraction_key, headline, patient_predictions, threshold_key
+from ich.metrics.model_evaluation import (
+    evaluate_predictions,
+    fraction_key,
+    headline,
+    patient_predictions,
+    threshold_key,
+)
 from ich.metrics.operating_points import choose_operating_points, study_scores
 
 __all__ = [

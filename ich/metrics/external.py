@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ich.metrics.calibration import calibrate, expected_calibration_error
-from ich.metrics.evaluate import JsonBlock, operating_point_blocks, ranking_and_decision, study_block
+from ich.metrics.model_evaluation import JsonBlock, operating_point_blocks, ranking_and_decision, study_block
 from ich.metrics.operating_points import study_scores
 
 SLICE_POINTS = ("slice_youden", "slice_sensitivity")

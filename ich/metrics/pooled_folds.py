@@ -27,7 +27,7 @@ from sklearn.metrics import roc_auc_score
 from ich.metrics.calibration import calibrate, expected_calibration_error
 from ich.metrics.ci import bootstrap_ci
 from ich.metrics.classification import weighted_ranking_metrics
-from ich.metrics.evaluate import interval, ranking_and_decision
+from ich.metrics.model_evaluation import interval, ranking_and_decision
 from ich.metrics.operating_points import study_scores
 
 

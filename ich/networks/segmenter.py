@@ -40,7 +40,7 @@ class UNetSpec:
 
 def unet_spec(section: Mapping[str, Any]) -> UNetSpec:
     """The network part of a ``kind: unet`` section (the optimisation keys are training's:
-    :func:`ich.train.segment_config.unet_settings` checks the whole section)."""
+    :func:`ich.train.segmenter.settings.unet_settings` checks the whole section)."""
     keys = {f.name for f in fields(UNetSpec)}
     values = {k: v for k, v in section.items() if k in keys}
     if "augment" in values:  # a mapping of ranges (missing ones: the paper's), true: the paper's, false: none

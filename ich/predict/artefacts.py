@@ -29,7 +29,8 @@ import torch
 import yaml
 from torch import nn
 
-from ich.data.convert import ConvertConfig
+from ich import layout
+from ich.data.cohort_conversion import ConvertConfig
 from ich.data.transforms import BatchPreparation
 from ich.io.digest import dvc_md5
 from ich.networks import default_device
@@ -44,7 +45,7 @@ from ich.segmentation import PostProcess
 
 def decider_dir(model: str) -> str:
     """Where the deciding model's predictions and operating points are, relative to the project."""
-    return "data/ensemble" if model == ENSEMBLE else f"data/models/{model}"
+    return (layout.ENSEMBLE if model == ENSEMBLE else layout.MODELS / model).as_posix()
 
 
 class StaleArtefactError(RuntimeError):
@@ -146,7 +147,7 @@ def _classifier(project: Path, params: dict[str, Any], name: str, device: torch.
     if name not in params.get("train", {}):
         raise ValueError(f"model {name!r} is not in params.yaml train; trained models: {sorted(params['train'])}")
     spec = classifier_spec(params["train"][name])
-    model = build_classifier(spec, project / "data/models" / name / "model.pt").to(device).eval()
+    model = build_classifier(spec, project / layout.MODELS / name / "model.pt").to(device).eval()
     return Classifier(name, spec, model, spec.preparation(augment=False).to(device).eval())
 
 
@@ -174,7 +175,7 @@ def load_artefacts(
         raise ValueError(f"unknown model {model!r}: choose one of {[*trained, ENSEMBLE]}")
     folder = project / decider_dir(model)
     if model == ENSEMBLE:
-        versions["data/ensemble"] = lock.check("ensemble", "data/ensemble")
+        versions[layout.ENSEMBLE.as_posix()] = lock.check("ensemble", layout.ENSEMBLE.as_posix())
         weights = {m: float(w) for m, w in json.loads((folder / "weights.json").read_text()).items() if w > 0}
     else:
         weights = {model: 1.0}
@@ -183,21 +184,21 @@ def load_artefacts(
     subtype_model = next((m for m in weights if m in multi_label), multi_label[0] if multi_label and subtypes else None)
     classifiers = {}
     for name in sorted({*weights, *([subtype_model] if subtype_model else [])}):
-        versions[f"data/models/{name}"] = lock.check(f"train@{name}", f"data/models/{name}")
+        folder = (layout.MODELS / name).as_posix()
+        versions[folder] = lock.check(f"train@{name}", folder)
         classifiers[name] = _classifier(project, params, name, device)
     unet = None
     if segmenter is not None:
         section = params["segment"].get(segmenter)
         if section is None or section.get("kind") != "unet":
             raise ValueError(f"segmenter {segmenter!r} is not a kind: unet section of params.yaml segment")
-        versions[f"data/segmenters/{segmenter}"] = lock.check(
-            f"train_segmenter@{segmenter}", f"data/segmenters/{segmenter}"
-        )
+        folder = (layout.SEGMENTERS / segmenter).as_posix()
+        versions[folder] = lock.check(f"train_segmenter@{segmenter}", folder)
         spec = unet_spec(section)
-        net = build_unet(spec, project / "data/segmenters" / segmenter / "model.pt")
+        net = build_unet(spec, project / layout.SEGMENTERS / segmenter / "model.pt")
         post = PostProcess(**params["segment"]["postprocess"])
         unet = Segmenter(segmenter, unet_predictor(net.to(device).eval(), spec), post)
-    training = {**training_cohort(project), "split_md5": lock.check("split", "data/split")}
+    training = {**training_cohort(project), "split_md5": lock.check("split", layout.SPLIT_DIR.as_posix())}
     convert, windows_note = study_conversion(ConvertConfig.from_params(params["convert"]), training)
     return Artefacts(
         project=project,
@@ -213,8 +214,8 @@ def load_artefacts(
         training=training,
         windows_note=windows_note,
         reference=training_reference(
-            project / "data/converted",
-            pd.read_csv(project / "data/converted/index.csv"),
-            pd.read_csv(project / "data/split/split.csv"),
+            project / layout.CONVERTED,
+            pd.read_csv(project / layout.INDEX),
+            pd.read_csv(project / layout.SPLIT),
         ),
     )

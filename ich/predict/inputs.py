@@ -1,6 +1,6 @@
 """Read one study for ``ich predict``: a DICOM folder or file, a NIfTI volume, or pre-windowed images.
 
-Every slice goes through :func:`ich.data.convert.render_slice`, the code of the ``convert``
+Every slice goes through :func:`ich.data.cohort_conversion.render_slice`, the code of the ``convert``
 stage, so the networks see exactly what they were trained on (windows, framing, size).
 
 What is accepted and what is refused (:class:`StudyInputError`, naming the path and the problem):
@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ich.data.convert import ConvertConfig, render_slice, slice_gap_mm
+from ich.data.cohort_conversion import ConvertConfig, render_slice, slice_gap_mm
 from ich.data.framing import Frame
 from ich.io.nifti import nifti_slice_count
 from ich.io.unusable import UnusableSliceError
@@ -110,7 +110,7 @@ IMAGE_CHANNELS = {
     "rgb": "three channels as stored (RGB)",
     "brain+bone": "brain window (R, G) and bone window (B)",
 }
-"""What the report says for each value of the index's ``channels`` (:func:`ich.io.images.image_channels`)."""
+"""What the report says for each value of the index's ``channels`` (:func:`ich.io.image_files.image_channels`)."""
 
 
 def _render_all(

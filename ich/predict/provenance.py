@@ -14,19 +14,20 @@ from typing import Any
 
 import pandas as pd
 
-from ich.data.convert import ConvertConfig
+from ich import layout
+from ich.data.cohort_conversion import ConvertConfig
 from ich.params import load_params
 
 
 def training_cohort(project: Path) -> dict[str, Any]:
     """The cohort the networks learned from: source name and citation, ``synthetic``, the patients
     and slices of each set of the split, the channels its slices have and the windows it records."""
-    source_file = project / "data/raw/source.json"
+    source_file = project / layout.SOURCE
     if not source_file.is_file():
         raise FileNotFoundError(f"{source_file} is missing: run `make repro` (or `dvc checkout`) first")
     source = json.loads(source_file.read_text(encoding="utf-8"))
-    sets = pd.read_csv(project / "data/split/split.csv").set_index("patient_id")["set"]
-    index = pd.read_csv(project / "data/converted/index.csv", usecols=["patient_id", "channels"])
+    sets = pd.read_csv(project / layout.SPLIT).set_index("patient_id")["set"]
+    index = pd.read_csv(project / layout.INDEX, usecols=["patient_id", "channels"])
     slices = index["patient_id"].map(sets)
     return {
         "source": source["name"],

@@ -24,7 +24,7 @@ from ich.predict.artefacts import Artefacts
 from ich.predict.infer import StudyResult
 from ich.predict.inputs import Study
 from ich.predict.names import NOT_A_FINDING
-from ich.segmentation.evaluate import scaled_contours
+from ich.segmentation.map_evaluation import scaled_contours
 
 DISCLAIMER = (
     "Research use only. Not a medical device: not cleared or approved for clinical use, "

@@ -11,6 +11,7 @@ import shutil
 from datetime import datetime
 from pathlib import Path
 
+from ich import layout
 from ich.predict.artefacts import Artefacts
 from ich.predict.infer import StudyResult, run_study, timed
 from ich.predict.inputs import Study
@@ -59,7 +60,7 @@ def _segmentation(study: Study, result: StudyResult, artefacts: Artefacts, path:
     """Write the SEG; what ``report.json`` says about it."""
     if result.masks is None:
         return "not written: no segmenter loaded"
-    version = artefacts.versions[f"data/segmenters/{artefacts.segmenter.name}"]
+    version = artefacts.versions[(layout.SEGMENTERS / artefacts.segmenter.name).as_posix()]
     try:
         write_segmentation(study, result.masks, path, model_version=version, created=created)
     except SegmentationNotWritten as exc:

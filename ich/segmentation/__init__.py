@@ -1,7 +1,7 @@
 """Bleed segmentation as in Hssayeni 2020: crops and their reassembly, augmentation, post-processing,
 probability maps, and the intensity-threshold baseline. The U-Net itself lives in
-:mod:`ich.models.unet`, its training in :mod:`ich.train.unet`. The evaluation
-(:mod:`ich.segmentation.evaluate`) is deliberately not imported here, so that training code
+:mod:`ich.models.unet`, its training in :mod:`ich.train.segmenter.fit_unet`. The evaluation
+(:mod:`ich.segmentation.map_evaluation`) is deliberately not imported here, so that training code
 (and the DVC stages that train) do not depend on it."""
 
 from ich.segmentation.augment import AffineRanges, augment_crop, augment_pair, random_affine_matrix

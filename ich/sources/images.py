@@ -44,7 +44,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ich.io.images import CHANNEL_MAPPING
+from ich.io.image_files import CHANNEL_MAPPING
 from ich.io.raw_cohort import to_flag, write_raw_cohort
 from ich.labels import SUBTYPES
 from ich.sources.common import SourceError, natural_key, read_csv_table, require_path

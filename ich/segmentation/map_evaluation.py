@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ich.data.resize import resize_square
+from ich.io.atomic import write_csv
 from ich.io.slices import read_mask, read_slice
 from ich.labels import SUBTYPES
 from ich.metrics.segmentation import (
@@ -161,3 +162,31 @@ def overlay_strip(
         cv2.putText(tiles[0], "reference", (4, 4 + int(24 * scale)), font, scale, REFERENCE_BGR, 1, cv2.LINE_AA)
         cv2.putText(tiles[0], label, (4, 4 + int(52 * scale)), font, scale, PREDICTION_BGR, 1, cv2.LINE_AA)
     return np.hstack(tiles)
+
+
+def write_segmentation_plots(
+    plots: Path,
+    tables: dict[str, pd.DataFrame],
+    predictions: dict[str, pd.DataFrame],
+    index: pd.DataFrame,
+    image_root: str | Path,
+    maps_root: str | Path,
+    post: PostProcess,
+    *,
+    overlays: int,
+    overlay_size: int,
+) -> None:
+    """Into the empty folder ``plots``: ``volume/<name>.csv`` (reference vs predicted volume per
+    patient) and ``overlays/<name>.png`` (the same ``overlays`` test slices with the most bleed for
+    every segmenter), for every segmenter of ``tables`` (per-slice tables) and ``predictions``
+    (its stored maps under ``maps_root/<name>``)."""
+    (plots / "volume").mkdir()
+    (plots / "overlays").mkdir()  # stays empty with `overlays: 0` (e.g. data that must not enter git)
+    shown = overlay_slices(next(iter(tables.values())), overlays) if tables else []
+    for name, table in tables.items():
+        write_csv(plots / "volume" / f"{name}.csv", volume_points(table, post.threshold))
+        if shown:
+            maps = Path(maps_root) / name
+            strip = overlay_strip(shown, predictions[name], index, image_root, maps, post, overlay_size, label=name)
+            if not cv2.imwrite(str(plots / "overlays" / f"{name}.png"), strip, [cv2.IMWRITE_PNG_COMPRESSION, 9]):
+                raise OSError(f"cannot write the overlays of {name}")

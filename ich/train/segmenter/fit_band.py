@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from ich.segmentation import PostProcess, fit_threshold_band, inclusive_grid, predict_threshold_band
-from ich.train.segment_config import BandSpec
-from ich.train.segment_data import read_pairs
+from ich.train.segmenter.data import read_pairs
+from ich.train.segmenter.settings import BandSpec
 
 
 def fit_band(

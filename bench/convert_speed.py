@@ -8,14 +8,14 @@ load from other processes hits every contender alike:
   read faster than this;
 * ``naive``: the obvious one-process script: ``dcmread``, float64 rescale and windowing with
   numpy, ``PIL`` resize and PNG save at Pillow's default settings;
-* ``ours xN``: :func:`ich.data.convert.convert_cohort` with N worker processes (the real stage:
+* ``ours xN``: :func:`ich.data.cohort_conversion.convert_cohort` with N worker processes (the real stage:
   validation, quarantine checks, index, pseudonyms), N = 1 and the machine's core count.
 
 It prints the median slices/second of each, ours against naive, the single-worker converter
 as a fraction of the read ceiling, and a cProfile of one worker's per-slice work grouped by
 step (where the time beyond reading goes) with its top functions.
 
-    python bench/convert.py [--slices 1024] [--size 256] [--rounds 3] [--workers N]
+    python bench/convert_speed.py [--slices 1024] [--size 256] [--rounds 3] [--workers N]
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import pandas as pd
 import pydicom
 from PIL import Image
 
-from ich.data.convert import ConvertConfig, convert_cohort, convert_rows
+from ich.data.cohort_conversion import ConvertConfig, convert_cohort, convert_rows
 from ich.data.windowing import DEFAULT_WINDOWS
 from ich.synth import write_cohort
 
@@ -112,7 +112,7 @@ STEPS: dict[str, tuple[str, str | None]] = {
     "resize": ("ich/data/resize.py", "resize_square"),
     "PNG encode": ("ich/io/slices.py", "encode_png"),
     "file write": ("ich/io/slices.py", "put"),
-    "per slice total": ("ich/data/convert.py", "convert_rows"),
+    "per slice total": ("ich/data/cohort_conversion.py", "convert_rows"),
 }
 """Step -> (file suffix, function); ``None`` means every entry point into the file."""
 

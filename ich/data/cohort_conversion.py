@@ -30,7 +30,7 @@ from ich.data.framing import frame_for
 from ich.data.resize import resize_square
 from ich.data.windowing import stack_windows, stack_windows_stored
 from ich.io.dicom import read_ct_slice
-from ich.io.images import image_channels, read_windowed_image
+from ich.io.image_files import image_channels, read_windowed_image
 from ich.io.nifti import nifti_slice_count, read_nifti_mask_slice, read_nifti_slice
 from ich.io.slices import SliceArchive, SliceFiles, encode_png, output_path, remove_slices
 from ich.io.unusable import UnusableSliceError

@@ -19,7 +19,7 @@ from ich.segmentation import PostProcess
 from ich.segmentation.inference import predict_prob_map
 from ich.train.loop import FitResult, TrainConfig, fit, seed_everything
 from ich.train.losses import make_loss
-from ich.train.segment_data import read_pairs, training_crops
+from ich.train.segmenter.data import read_pairs, training_crops
 
 
 def validation_score(rows: Sequence[Mapping[str, float]]) -> float:

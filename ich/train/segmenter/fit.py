@@ -5,10 +5,10 @@ slice with a reference mask gets a bleed-probability map (:func:`predict_split`,
 :mod:`ich.segmentation.maps`), and one :class:`~ich.segmentation.PostProcess` turns maps into
 masks in U-Net validation, in the band's grid search and in the evaluation.
 
-* ``kind: unet``: the U-Net of Hssayeni 2020 through the shared loop (:mod:`ich.train.unet`);
+* ``kind: unet``: the U-Net of Hssayeni 2020 through the shared loop (:mod:`ich.train.segmenter.fit_unet`);
   its best weights go to ``model.pt``.
 * ``kind: threshold_band``: the grey-level band grid-searched on the training slices
-  (:mod:`ich.train.band`); the band goes to ``band.json``.
+  (:mod:`ich.train.segmenter.fit_band`); the band goes to ``band.json``.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ import pandas as pd
 from ich.io.atomic import write_json
 from ich.networks.segmenter import unet_predictor
 from ich.segmentation import PostProcess, write_prob_map
-from ich.train.band import band_predictor, fit_band
 from ich.train.loop import save_atomic
-from ich.train.segment_config import band_settings, unet_settings
-from ich.train.segment_data import read_pairs
-from ich.train.unet import train_unet
+from ich.train.segmenter.data import read_pairs
+from ich.train.segmenter.fit_band import band_predictor, fit_band
+from ich.train.segmenter.fit_unet import train_unet
+from ich.train.segmenter.settings import band_settings, unet_settings
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 """An RGB uint8 slice -> its bleed-probability map."""
