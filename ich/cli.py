@@ -104,9 +104,10 @@ def _check_output(out: Path, studies: dict[str, Path]) -> None:
 def _summary(report: dict) -> str:
     """The headline and the slices in one line, as the page says them."""
     decision, bleed = report["decision"], report["bleed"]
-    volume = "" if not bleed or bleed["volume_ml"] is None else f", bleed {bleed['volume_ml']:.1f} mL"
-    if volume and not decision["positive"]:
-        volume = f", the segmenter outlines {bleed['volume_ml']:.1f} mL ({NOT_A_FINDING})"
+    volume = ""
+    if bleed and bleed["volume_ml"] is not None:
+        ml = f"{bleed['volume_ml']:.1f} mL"
+        volume = f", bleed {ml}" if decision["positive"] else f", the segmenter outlines {ml} ({NOT_A_FINDING})"
     return (
         f"{decision['finding']} (score {decision['study_score']:.3f}, threshold "
         f"{decision['operating_point']['threshold']:.3f}, {decision['model']}); {report['slices_summary']}{volume}"

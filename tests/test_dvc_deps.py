@@ -85,14 +85,19 @@ def stage_scripts(dvc: dict) -> dict[str, tuple[Path, list[str]]]:
     return stages
 
 
+def _covers(dep: str, file: str) -> bool:
+    """Whether the dep ``dep`` (a file or a folder) holds ``file`` (both relative to the repository)."""
+    folder = dep.rstrip("/")
+    return file == folder or file.startswith(folder + "/")
+
+
 def missing_deps(dvc: dict, root: Path = REPO) -> list[str]:
     """``"<stage>: <file>"`` for every file of a stage's import closure that no dep covers."""
     problems = []
     for name, (script, deps) in stage_scripts(dvc).items():
-        covered = [d.rstrip("/") for d in deps]
         for file in sorted(import_closure(script, root)):
             rel = file.relative_to(root).as_posix()
-            if not any(rel == d or rel.startswith(d + "/") for d in covered):
+            if not any(_covers(d, rel) for d in deps):
                 problems.append(f"{name}: {rel}")
     return problems
 
@@ -104,8 +109,7 @@ def needless_deps(dvc: dict, root: Path = REPO) -> list[str]:
     for name, (script, deps) in stage_scripts(dvc).items():
         closure = [f.relative_to(root).as_posix() for f in import_closure(script, root)]
         for dep in deps:
-            folder = dep.rstrip("/")
-            if dep.startswith("ich") and not any(f == folder or f.startswith(folder + "/") for f in closure):
+            if dep.startswith("ich") and not any(_covers(dep, f) for f in closure):
                 problems.append(f"{name}: {dep}")
     return problems
 

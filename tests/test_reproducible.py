@@ -8,7 +8,6 @@ the check can see a difference).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from ich.io.digest import digest_paths
 from ich.reproducible import AS_GIVEN, PINNED_ENVIRONMENT
 from tests.tiny_project import make_tiny_project, run
 
@@ -43,16 +43,13 @@ def project(tmp_path_factory) -> Path:
 
 
 def _train(root: Path, env: dict[str, str], threads: int) -> str:
-    """md5 of what ``train@wa2d_cnn3`` writes, run under ``env`` with ``threads`` intra-op threads."""
+    """The digest of what ``train@wa2d_cnn3`` writes, run under ``env`` with ``threads`` intra-op threads."""
     full = {k: v for k, v in os.environ.items() if k not in {*PINNED_ENVIRONMENT, AS_GIVEN}}
     full.update(env, OMP_NUM_THREADS=str(threads), PYTHONPATH=str(root))
     subprocess.run(
         [sys.executable, "stages/train.py", "wa2d_cnn3"], cwd=root, env=full, check=True, capture_output=True
     )
-    digest = hashlib.md5()
-    for path in sorted((root / "data/models/wa2d_cnn3").iterdir()):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
+    return digest_paths([root / "data/models/wa2d_cnn3"])
 
 
 def test_a_training_stage_writes_the_same_bytes_on_any_cpu_and_thread_count(project):

@@ -19,7 +19,6 @@ stages only measure.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from ich.data.site_shift import SiteShift, brain_window_of, write_shifted_studies
+from ich.io.atomic import write_json
 from ich.io.dicom import read_ct_slice, read_dicom_header
 from ich.io.digest import digest_values
 from ich.io.raw_cohort import COHORT_FILE
@@ -204,7 +204,7 @@ def export_site(
             "name": f"{origin['name']} as another site sends them ({fmt})",
             "synthetic": bool(origin["synthetic"]),
         }
-        (out / fmt / COHORT_FILE).write_text(json.dumps(described, indent=2) + "\n")
+        write_json(out / fmt / COHORT_FILE, described)
     return written
 
 

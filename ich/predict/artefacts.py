@@ -115,7 +115,7 @@ class _Lock:
             node = node[key]
         return node
 
-    def check(self, stage: str, out: str | None) -> str:
+    def check(self, stage: str, out: Path | None) -> str:
         """Verify stage ``stage`` ran with today's params and ``out`` is what it wrote; its md5
         (``out=None``: the params only, for ``convert``, whose outputs a prediction does not read)."""
         entry = self.stages.get(stage)
@@ -129,7 +129,7 @@ class _Lock:
                 )
         if out is None:
             return ""
-        recorded = next((o["md5"] for o in entry.get("outs", []) if o["path"] == out), None)
+        recorded = next((o["md5"] for o in entry.get("outs", []) if o["path"] == out.as_posix()), None)
         if recorded is None:
             raise StaleArtefactError(f"dvc.lock stage {stage!r} has no output {out}")
         path = self.project / out
@@ -175,7 +175,7 @@ def load_artefacts(
         raise ValueError(f"unknown model {model!r}: choose one of {[*trained, ENSEMBLE]}")
     folder = project / decider_dir(model)
     if model == ENSEMBLE:
-        versions[layout.ENSEMBLE.as_posix()] = lock.check("ensemble", layout.ENSEMBLE.as_posix())
+        versions[layout.ENSEMBLE.as_posix()] = lock.check("ensemble", layout.ENSEMBLE)
         weights = {m: float(w) for m, w in json.loads((folder / "weights.json").read_text()).items() if w > 0}
     else:
         weights = {model: 1.0}
@@ -184,21 +184,21 @@ def load_artefacts(
     subtype_model = next((m for m in weights if m in multi_label), multi_label[0] if multi_label and subtypes else None)
     classifiers = {}
     for name in sorted({*weights, *([subtype_model] if subtype_model else [])}):
-        folder = (layout.MODELS / name).as_posix()
-        versions[folder] = lock.check(f"train@{name}", folder)
+        out = layout.MODELS / name
+        versions[out.as_posix()] = lock.check(f"train@{name}", out)
         classifiers[name] = _classifier(project, params, name, device)
     unet = None
     if segmenter is not None:
         section = params["segment"].get(segmenter)
         if section is None or section.get("kind") != "unet":
             raise ValueError(f"segmenter {segmenter!r} is not a kind: unet section of params.yaml segment")
-        folder = (layout.SEGMENTERS / segmenter).as_posix()
-        versions[folder] = lock.check(f"train_segmenter@{segmenter}", folder)
+        out = layout.SEGMENTERS / segmenter
+        versions[out.as_posix()] = lock.check(f"train_segmenter@{segmenter}", out)
         spec = unet_spec(section)
         net = build_unet(spec, project / layout.SEGMENTERS / segmenter / "model.pt")
         post = PostProcess(**params["segment"]["postprocess"])
         unet = Segmenter(segmenter, unet_predictor(net.to(device).eval(), spec), post)
-    training = {**training_cohort(project), "split_md5": lock.check("split", layout.SPLIT_DIR.as_posix())}
+    training = {**training_cohort(project), "split_md5": lock.check("split", layout.SPLIT_DIR)}
     convert, windows_note = study_conversion(ConvertConfig.from_params(params["convert"]), training)
     return Artefacts(
         project=project,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -33,8 +34,9 @@ class ResumableRun:
     def checkpoint(self) -> Path:
         return layout.CHECKPOINTS / f"{self.name}.pt"
 
-    @property
+    @cached_property
     def inputs_digest(self) -> str:
+        """The fingerprint of everything the run reads (it hashes the data: computed once)."""
         return digest_paths(list(self.inputs))
 
     def finish(self) -> float:
