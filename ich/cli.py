@@ -126,7 +126,7 @@ def _predict(args: argparse.Namespace) -> int:
     first = None
     if single:  # a bad study is refused before PyTorch and the networks load
         started = time.perf_counter()
-        first = read_study(next(iter(studies.values())), input_conversion(args.project)[0])
+        first = read_study(next(iter(studies.values())), *input_conversion(args.project))
         steps["read+convert"] = time.perf_counter() - started
     from ich.predict import StaleArtefactError, load_artefacts, predict_study
     from ich.predict.report import SYNTHETIC_WARNING
@@ -152,7 +152,7 @@ def _predict(args: argparse.Namespace) -> int:
         try:
             if first is None:
                 started = time.perf_counter()
-                study = read_study(path, artefacts.convert)
+                study = read_study(path, artefacts.convert, artefacts.training["slice_thickness_mm"])
                 steps["read+convert"] = time.perf_counter() - started
             else:
                 study, first = first, None
@@ -165,6 +165,8 @@ def _predict(args: argparse.Namespace) -> int:
             rows.append({"study": name, "path": str(path), "status": f"refused: {exc}"})
             continue
         print(("" if single else f"{name}: ") + _summary(report))
+        if report["input"]["reformatted"]:
+            print(f"reformatted: {report['input']['reformatted']}")
         skipped = report["input"]["slices_skipped"]
         if skipped:
             print(f"{len(skipped)} inputs skipped (listed in the report)")

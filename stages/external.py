@@ -23,7 +23,10 @@ def main(cohort: str) -> None:
     p = params["external"]
     data = read_external_cohort(cohort, p["cohorts"][cohort])
     deciders = {m: load_artefacts(".", model=m, segmenter=None, subtypes=False) for m in [*params["models"], ENSEMBLE]}
-    table, blocks, left_out = validate_external(data, deciders, n_boot=p["n_bootstrap"], seed=p["seed"])
+    local_point = bool(p["cohorts"][cohort].get("calibrate", False))  # a point chosen on half the cohort
+    table, blocks, left_out = validate_external(
+        data, deciders, n_boot=p["n_bootstrap"], seed=p["seed"], local_point=local_point
+    )
     described = {
         "cohort": cohort,
         "source": data.source["name"],
@@ -43,6 +46,8 @@ def main(cohort: str) -> None:
         f"{cohort}: {first['n_studies']} studies ({first['n_positive_studies']} positive), "
         f"{first['label_level']}-level labels; 95% bootstrap intervals over studies"
     )
+    if "note" in first["study"]:
+        print(first["study"]["note"])
     print(external_table_rows(blocks).to_string(index=False))
     if left_out or data.unreadable:
         print(

@@ -46,6 +46,8 @@ def main(name: str) -> None:
             "parameters": sum(p.numel() for p in model.parameters()),
             "best_epoch": result.best_epoch,
             "best_val_roc_auc": round(result.best_score, 6),
+            # the shipped network: trained again on training + validation patients for the chosen epochs
+            **({"refit_epochs": result.best_epoch + 1} if config.refit else {}),
         },
     )
     print(

@@ -28,6 +28,7 @@ CLASSIFIERS = {
     "resnet152": 32,
     "effclass": 128,
     "bleedmap_cnn": 64,
+    "bleedmap_lite0": 64,
 }
 
 
@@ -51,7 +52,7 @@ def head_swap(total: int, width: int, outputs: int) -> int:
 
 
 def test_every_family_is_registered():
-    assert available() == sorted([*CLASSIFIERS, "study_gru", "unet"])  # study_gru: tests/test_sequence.py
+    assert available() == sorted([*CLASSIFIERS, "study_gru", "unet", "lite0_unet"])  # study_gru: tests/test_sequence.py
 
 
 def test_unknown_name_lists_the_known_ones():

@@ -157,6 +157,59 @@ def test_the_segmentation_object_references_the_source_and_holds_the_mask(artefa
     assert (tmp_path / "again" / "seg.dcm").read_bytes() == (tmp_path / "out" / "seg.dcm").read_bytes()
 
 
+def _thin_copy(study: Path, out: Path, *, thin_mm: float, seed: int) -> Path:
+    """``study`` (5 mm DICOM) written again as thin slices: each slice becomes ``5 / thin_mm`` slices
+    across its thickness, each with the extra noise a thin slice has (sigma x sqrt(n) for n thin
+    slices per thick one: 24 HU here), new UIDs."""
+    from ich.io.dicom import read_ct_slice
+    from ich.synth.cohort import ct_dataset
+
+    per = round(SLICE_THICKNESS_MM / thin_mm)
+    rng = np.random.default_rng(seed)
+    out.mkdir(parents=True)
+    for k, path in enumerate(sorted(study.iterdir())):
+        ct = read_ct_slice(path)
+        for j in range(per):
+            ds = ct_dataset(
+                ct.hu + rng.normal(0, 24, ct.hu.shape),
+                patient_id=ct.patient_id,
+                study_uid=ct.study_uid,
+                series_uid=pydicom.uid.generate_uid(entropy_srcs=[ct.series_uid, "thin"]),
+                frame_of_reference_uid=pydicom.dcmread(path).FrameOfReferenceUID,
+                sop_uid=pydicom.uid.generate_uid(entropy_srcs=[ct.sop_uid, str(j)]),
+                z_mm=ct.z - SLICE_THICKNESS_MM / 2 + (j + 0.5) * thin_mm,
+                instance_number=k * per + j + 1,
+                pixel_spacing_mm=FIELD_OF_VIEW_MM / 256,
+            )
+            ds.SliceThickness = thin_mm
+            ds.save_as(out / f"{ds.SOPInstanceUID}.dcm", enforce_file_format=True)
+    return out
+
+
+@pytest.mark.parametrize("positive, seed", [(True, 102), (False, 103)])
+def test_a_thin_series_is_reformatted_into_slabs_and_decided_as_the_thick_one(project, tmp_path, positive, seed):
+    thick, truth_ml = _phantom(tmp_path / "thick", positive=positive, seed=seed)
+    thin = _thin_copy(thick, tmp_path / "thin", thin_mm=0.625, seed=seed)
+    for name, folder in (("thick", thick), ("thin", thin)):
+        out = tmp_path / f"{name}-out"
+        assert main(["predict", str(folder), "--project", str(project), "--out", str(out)]) == 0
+    thick_report, thin_report = (json.loads((tmp_path / f"{n}-out/report.json").read_text()) for n in ("thick", "thin"))
+    assert thick_report["input"]["reformatted"] is None and thick_report["input"]["slabs"] is None
+    assert thin_report["input"]["slices_used"] == 8 * SLICES and thin_report["input"]["slabs"] == SLICES
+    assert "0.625 mm apart" in thin_report["input"]["reformatted"]
+    assert thin_report["decision"]["positive"] == thick_report["decision"]["positive"] == positive
+    assert thin_report["decision"]["study_score"] == pytest.approx(thick_report["decision"]["study_score"], abs=0.1)
+    # each slab's flag applies to its eight thin slices; the SEG and the mask cover every thin slice
+    flagged_slabs = {i // 8 for i in thin_report["flagged_slices"]}
+    assert set(thin_report["flagged_slices"]) == {8 * k + j for k in flagged_slabs for j in range(8)}
+    assert len(flagged_slabs ^ set(thick_report["flagged_slices"])) <= 1
+    if positive:
+        assert thin_report["bleed"]["volume_ml"] == pytest.approx(truth_ml.sum(), rel=0.3)
+        seg = hd.seg.segread(tmp_path / "thin-out" / "seg.dcm")
+        assert len(seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence) == 8 * SLICES
+        assert "Reformatted" in (tmp_path / "thin-out" / "report.html").read_text()
+
+
 def test_a_real_head_ct_slice_goes_through_the_command(project, tmp_path):
     from pydicom.data import get_testdata_file
 

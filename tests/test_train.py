@@ -175,3 +175,30 @@ def test_batchnorm_recalibration_replaces_stale_statistics_with_those_of_the_tra
         off, dataset, rows, replace(config, bn_recalibration_batches=0), torch.device("cpu"), prepare
     )
     assert torch.all(off[0].running_mean == 5.0)
+
+
+def test_refit_trains_on_validation_patients_too_and_keeps_validation_for_the_points(
+    tiny_cohort, tiny_split, monkeypatch
+):
+    config = replace(CONFIG, epochs=3, scheduler="cosine")
+    plain, result, predictions = _train(tiny_cohort, tiny_split, config=config)
+    seen: list[tuple[set[str], int]] = []
+    real_fit = loop.fit
+
+    def recording_fit(model, train_set, **kw):
+        seen.append((len(train_set), kw["config"].epochs, kw["validate"] is None))
+        return real_fit(model, train_set, **kw)
+
+    monkeypatch.setattr("ich.train.classify.fit", recording_fit)
+    refit, refit_result, refit_predictions = _train(tiny_cohort, tiny_split, config=replace(config, refit=True))
+    table = tiny_cohort["index"].merge(tiny_split, on="patient_id")
+    n_train, n_val = (int((table["set"] == s).sum()) for s in ("train", "val"))
+    assert seen == [(n_train, 3, False), (n_train + n_val, result.best_epoch + 1, True)]
+    assert refit_result.best_epoch == result.best_epoch
+    val, test = (refit_predictions["set"] == s for s in ("val", "test"))
+    # validation predictions come from the network validation chose, the test ones from the refit
+    pd.testing.assert_series_equal(refit_predictions.loc[val, "prob_any"], predictions.loc[val, "prob_any"])
+    assert not np.allclose(refit_predictions.loc[test, "prob_any"], predictions.loc[test, "prob_any"])
+    assert not torch.equal(next(iter(refit.state_dict().values())), next(iter(plain.state_dict().values())))
+    with pytest.raises(ValueError, match="plateau"):
+        replace(config, refit=True, scheduler="plateau")

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from ich.data.framing import frame_for
+from ich.data.framing import Frame, frame_for
 from ich.data.resize import resize_square
 from ich.data.windowing import stack_windows, stack_windows_stored
 from ich.io.dicom import read_ct_slice
@@ -231,6 +231,14 @@ def _render(item: _Item, config: ConvertConfig) -> dict:
         "frame": frame,
         "source_shape": tuple(original_shape),
     }
+
+
+def render_hu(hu: np.ndarray, config: ConvertConfig) -> tuple[np.ndarray, Frame]:
+    """An HU image (a slab of thin slices, say) windowed, framed and resized as :func:`render_slice`
+    renders a source slice: ``(RGB uint8 at config.size, frame)``."""
+    rgb = stack_windows(hu, config.windows)
+    frame = frame_for(rgb, config.framing)
+    return resize_square(frame.apply(rgb), config.size), frame
 
 
 def render_slice(

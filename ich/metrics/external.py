@@ -12,7 +12,8 @@ Layout::
      "study": {"score", "threshold", "roc_auc": {...}, "pr_auc": {...},
                "sensitivity": {...}, "specificity": {...}, ..., "tp", "fp", "tn", "fn"},
      "calibration": {"ece", "ece_calibrated"},           # study level
-     "slice": {"roc_auc", "pr_auc", "slice_youden": {...}, "slice_sensitivity": {...}}}   # slice labels only
+     "slice": {"roc_auc", "pr_auc", "slice_youden": {...}, "slice_sensitivity": {...}},   # slice labels only
+     "site_calibration": {"level", "chosen_on", "reported_on", "transferred": {...}, "local": {...}}}   # local_point
 """
 
 from __future__ import annotations
@@ -23,12 +24,17 @@ import pandas as pd
 from ich.metrics.calibration import calibrate, expected_calibration_error
 from ich.metrics.model_evaluation import JsonBlock, operating_point_blocks, ranking_and_decision, study_block
 from ich.metrics.operating_points import study_scores
+from ich.metrics.site_calibration import site_calibration
 
 SLICE_POINTS = ("slice_youden", "slice_sensitivity")
 
 
-def external_block(table: pd.DataFrame, points: dict, *, n_boot: int, seed: int) -> JsonBlock:
-    """Figures of one model from its external predictions ``table``.
+def external_block(
+    table: pd.DataFrame, points: dict, *, n_boot: int, seed: int, local_point: bool = False
+) -> JsonBlock:
+    """Figures of one model from its external predictions ``table``; with ``local_point``, also an
+    operating point chosen on half of the cohort's studies and reported on the other half
+    (:func:`ich.metrics.site_calibration.site_calibration`, ``site_calibration``).
 
     One row per slice: ``study``, ``prob_any`` (and ``prob_study`` for a study model), ``any``
     (the slice's label, or its study's) and ``label_level`` (``slice`` or ``study``). Slice
@@ -55,12 +61,21 @@ def external_block(table: pd.DataFrame, points: dict, *, n_boot: int, seed: int)
             "ece_calibrated": round(expected_calibration_error(labels, calibrated), 6),
         },
     }
+    if labels.min() == labels.max():
+        which = "positive" if labels[0] else "negative"
+        undefined = "specificity" if labels[0] else "sensitivity"
+        block["study"]["note"] = (
+            f"every study is {which}: study ROC-AUC, PR-AUC and {undefined} are undefined here; "
+            "the slice figures measure the cohort"
+        )
     if block["label_level"] == "slice":
         y, p, groups = rows["any"].to_numpy(), rows["prob_any"].to_numpy(dtype=float), rows["patient_id"].to_numpy()
         decided = p >= points["slice_youden"]["threshold"]
         ranks, _ = ranking_and_decision(y, p, decided, groups, n_boot=n_boot, seed=seed)
         _, at_points = operating_point_blocks(rows, points, n_boot=n_boot, seed=seed)
         block["slice"] = {**ranks, **{name: at_points[name] for name in SLICE_POINTS}}
+    if local_point:
+        block["site_calibration"] = site_calibration(rows, points, n_boot=n_boot, seed=seed)
     return block
 
 
@@ -80,6 +95,14 @@ def external_headline(block: JsonBlock) -> JsonBlock:
     }
     if "slice" in block:
         top["slice_roc_auc"] = block["slice"]["roc_auc"]
+    if "site_calibration" in block:  # the reporting half at the point chosen on the other half
+        local = block["site_calibration"]["local"]
+        top["site_calibrated"] = {
+            "level": block["site_calibration"]["level"],
+            "threshold": local["threshold"],
+            "sensitivity": local["sensitivity"]["value"],
+            "specificity": local["specificity"]["value"],
+        }
     return top
 
 
@@ -106,4 +129,11 @@ def external_table_rows(blocks: dict[str, JsonBlock]) -> pd.DataFrame:
                 "slice ROC-AUC": cell(block["slice"]["roc_auc"] if "slice" in block else None),
             }
         )
+        if "site_calibration" in block:  # the reporting half: transferred point, then the local one
+            site = block["site_calibration"]
+            for name in ("transferred", "local"):
+                point = site[name]
+                rows[-1][f"{name} sens/spec ({site['level']})"] = (
+                    f"{cell(point['sensitivity'])} / {cell(point['specificity'])} at {point['threshold']:.3f}"
+                )
     return pd.DataFrame(rows)

@@ -6,7 +6,7 @@ Importing this package registers every family: ``wa2d_cnn1/2/3`` (Gudadhe 2024),
 slices, the RSNA 2019 winners' recipe).
 """
 
-from ich.models import bleedmap, effclass, resnet, sequence, thesis, unet, wa2d  # noqa: F401  (they register)
+from ich.models import bleedmap, effclass, efficientnet_lite, resnet, sequence, thesis, unet, wa2d  # noqa: F401  (they register)
 from ich.models.bleedmap import MAP_MODELS
 from ich.models.cam import cam_layer
 from ich.models.registry import available, build, register

@@ -29,7 +29,7 @@ from torch.nn import functional as F
 
 from ich.models.registry import register
 
-MAP_MODELS: frozenset[str] = frozenset({"bleedmap_cnn"})
+MAP_MODELS: frozenset[str] = frozenset({"bleedmap_cnn", "bleedmap_lite0"})
 """Registry names of the networks with a bleed-map head: trained on the masks as well as the labels."""
 SCORES = ("mean", "class", "peak")
 MAP_STRIDE = 4
@@ -44,7 +44,44 @@ def _block(cin: int, cout: int, convs: int = 2) -> nn.Sequential:
     return nn.Sequential(*layers, nn.MaxPool2d(2))
 
 
-class BleedMapCNN(nn.Module):
+class MapScoredClassifier(nn.Module):
+    """A classifier with a bleed-map head: subclasses give :meth:`forward_maps`; the slice score
+    of the first output fuses the two heads as ``score`` says (one of :data:`SCORES`)."""
+
+    def __init__(self, score: str) -> None:
+        super().__init__()
+        if score not in SCORES:
+            raise ValueError(f"a bleed-map network's score must be one of {SCORES}, got {score!r}")
+        self.score = score
+
+    def forward_maps(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Raw logits of both heads: slice ``(B, num_outputs)`` and map ``(B, 1, H / 4, W / 4)``."""
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Slice logits ``(B, num_outputs)``; the first fuses both heads as ``score`` says."""
+        logits, bleed_map = self.forward_maps(x)
+        if self.score == "class":
+            return logits
+        peak = bleed_map.flatten(1).amax(dim=1)
+        if self.score == "peak":
+            first = peak
+        else:
+            first = torch.logit((torch.sigmoid(logits[:, 0]) + torch.sigmoid(peak)) / 2, eps=1e-7)
+        return torch.cat([first[:, None], logits[:, 1:]], dim=1)
+
+
+def map_head(width: int) -> nn.Sequential:
+    """The map head of both networks: joined fine and coarse projections to one bleed logit per cell."""
+    return nn.Sequential(
+        nn.Conv2d(2 * width, width, 3, padding=1, bias=False),
+        nn.BatchNorm2d(width),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(width, 1, 1),
+    )
+
+
+class BleedMapCNN(MapScoredClassifier):
     """Encoder with a bleed-map head and a classification head (see the module docstring).
 
     Args:
@@ -58,10 +95,7 @@ class BleedMapCNN(nn.Module):
     def __init__(
         self, in_channels: int, num_outputs: int, width: int = 32, dropout: float = 0.3, score: str = "mean"
     ) -> None:
-        super().__init__()
-        if score not in SCORES:
-            raise ValueError(f"bleedmap_cnn score must be one of {SCORES}, got {score!r}")
-        self.score = score
+        super().__init__(score)
         widths = [width * k for k in (1, 2, 4, 8)]
         self.blocks = nn.ModuleList(
             _block(cin, cout, convs=1 if k == 0 else 2)
@@ -69,12 +103,7 @@ class BleedMapCNN(nn.Module):
         )
         self.fine = nn.Conv2d(widths[1], width, 1)
         self.coarse = nn.Conv2d(widths[3], width, 1)
-        self.map_head = nn.Sequential(
-            nn.Conv2d(2 * width, width, 3, padding=1, bias=False),
-            nn.BatchNorm2d(width),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(width, 1, 1),
-        )
+        self.map_head = map_head(width)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * widths[3], num_outputs))
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -91,18 +120,6 @@ class BleedMapCNN(nn.Module):
         bleed_map = self.map_head(torch.cat([self.fine(fine), coarse], dim=1))
         pooled = torch.cat([deep.mean(dim=(2, 3)), deep.amax(dim=(2, 3))], dim=1)
         return self.head(pooled), bleed_map
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Slice logits ``(B, num_outputs)``; the first fuses both heads as ``score`` says."""
-        logits, bleed_map = self.forward_maps(x)
-        if self.score == "class":
-            return logits
-        peak = bleed_map.flatten(1).amax(dim=1)
-        if self.score == "peak":
-            first = peak
-        else:
-            first = torch.logit((torch.sigmoid(logits[:, 0]) + torch.sigmoid(peak)) / 2, eps=1e-7)
-        return torch.cat([first[:, None], logits[:, 1:]], dim=1)
 
     def cam_layer(self) -> nn.Module:
         """Grad-CAM target: the last encoder block, whose map both heads read."""

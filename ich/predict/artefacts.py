@@ -35,7 +35,7 @@ from ich.data.transforms import BatchPreparation
 from ich.io.digest import dvc_md5
 from ich.networks import default_device
 from ich.networks.classifier import ClassifierSpec, build_classifier, classifier_spec
-from ich.networks.segmenter import build_unet, unet_predictor, unet_spec
+from ich.networks.segmenter import NETWORK_KINDS, build_unet, unet_predictor, unet_spec
 from ich.params import load_params
 from ich.predict.familiarity import training_reference
 from ich.predict.names import ENSEMBLE
@@ -161,7 +161,7 @@ def load_artefacts(
 ) -> Artefacts:
     """Load and check the trained pipeline of ``project``; ``model`` decides (a trained model or ``ensemble``).
 
-    ``segmenter`` names a ``kind: unet`` section of ``segment`` (``None``: no bleed masks or volume);
+    ``segmenter`` names a network section (``kind: unet`` or ``lite0_unet``) of ``segment`` (``None``: no bleed masks or volume);
     ``subtypes=False`` leaves out a multi-label model that does not decide (no subtype probabilities).
     """
     project = Path(project)
@@ -190,8 +190,11 @@ def load_artefacts(
     unet = None
     if segmenter is not None:
         section = params["segment"].get(segmenter)
-        if section is None or section.get("kind") != "unet":
-            raise ValueError(f"segmenter {segmenter!r} is not a kind: unet section of params.yaml segment")
+        if section is None or section.get("kind") not in NETWORK_KINDS:
+            raise ValueError(
+                f"segmenter {segmenter!r} is not a network section (kind: {' or '.join(NETWORK_KINDS)}) "
+                "of params.yaml segment"
+            )
         out = layout.SEGMENTERS / segmenter
         versions[out.as_posix()] = lock.check(f"train_segmenter@{segmenter}", out)
         spec = unet_spec(section)

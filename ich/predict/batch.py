@@ -34,10 +34,11 @@ def classify_folders(deciders: Mapping[str, Artefacts], folders: Mapping[str, st
         raise ValueError("no study folders to predict")
     if not deciders:
         raise ValueError("no deciding model to predict with")
-    convert = next(iter(deciders.values())).convert
+    first = next(iter(deciders.values()))
+    convert, slab_mm = first.convert, first.training["slice_thickness_mm"]
     parts = []
     for name, folder in folders.items():
-        study = read_study(folder, convert)
+        study = read_study(folder, convert, slab_mm)
         slices = {
             "study": name,
             "source_path": [s.source_path for s in study.slices],

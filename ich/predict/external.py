@@ -77,7 +77,7 @@ def read_external_cohort(name: str, section: Mapping[str, Any]) -> ExternalCohor
     """The cohort ``name`` of params ``external.cohorts``: ``source`` (an adapter), ``path`` and the
     adapter's own options (those of ``download.<source>``). A ``cohort.json`` in the cohort's folder
     overrides what the adapter says of its name and whether it is synthetic."""
-    options = {k: v for k, v in section.items() if k != "source"}
+    options = {k: v for k, v in section.items() if k not in ("source", "calibrate")}
     if "source" not in section or not options.get("path"):
         raise ValueError(f"external cohort {name!r} needs a source and a path, got {dict(section)}")
     root = Path(options["path"]).resolve()
@@ -160,14 +160,19 @@ def _relative(path: str, root: Path) -> str:
 
 
 def validate_external(
-    cohort: ExternalCohort, deciders: Mapping[str, Artefacts], *, n_boot: int, seed: int
+    cohort: ExternalCohort, deciders: Mapping[str, Artefacts], *, n_boot: int, seed: int, local_point: bool = False
 ) -> tuple[pd.DataFrame, dict[str, Any], list[dict[str, Any]]]:
-    """Classify the cohort with every decider: the labelled predictions, the figures per model, and
-    the studies left out for want of labels (:func:`label_predictions`)."""
+    """Classify the cohort with every decider: the labelled predictions, the figures per model (with
+    ``local_point``, a point chosen on half the cohort's patients as well), and the studies left out
+    for want of labels (:func:`label_predictions`)."""
     table, left_out = label_predictions(cohort, classify_folders(deciders, cohort.folders))
     blocks = {
         model: external_block(
-            table[table["model"] == model], deciders[model].operating_points, n_boot=n_boot, seed=seed
+            table[table["model"] == model],
+            deciders[model].operating_points,
+            n_boot=n_boot,
+            seed=seed,
+            local_point=local_point,
         )
         for model in deciders
     }

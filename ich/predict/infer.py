@@ -15,6 +15,9 @@ The study probability is also shown calibrated by the validation Platt scaling, 
 means about 80% across models; decisions use the raw scores the thresholds were chosen on.
 Slices go through the networks in batches; every slice is segmented (the volume counts the
 whole mask), Grad-CAM is computed for the slices shown: the most suspicious ones, highest first.
+A thin series reformatted into slabs (:attr:`ich.predict.inputs.Study.slabs`) is classified,
+explained and segmented slab by slab; each slab's probability and mask then apply to its source
+slices, the study score pools the slabs, and a slab is shown through its middle slice.
 """
 
 from __future__ import annotations
@@ -76,9 +79,10 @@ def timed(timings: dict[str, float], step: str) -> Iterator[None]:
 
 
 def network_inputs(study: Study, classifier: Classifier) -> torch.Tensor:
-    """The uint8 inputs ``(N, C, H, W)`` of ``classifier`` for every slice, neighbours stacked as in training."""
+    """The uint8 inputs ``(N, C, H, W)`` of ``classifier`` for every network image (slice or slab),
+    neighbours stacked as in training."""
     spec = classifier.spec
-    images = np.stack([resize_square(s.image, spec.input_size) for s in study.slices])
+    images = np.stack([resize_square(image, spec.input_size) for image in study.network_images])
     if spec.grey:
         images = images[..., :1]
     per_slice = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
@@ -86,7 +90,7 @@ def network_inputs(study: Study, classifier: Classifier) -> torch.Tensor:
         return per_slice[None]  # one study (1, T, C, H, W)
     if spec.context == 0:
         return per_slice
-    table = pd.DataFrame({"study_id": "study", "slice_order": np.arange(len(study.slices))})
+    table = pd.DataFrame({"study_id": "study", "slice_order": np.arange(len(images))})
     stacks = torch.from_numpy(neighbour_rows(table, spec.context))
     return per_slice[stacks].flatten(1, 2)
 
@@ -103,8 +107,14 @@ def _probabilities(
 
 
 def _segment(study: Study, artefacts: Artefacts) -> np.ndarray:
+    """Bleed masks of the network images (slices or slabs)."""
     seg = artefacts.segmenter
-    return np.stack([seg.post.mask(seg.predict(s.image)) for s in study.slices]).astype(np.uint8)
+    return np.stack([seg.post.mask(seg.predict(image)) for image in study.network_images]).astype(np.uint8)
+
+
+def _representative(study: Study, k: int) -> int:
+    """The slice that stands for network image ``k``: itself, or its slab's middle slice."""
+    return study.slabs[k].members[len(study.slabs[k].members) // 2] if study.slabs else k
 
 
 def _volume(study: Study, masks: np.ndarray) -> tuple[float | None, str]:
@@ -133,16 +143,18 @@ def run_study(
         for name, classifier in artefacts.classifiers.items():
             inputs[name] = network_inputs(study, classifier)
             probs[name], study_probs[name] = _probabilities(classifier, inputs[name], artefacts.device)
-        slice_probs = weighted_average({m: probs[m][:, 0] for m in artefacts.weights}, artefacts.weights)
+        network_probs = weighted_average({m: probs[m][:, 0] for m in artefacts.weights}, artefacts.weights)
+    slab_of = study.slab_of_slice
+    slice_probs = network_probs[slab_of]
     subtypes = {}
     if artefacts.subtype_model is not None:
         columns = artefacts.classifiers[artefacts.subtype_model].spec.label_columns
-        subtypes = {label: probs[artefacts.subtype_model][:, columns.index(label)] for label in SUBTYPES}
+        subtypes = {label: probs[artefacts.subtype_model][slab_of, columns.index(label)] for label in SUBTYPES}
     points = artefacts.operating_points
     # the score the patient threshold was chosen on (ich.metrics.choose_study_score)
     own = study_probs.get(artefacts.decider)
     chosen = points["patient_youden"]["study_score"]
-    score = own if chosen == STUDY_PROBABILITY else pool_slice_probabilities(slice_probs, chosen)
+    score = own if chosen == STUDY_PROBABILITY else pool_slice_probabilities(network_probs, chosen)
     if score is None:
         raise ValueError(f"the operating points of {artefacts.decider} use a study output it does not have")
     threshold = float(points["patient_youden"]["threshold"])
@@ -150,18 +162,19 @@ def run_study(
     order = [int(i) for i in np.argsort(-slice_probs, kind="stable")]
     above = [i for i in order if slice_probs[i] >= flag_threshold]
     positive = bool(score >= threshold)
-    shown = order[: max(max_cams, 1)]
+    shown_images = [int(k) for k in np.argsort(-network_probs, kind="stable")][: max(max_cams, 1)]
+    shown = [_representative(study, k) for k in shown_images]
     cams: dict[int, np.ndarray] = {}
     with timed(timings, "cam"):
         if max_cams > 0 and artefacts.cam_model is not None:
             cam = artefacts.classifiers[artefacts.cam_model]
-            maps = gradcam_maps(cam.model, inputs[artefacts.cam_model][shown].to(artefacts.device), cam.prepare)
-            cams = dict(zip(shown, maps, strict=True))
-    statistics = study_statistics([s.image for s in study.slices])
+            chosen_inputs = inputs[artefacts.cam_model][shown_images].to(artefacts.device)
+            cams = dict(zip(shown, gradcam_maps(cam.model, chosen_inputs, cam.prepare), strict=True))
+    statistics = study_statistics(study.network_images)
     masks, volume, note = None, None, "no segmenter loaded"
     if artefacts.segmenter is not None:
         with timed(timings, "segment"):
-            masks = _segment(study, artefacts)
+            masks = _segment(study, artefacts)[slab_of]
             volume, note = _volume(study, masks)
     return StudyResult(
         slice_probs=slice_probs,

@@ -20,6 +20,11 @@ A study with Hounsfield units is windowed as the networks' training slices were 
 ``convert`` windows, or a pre-windowed release's own: :func:`ich.predict.artefacts.study_conversion`).
 Two slices at one position (a series copied twice) are refused.
 
+A series with Hounsfield units thinner than the training slices (``slab_mm``, from the training
+cohort) is reformatted into slabs of that thickness (mean HU over each slab, :mod:`ich.data.slabs`)
+before windowing: :attr:`Study.slabs` are what the networks see, and each slab's findings map
+back to its source slices, which stay the study's slices for the report, the SEG and the mask.
+
 Files that cannot be used inside an otherwise good study (an unreadable header, a truncated
 slice, a localizer, a ``README.txt`` beside the slices) are skipped and listed in
 :attr:`Study.skipped` with the reason; a study left with no usable slice is refused.
@@ -34,9 +39,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ich.data.cohort_conversion import ConvertConfig, render_slice, slice_gap_mm
+from ich.data.cohort_conversion import ConvertConfig, render_hu, render_slice, slice_gap_mm
 from ich.data.framing import Frame
-from ich.io.nifti import nifti_slice_count
+from ich.data.slabs import mean_slab, needs_slabs, slab_members
+from ich.io.dicom import read_ct_slice
+from ich.io.nifti import nifti_slice_count, read_nifti_slice
 from ich.io.unusable import UnusableSliceError
 from ich.sources.common import iter_files, natural_key
 from ich.sources.dicomtree import scan_dicom_tree, select_series
@@ -72,9 +79,22 @@ class InputSlice:
     channels: str  # which windows the image really has (see ``Study.channels``)
 
 
+@dataclass(frozen=True)
+class Slab:
+    """Thin source slices averaged into one slice of the training thickness (:mod:`ich.data.slabs`)."""
+
+    image: np.ndarray  # RGB uint8 (size, size, 3), rendered from the slab's mean HU
+    members: tuple[int, ...]  # positions in ``Study.slices`` of its source slices
+    z: float  # mean z of its slices (mm)
+
+
 @dataclass
 class Study:
-    """The ordered slices of one study and everything the report says about its input."""
+    """The ordered slices of one study and everything the report says about its input.
+
+    ``slabs`` is empty unless the series was thinner than the training slices; then the networks
+    read the slabs, and ``reformat`` says what was done.
+    """
 
     kind: str  # dicom | nifti | images
     path: str
@@ -84,6 +104,23 @@ class Study:
     slices: list[InputSlice]
     skipped: list[dict[str, str]] = field(default_factory=list)  # {path, reason}
     other_series: list[dict[str, str]] = field(default_factory=list)  # {path, reason}
+    slabs: list[Slab] = field(default_factory=list)
+    reformat: str = ""
+
+    @property
+    def network_images(self) -> list[np.ndarray]:
+        """What the networks read: the slabs' images when reformatted, else the slices'."""
+        return [s.image for s in self.slabs] if self.slabs else [s.image for s in self.slices]
+
+    @property
+    def slab_of_slice(self) -> np.ndarray:
+        """For each slice, the position of its network image (its slab; itself when not reformatted)."""
+        if not self.slabs:
+            return np.arange(len(self.slices))
+        of = np.empty(len(self.slices), dtype=int)
+        for k, slab in enumerate(self.slabs):
+            of[list(slab.members)] = k
+        return of
 
     @property
     def has_hu(self) -> bool:
@@ -261,8 +298,40 @@ def _finish(study: Study) -> Study:
     return study
 
 
-def read_study(path: str | Path, config: ConvertConfig) -> Study:
-    """The study at ``path``: a folder, or a DICOM, NIfTI or image file."""
+def _source_hu(study: Study, s: InputSlice) -> np.ndarray:
+    """A source slice's HU image, read again (slabs are rare; keeping every thin slice's HU would not be)."""
+    if study.kind == "nifti":
+        path, k = s.source_path.rsplit("#", 1)
+        return read_nifti_slice(path, int(k)).data
+    return read_ct_slice(s.source_path, require_patient_id=False).hu
+
+
+def with_slabs(study: Study, config: ConvertConfig, slab_mm: float | None) -> Study:
+    """``study`` with :attr:`Study.slabs` when its slices are thinner than ``slab_mm`` (else as it is)."""
+    spacing = study.slice_spacing_mm
+    if not study.has_hu or not needs_slabs(spacing, slab_mm):
+        return study
+    groups = slab_members(np.array([s.z for s in study.slices]), slab_mm)
+    for members in groups:
+        hu = mean_slab([_source_hu(study, study.slices[i]) for i in members])
+        image, _ = render_hu(hu, config)
+        z = float(np.mean([study.slices[i].z for i in members]))
+        study.slabs.append(Slab(image=image, members=tuple(int(i) for i in members), z=z))
+    study.reformat = (
+        f"{len(study.slices)} slices {spacing:g} mm apart, thinner than the {slab_mm:g} mm slices the networks "
+        f"were trained on: averaged (mean HU) into {len(groups)} slabs of {slab_mm:g} mm before windowing; "
+        "each slab's probability and mask apply to every one of its slices"
+    )
+    return study
+
+
+def read_study(path: str | Path, config: ConvertConfig, slab_mm: float | None = None) -> Study:
+    """The study at ``path``: a folder, or a DICOM, NIfTI or image file; a series with HU thinner
+    than ``slab_mm`` (the training slices' thickness; ``None``: unknown) is reformatted (:func:`with_slabs`)."""
+    return with_slabs(_read(Path(path), config), config, slab_mm)
+
+
+def _read(path: Path, config: ConvertConfig) -> Study:
     path = Path(path)
     if not path.exists():
         raise StudyInputError(f"{path}: no such file or folder")

@@ -21,14 +21,16 @@ from ich.params import load_params
 
 def training_cohort(project: Path) -> dict[str, Any]:
     """The cohort the networks learned from: source name and citation, ``synthetic``, the patients
-    and slices of each set of the split, the channels its slices have and the windows it records."""
+    and slices of each set of the split, the channels its slices have, the windows it records and
+    the thickness of its slices (``slice_thickness_mm``)."""
     source_file = project / layout.SOURCE
     if not source_file.is_file():
         raise FileNotFoundError(f"{source_file} is missing: run `make repro` (or `dvc checkout`) first")
     source = json.loads(source_file.read_text(encoding="utf-8"))
     sets = pd.read_csv(project / layout.SPLIT).set_index("patient_id")["set"]
-    index = pd.read_csv(project / layout.INDEX, usecols=["patient_id", "channels"])
+    index = pd.read_csv(project / layout.INDEX, usecols=["patient_id", "channels", "slice_spacing_mm"])
     slices = index["patient_id"].map(sets)
+    spacing = index.loc[slices == "train", "slice_spacing_mm"].dropna()
     return {
         "source": source["name"],
         "synthetic": bool(source["synthetic"]),
@@ -37,6 +39,9 @@ def training_cohort(project: Path) -> dict[str, Any]:
         "slices": {str(k): int(v) for k, v in slices.value_counts().sort_index().items()},
         "channels": str(index["channels"].mode().iloc[0]),
         "windows": source.get("windows"),
+        # what a thin series is reformatted to (ich.data.slabs): the training slices' spacing, or
+        # the thickness a pre-windowed release records; None: unknown, nothing is reformatted
+        "slice_thickness_mm": float(spacing.median()) if len(spacing) else source.get("slice_thickness_mm"),
     }
 
 
@@ -70,11 +75,13 @@ def study_conversion(convert: ConvertConfig, training: dict[str, Any]) -> tuple[
     return replace(convert, windows=chosen), f"the training release's windows {described} (source.json)"
 
 
-def input_conversion(project: str | Path) -> tuple[ConvertConfig, str]:
-    """How ``project``'s networks need a study rendered (:func:`study_conversion`), from its
-    ``params.yaml`` and training cohort; ``FileNotFoundError`` when the pipeline has not run."""
+def input_conversion(project: str | Path) -> tuple[ConvertConfig, float | None]:
+    """How ``project``'s networks need a study rendered (:func:`study_conversion`) and the slab
+    thickness a thin series is reformatted to, from its ``params.yaml`` and training cohort;
+    ``FileNotFoundError`` when the pipeline has not run."""
     project = Path(project)
     if not (project / "params.yaml").is_file():
         raise FileNotFoundError(f"{project}: no params.yaml; --project names the pipeline checkout")
     convert = ConvertConfig.from_params(load_params(project / "params.yaml")["convert"])
-    return study_conversion(convert, training_cohort(project))
+    training = training_cohort(project)
+    return study_conversion(convert, training)[0], training["slice_thickness_mm"]

@@ -94,6 +94,8 @@ def build_report(study: Study, result: StudyResult, artefacts: Artefacts, output
             "slices_used": len(study.slices),
             "channels": study.channels,
             "windows": artefacts.windows_note if study.has_hu else None,
+            "reformatted": study.reformat or None,
+            "slabs": len(study.slabs) or None,
             "statistics": {k: _r(v) for k, v in result.statistics.items()},
             "unlike_training": result.unfamiliar,
             "slices_skipped": study.skipped,
@@ -204,8 +206,9 @@ def render_html(study: Study, result: StudyResult, report: dict[str, Any]) -> st
     decision = report["decision"]
     verdict = "positive" if decision["positive"] else "negative"
     panels = []
+    seen_by_networks, slab_of = study.network_images, study.slab_of_slice
     for i in result.shown:
-        image = study.slices[i].image
+        image = seen_by_networks[slab_of[i]]  # a slab's image for a reformatted series: what was scored
         cells = [("windowed image", _grey(image))]
         if i in result.cams:
             cells.append((f"Grad-CAM ({report['gradcam_model']})", overlay(_grey(image), result.cams[i])))
@@ -219,6 +222,9 @@ def render_html(study: Study, result: StudyResult, report: dict[str, Any]) -> st
         )
         z = report["slices"][i]["z_mm"]
         where = f"z {z:g} mm" if z is not None else f"file {_esc(Path(study.slices[i].source_path).name)}"
+        if study.slabs:
+            slab = study.slabs[slab_of[i]]
+            where += f" (slab of {len(slab.members)} slices, mean z {slab.z:g} mm)"
         panels.append(
             f"<section class='slice'><h3>slice {i} &middot; {where} &middot; P = {result.slice_probs[i]:.3f} "
             f"&middot; {_esc(slice_status(result, i))}</h3><div class='row'>{figures}</div></section>"
@@ -275,6 +281,7 @@ Bleed volume: {volume}</p>
 <h2>Input</h2>
 <p>{_esc(inp["kind"])}: {_esc(inp["path"])}<br>series {_esc(inp["series_description"] or inp["series_instance_uid"])},
 {inp["slices_used"]} slices used; channels: {_esc("; ".join(inp["channels"]))}{"; windowed with " + _esc(inp["windows"]) if inp["windows"] else ""}</p>
+{"<p class='note'>Reformatted: " + _esc(inp["reformatted"]) + "</p>" if inp["reformatted"] else ""}
 <h3>Skipped slices</h3>{_table(inp["slices_skipped"], "none")}
 <h3>Series not used</h3>{_table(inp["series_not_used"], "none")}
 <h2>What the models know</h2>

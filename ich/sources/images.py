@@ -173,6 +173,7 @@ def ctich_jpg_tables(root: Path) -> tuple[list[dict], list[dict], dict, list[dic
         "windows": {"brain": {"level": 40, "width": 120}, "bone": {"level": 700, "width": 3200}},
         "channels": CHANNEL_MAPPING["brain+bone"],
         "z_units": "slice number",
+        "slice_thickness_mm": 5.0,  # Hssayeni 2020: the scans were reconstructed at 5 mm
         "note": "Pre-windowed 8-bit JPEG: no Hounsfield units, no pixel spacing; grey levels used as they are.",
     }
     return manifest, labels, source, issues

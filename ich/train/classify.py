@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,10 @@ def train_classifier(
 ) -> tuple[nn.Module, FitResult, pd.DataFrame]:
     """Train ``spec`` on the training patients, select the epoch on validation, predict val and test.
 
+    With ``config.refit`` the returned network is trained again on training + validation patients
+    for the chosen epochs (:func:`_refit`) and predicts the test slices; the validation predictions
+    (on which operating points are chosen) stay those of the network validation chose.
+
     ``checkpoint`` resumes an interrupted run (:func:`ich.train.loop.fit`). Its fingerprint
     covers the parameters, the slice table (ids, labels, split), the ``ich`` code (added by
     :func:`~ich.train.loop.fit`), and
@@ -84,12 +88,7 @@ def train_classifier(
 
     model = build_classifier(spec)
     pos_weight = torch.full((len(columns),), plan.pos_weight).to(device) if plan.pos_weight else None
-    if spec.per_study:
-        loss_fn: nn.Module = StudyLoss(pos_weight)
-    elif spec.uses_masks:
-        loss_fn = MapLoss(pos_weight, map_weight=spec.map_weight)
-    else:
-        loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    loss_fn = _loss(spec, pos_weight)
     # a map model trains through a view that splits the mask channel off its inputs
     trained = MapSupervision(model) if spec.uses_masks else model
     val_set = spec.dataset(parts["val"], image_root)
@@ -122,11 +121,14 @@ def train_classifier(
         device=device,
         prepare=spec.preparation(augment=spec.augment, training=True),
     )
+    val_probs = predict(model, val_set)
+    if config.refit:
+        model = _refit(spec, config, parts, image_root, result, balance_policy, balance_ratio, checkpoint, stamp)
     rows = []
     for name in ("val", "test"):
         if parts[name].empty:
             continue
-        probs, study_probs = predict(model, val_set if name == "val" else spec.dataset(parts[name], image_root))
+        probs, study_probs = val_probs if name == "val" else predict(model, spec.dataset(parts[name], image_root))
         frame = parts[name][["slice_id", "patient_id", "set", "fold"]].copy()
         for j, label in enumerate(columns):
             frame[f"prob_{label}"] = probs[:, j]
@@ -134,3 +136,57 @@ def train_classifier(
             frame["prob_study"] = study_probs
         rows.append(frame)
     return model, result, pd.concat(rows, ignore_index=True)
+
+
+def _loss(spec: ClassifierSpec, pos_weight: torch.Tensor | None) -> nn.Module:
+    if spec.per_study:
+        return StudyLoss(pos_weight)
+    if spec.uses_masks:
+        return MapLoss(pos_weight, map_weight=spec.map_weight)
+    return nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+
+
+def _refit(
+    spec: ClassifierSpec,
+    config: TrainConfig,
+    parts: dict[str, pd.DataFrame],
+    image_root: str | Path,
+    chosen: FitResult,
+    balance_policy: str,
+    balance_ratio: float,
+    checkpoint: Path | None,
+    stamp: str,
+) -> nn.Module:
+    """A new network trained on training + validation patients for the validation-chosen number of
+    epochs (the schedule compressed to them), with the same seed and recipe.
+
+    With 82 patients, the validation fold is a fifth of what a model could learn from; nnU-Net and
+    most Kaggle solutions refit on it once the choices it served are made. Every choice stays the
+    validation's: the epochs here, and the operating points, which the caller fits on the
+    predictions of the model that chose them (the refitted network never predicts validation
+    slices it trained on as if they were held out).
+    """
+    seed_everything(config.seed)
+    device = default_device()
+    everyone = pd.concat([parts["train"], parts["val"]], ignore_index=True).assign(set="train")
+    data = spec.dataset(everyone, image_root, training=True)
+    labels = data.labels() if isinstance(data, StudyDataset) else everyone["any"].to_numpy()
+    plan = balance(labels, balance_policy, ratio=balance_ratio, seed=config.seed)
+    pos_weight = torch.full((len(spec.label_columns),), plan.pos_weight).to(device) if plan.pos_weight else None
+    model = build_classifier(spec)
+    refit_checkpoint = checkpoint.with_name(f"{checkpoint.stem}.refit{checkpoint.suffix}") if checkpoint else None
+    fit(
+        MapSupervision(model) if spec.uses_masks else model,
+        data,
+        balance=plan,
+        loss_fn=_loss(spec, pos_weight),
+        validate=None,
+        config=replace(config, epochs=chosen.best_epoch + 1),
+        checkpoint=refit_checkpoint,
+        fingerprint=digest_values(stamp, "refit", chosen.best_epoch),
+        device=device,
+        prepare=spec.preparation(augment=spec.augment, training=True),
+    )
+    if refit_checkpoint is not None:
+        refit_checkpoint.unlink(missing_ok=True)
+    return model

@@ -47,6 +47,11 @@ class TrainConfig:
     num_workers: int = 0
     amp: bool = True  # mixed precision, used only on CUDA
     bn_recalibration_batches: int = 8  # BatchNorm statistics recomputed before each validation; 0: off
+    refit: bool = False  # after choosing the epoch on validation, train again on training + validation patients
+
+    def __post_init__(self) -> None:
+        if self.refit and self.scheduler == "plateau":
+            raise ValueError("refit trains without validation, which scheduler: plateau steps on; use cosine or none")
 
 
 @dataclass
@@ -62,6 +67,8 @@ class FitResult:
 
 Validator = Callable[[nn.Module], tuple[float, float]]
 """Returns ``(validation loss, validation score)`` for the model; higher score is better."""
+NO_VALIDATION = float("nan")
+"""The history's validation loss and score of an epoch trained without validation (a refit)."""
 
 
 def seed_everything(seed: int) -> None:
@@ -189,14 +196,15 @@ def fit(
     *,
     balance: Balance,
     loss_fn: nn.Module,
-    validate: Validator,
+    validate: Validator | None,
     config: TrainConfig,
     checkpoint: Path | None = None,
     fingerprint: str = "",
     device: torch.device | None = None,
     prepare: nn.Module | None = None,
 ) -> FitResult:
-    """Train ``model`` for ``config.epochs`` epochs, keeping the best epoch by validation score.
+    """Train ``model`` for ``config.epochs`` epochs, keeping the best epoch by validation score
+    (``validate=None``: no validation, as a refit on every non-test patient; the last epoch is kept).
 
     If ``checkpoint`` exists and was written with the same ``fingerprint``, training resumes
     after its last completed epoch. The fingerprint must digest everything the run depends on
@@ -207,6 +215,8 @@ def fit(
     :class:`ich.data.transforms.BatchPreparation`) maps each input batch on the device before
     the model; it is put in training mode, so it may augment.
     """
+    if validate is None and config.scheduler == "plateau":
+        raise ValueError("scheduler: plateau steps on the validation loss; training without validation needs another")
     device = device or default_device()
     model.to(device)
     core = model  # the unwrapped model: its state dict has no DDP "module." prefix
@@ -251,7 +261,7 @@ def fit(
             seen += len(inputs)
         seconds = time.perf_counter() - started
         recalibrate_batchnorm(core, train_set, balance.rows, config, device, prepare)
-        val_loss, val_score = validate(core)
+        val_loss, val_score = validate(core) if validate is not None else (NO_VALIDATION, NO_VALIDATION)
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             scheduler.step(val_loss)
         elif scheduler is not None:
@@ -267,7 +277,7 @@ def fit(
         if is_main_process():
             summary = ", ".join(f"{k}={v:.4g}" for k, v in entry.items() if k != "epoch")
             print(f"epoch {epoch}: {summary} ({seconds:.1f}s)")
-        if val_score > result.best_score or result.best_state is None:
+        if validate is None or val_score > result.best_score or result.best_state is None:
             result.best_epoch, result.best_score = epoch, val_score
             result.best_state = {k: v.detach().cpu().clone() for k, v in core.state_dict().items()}
         if checkpoint is not None and is_main_process():

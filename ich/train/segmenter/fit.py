@@ -5,8 +5,9 @@ slice with a reference mask gets a bleed-probability map (:func:`predict_split`,
 :mod:`ich.segmentation.maps`), and one :class:`~ich.segmentation.PostProcess` turns maps into
 masks in U-Net validation, in the band's grid search and in the evaluation.
 
-* ``kind: unet``: the U-Net of Hssayeni 2020 through the shared loop (:mod:`ich.train.segmenter.fit_unet`);
-  its best weights go to ``model.pt``.
+* ``kind: unet`` (the U-Net of Hssayeni 2020) and ``kind: lite0_unet`` (EfficientNet-Lite0 encoder,
+  whole slices): through the shared loop (:mod:`ich.train.segmenter.fit_unet`); the best weights
+  go to ``model.pt``.
 * ``kind: threshold_band``: the grey-level band grid-searched on the training slices
   (:mod:`ich.train.segmenter.fit_band`); the band goes to ``band.json``.
 """
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ich.io.atomic import write_json
-from ich.networks.segmenter import unet_predictor
+from ich.networks.segmenter import NETWORK_KINDS, unet_predictor
 from ich.segmentation import PostProcess, write_prob_map
 from ich.train.loop import save_atomic
 from ich.train.segmenter.data import read_pairs
@@ -66,7 +67,7 @@ def _band(name: str, section: Mapping[str, Any], root: str | Path, parts, post, 
     return FittedSegmenter(band_predictor(lo, hi, spec), grid, metrics)
 
 
-KINDS = {"unet": _unet, "threshold_band": _band}
+KINDS = {**dict.fromkeys(NETWORK_KINDS, _unet), "threshold_band": _band}
 
 
 def fit_segmenter(
