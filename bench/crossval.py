@@ -12,6 +12,7 @@ calibrates differently shows.
 
     python bench/crossval.py profiles/ct-ich-jpg.yaml [--folds 0,1,2,3,4] [--models wa2d_cnn1,...]
                              [--workdir /tmp/cv] [--out bench/out/crossval-<profile>]
+                             [--site-shift] [--external phe_sich] [--publish]
 
 A fold whose predictions are already in ``--out`` is not run again, so an interrupted run
 resumes (pass the same ``--workdir`` to keep DVC's cache too). Writes
@@ -23,7 +24,10 @@ calibration fitted on that fold's validation patients) is kept too, and :func:`i
 pools the folds with them: slice ROC-AUC of the calibrated probabilities, patient ROC-AUC, and
 patient sensitivity and specificity at each fold's own patient threshold, all with patient-bootstrap
 CIs. ``--publish`` writes those figures, with the code version, to
-``docs/results/<profile>-crossval.json``.
+``docs/results/<profile>-crossval.json``. ``--external`` scores cohorts of the profile's
+``external.cohorts`` (PHE-SICH-CT-IDS, another hospital) with every fold's models, as the
+``external@`` stage would: per fold at that fold's points, with a point chosen on half the cohort,
+and as the folds' models' mean.
 """
 
 from __future__ import annotations
@@ -47,9 +51,12 @@ sys.path.insert(0, str(REPO))
 
 from ich.data.site_shift import SiteShift, brain_window_of, slice_id_of, write_shifted_studies  # noqa: E402
 from ich.metrics import choose_operating_points, evaluate_predictions  # noqa: E402
+from ich.metrics.external import external_block  # noqa: E402
+from ich.metrics.model_evaluation import slice_block  # noqa: E402
 from ich.metrics.pooled_folds import summary  # noqa: E402
 from ich.predict.artefacts import load_artefacts  # noqa: E402
-from ich.predict.batch import predict_folders  # noqa: E402
+from ich.predict.batch import classify_folders, predict_folders  # noqa: E402
+from ich.predict.external import label_predictions, read_external_cohort  # noqa: E402
 from tools.project import copy_project  # noqa: E402
 
 
@@ -176,8 +183,42 @@ def site_shift_fold(workdir: Path, names: list[str], out: Path, seed: int) -> No
             table.assign(set="test", fold=fold)[columns].to_csv(out / f"{name}.{key}.csv", index=False)
 
 
+def external_fold(workdir: Path, names: list[str], out: Path, cohorts: dict[str, dict]) -> None:
+    """Classify each external cohort (params ``external.cohorts``) with this fold's models, as the
+    ``external@`` stage does: ``<out>/<name>.external-<cohort>.csv`` (study, source_path, prob_any, any)."""
+    for cohort, section in cohorts.items():
+        path = Path(section["path"])
+        data = read_external_cohort(cohort, {**section, "path": str(path if path.is_absolute() else REPO / path)})
+        for name in names:
+            artefacts = load_artefacts(workdir, model=name, segmenter=None, subtypes=False)
+            table, _ = label_predictions(data, classify_folders({name: artefacts}, data.folders))
+            columns = ["study", "source_path", "prob_any", "any", "label_level"]
+            table[columns].to_csv(out / f"{name}.external-{cohort}.csv", index=False)
+
+
+def external_summary(tables: dict[int, pd.DataFrame], points: dict[int, dict], *, n_boot: int, seed: int) -> dict:
+    """One model's figures on an external cohort: each fold's model at its own validation points
+    (:func:`ich.metrics.external.external_block`, with a point chosen on half the cohort), and the
+    folds' models averaged slice by slice (their mean probability: slice ROC-AUC, study-bootstrap CI)."""
+    per_fold = {
+        k: external_block(table, points[k], n_boot=n_boot, seed=seed, local_point=True) for k, table in tables.items()
+    }
+    first = next(iter(tables.values()))
+    if any(not t["source_path"].equals(first["source_path"]) for t in tables.values()):
+        raise RuntimeError("the folds scored the external cohort's slices in different orders")
+    mean = pd.concat([t["prob_any"].rename(k) for k, t in tables.items()], axis=1).mean(axis=1)
+    pooled = slice_block(first["any"], mean, first["study"], thresholds=[0.5], n_boot=n_boot, seed=seed)
+    return {
+        "n_slices": len(first),
+        "n_studies": int(first["study"].nunique()),
+        "slice_roc_auc_per_fold": {k: b["slice"]["roc_auc"] for k, b in per_fold.items()},
+        "slice_roc_auc_mean_of_fold_models": pooled["roc_auc"],
+        "per_fold": per_fold,
+    }
+
+
 PROVENANCE = ("profile", "folds", "code_per_fold", "seconds_per_fold", "operating_points_chosen_again_with")
-PER_MODEL = ("models", "validation_pooled", *SHIFTS)
+PER_MODEL = ("models", "validation_pooled", *SHIFTS, "external")
 """The per-model blocks of a published file: test figures, pooled validation, the simulated sites."""
 
 
@@ -260,6 +301,11 @@ def main() -> None:
         "(after a change to ich.metrics.operating_points or ich.metrics.calibration; no retraining)",
     )
     parser.add_argument(
+        "--external",
+        default="",
+        help="comma-separated cohorts of the profile's external.cohorts to score with every fold's models",
+    )
+    parser.add_argument(
         "--site-shift",
         action="store_true",
         help="also test every fold's models on its test studies rendered as another site would (ich.data.site_shift)",
@@ -273,6 +319,8 @@ def main() -> None:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ich-crossval-"))
     names = [*(models or profile["models"]), "ensemble"]
     outputs = [".csv", ".operating_points.json", *([f".{key}.csv" for key in SHIFTS] if args.site_shift else [])]
+    external = {c: profile["external"]["cohorts"][c] for c in args.external.split(",") if c}
+    outputs += [f".external-{cohort}.csv" for cohort in external]
 
     prepare_workdir(workdir)
     timings = {}
@@ -288,6 +336,11 @@ def main() -> None:
             started = time.perf_counter()
             site_shift_fold(workdir, names, fold_dir, seed=profile["split"]["seed"])
             timings[k]["site_shift_seconds"] = round(time.perf_counter() - started, 1)
+            (fold_dir / "run.json").write_text(json.dumps(timings[k], indent=2) + "\n")
+        if external:
+            started = time.perf_counter()
+            external_fold(workdir, names, fold_dir, external)
+            timings[k]["external_seconds"] = round(time.perf_counter() - started, 1)
             (fold_dir / "run.json").write_text(json.dumps(timings[k], indent=2) + "\n")
         print(
             f"fold {k}: {timings[k]['seconds']:.0f} s, ensemble weights {timings[k]['ensemble']['weights']}", flush=True
@@ -313,6 +366,7 @@ def main() -> None:
         "pooled_at_operating_points": {},
         "validation_pooled": {},
         **({key: {} for key in SHIFTS} if args.site_shift else {}),
+        **({"external": {}} if external else {}),
         **({"operating_points_chosen_again_with": _code_version()} if args.repoint else {}),
     }
     for name in names:
@@ -330,6 +384,16 @@ def main() -> None:
         for key in SHIFTS if args.site_shift else ():  # the same folds' models and points, on shifted studies
             shifted = {k: pd.read_csv(out / f"fold{k}" / f"{name}.{key}.csv") for k in folds}
             results[key][name] = summary(shifted, points, index, n_boot=e["n_bootstrap"], seed=e["seed"])
+        if external:  # each fold's model on cohorts from elsewhere, which no fold chose anything on
+            results["external"][name] = {
+                cohort: external_summary(
+                    {k: pd.read_csv(out / f"fold{k}" / f"{name}.external-{cohort}.csv") for k in folds},
+                    points,
+                    n_boot=e["n_bootstrap"],
+                    seed=e["seed"],
+                )
+                for cohort in external
+            }
         results["models"][name] = evaluate_predictions(
             pd.concat(tables.values(), ignore_index=True),
             index,
