@@ -87,3 +87,10 @@ def test_the_second_hospital_reads_as_the_profile_names_it():
     assert len(cohort.slice_labels) == 1785 and int(cohort.slice_labels["any"].sum()) == 336
     assert cohort.study_labels.empty and cohort.source["synthetic"] is False
     assert all(folder.parent.name == "images" for folder in cohort.folders.values())
+
+
+def test_a_cohort_too_small_for_two_halves_says_so_and_keeps_its_figures():
+    table = _cohort(3, normal_studies=True).drop(columns="patient_id")
+    block = external_block(table, POINTS, n_boot=20, seed=0, local_point=True)
+    assert "positive and negative" in block["site_calibration"]["not_measured"]
+    assert block["study"]["roc_auc"]["value"] is not None and "site_calibrated" not in external_headline(block)

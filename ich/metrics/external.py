@@ -75,7 +75,10 @@ def external_block(
         _, at_points = operating_point_blocks(rows, points, n_boot=n_boot, seed=seed)
         block["slice"] = {**ranks, **{name: at_points[name] for name in SLICE_POINTS}}
     if local_point:
-        block["site_calibration"] = site_calibration(rows, points, n_boot=n_boot, seed=seed)
+        try:
+            block["site_calibration"] = site_calibration(rows, points, n_boot=n_boot, seed=seed)
+        except ValueError as exc:  # a cohort too small or one-sided for two halves: said, not failed
+            block["site_calibration"] = {"not_measured": str(exc)}
     return block
 
 
@@ -95,7 +98,7 @@ def external_headline(block: JsonBlock) -> JsonBlock:
     }
     if "slice" in block:
         top["slice_roc_auc"] = block["slice"]["roc_auc"]
-    if "site_calibration" in block:  # the reporting half at the point chosen on the other half
+    if "local" in block.get("site_calibration", {}):  # the reporting half at the point chosen on the other half
         local = block["site_calibration"]["local"]
         top["site_calibrated"] = {
             "level": block["site_calibration"]["level"],
@@ -129,8 +132,10 @@ def external_table_rows(blocks: dict[str, JsonBlock]) -> pd.DataFrame:
                 "slice ROC-AUC": cell(block["slice"]["roc_auc"] if "slice" in block else None),
             }
         )
-        if "site_calibration" in block:  # the reporting half: transferred point, then the local one
-            site = block["site_calibration"]
+        site = block.get("site_calibration", {})
+        if "not_measured" in site:
+            rows[-1]["local point"] = f"not measured: {site['not_measured']}"
+        elif site:  # the reporting half: transferred point, then the local one
             for name in ("transferred", "local"):
                 point = site[name]
                 rows[-1][f"{name} sens/spec ({site['level']})"] = (
