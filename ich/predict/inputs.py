@@ -33,7 +33,7 @@ slice, a localizer, a ``README.txt`` beside the slices) are skipped and listed i
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -314,7 +314,11 @@ def with_slabs(study: Study, config: ConvertConfig, slab_mm: float | None) -> St
     groups = slab_members(np.array([s.z for s in study.slices]), slab_mm)
     for members in groups:
         hu = mean_slab([_source_hu(study, study.slices[i]) for i in members])
-        image, _ = render_hu(hu, config)
+        image, frame = render_hu(hu, config)
+        # masks are drawn on the slab: they map back through its frame, which a head crop may
+        # place a few pixels from each thin slice's own
+        for i in members:
+            study.slices[i] = replace(study.slices[i], frame=frame)
         z = float(np.mean([study.slices[i].z for i in members]))
         study.slabs.append(Slab(image=image, members=tuple(int(i) for i in members), z=z))
     study.reformat = (

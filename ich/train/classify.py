@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ich.data.datasets import SliceDataset, StudyDataset
-from ich.data.sampling import balance
+from ich.data.sampling import Balance, balance
 from ich.io.digest import digest_values
 from ich.networks import default_device
 from ich.networks.classifier import ClassifierSpec, build_classifier, classifier_spec, predict_probs
@@ -82,13 +82,8 @@ def train_classifier(
         loader = DataLoader(data, batch_size=config.batch_size, num_workers=config.num_workers)
         return predict_probs(m, loader, device, eval_prepare), None
 
-    train_set = spec.dataset(parts["train"], image_root, training=True)
-    labels = train_set.labels() if isinstance(train_set, StudyDataset) else parts["train"]["any"].to_numpy()
-    plan = balance(labels, balance_policy, ratio=balance_ratio, seed=config.seed)
-
+    train_set, plan, loss_fn = _training_inputs(spec, parts["train"], image_root, balance_policy, balance_ratio, config)
     model = build_classifier(spec)
-    pos_weight = torch.full((len(columns),), plan.pos_weight).to(device) if plan.pos_weight else None
-    loss_fn = _loss(spec, pos_weight)
     # a map model trains through a view that splits the mask channel off its inputs
     trained = MapSupervision(model) if spec.uses_masks else model
     val_set = spec.dataset(parts["val"], image_root)
@@ -138,12 +133,24 @@ def train_classifier(
     return model, result, pd.concat(rows, ignore_index=True)
 
 
-def _loss(spec: ClassifierSpec, pos_weight: torch.Tensor | None) -> nn.Module:
+def _training_inputs(
+    spec: ClassifierSpec,
+    table: pd.DataFrame,
+    image_root: str | Path,
+    balance_policy: str,
+    balance_ratio: float,
+    config: TrainConfig,
+) -> tuple[SliceDataset | StudyDataset, Balance, nn.Module]:
+    """The training rows ``table`` as ``spec`` learns from them: dataset, balancing plan and loss."""
+    data = spec.dataset(table, image_root, training=True)
+    labels = data.labels() if isinstance(data, StudyDataset) else table["any"].to_numpy()
+    plan = balance(labels, balance_policy, ratio=balance_ratio, seed=config.seed)
+    weight = torch.full((len(spec.label_columns),), plan.pos_weight).to(default_device()) if plan.pos_weight else None
     if spec.per_study:
-        return StudyLoss(pos_weight)
+        return data, plan, StudyLoss(weight)
     if spec.uses_masks:
-        return MapLoss(pos_weight, map_weight=spec.map_weight)
-    return nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+        return data, plan, MapLoss(weight, map_weight=spec.map_weight)
+    return data, plan, nn.BCEWithLogitsLoss(pos_weight=weight)
 
 
 def _refit(
@@ -167,24 +174,20 @@ def _refit(
     slices it trained on as if they were held out).
     """
     seed_everything(config.seed)
-    device = default_device()
     everyone = pd.concat([parts["train"], parts["val"]], ignore_index=True).assign(set="train")
-    data = spec.dataset(everyone, image_root, training=True)
-    labels = data.labels() if isinstance(data, StudyDataset) else everyone["any"].to_numpy()
-    plan = balance(labels, balance_policy, ratio=balance_ratio, seed=config.seed)
-    pos_weight = torch.full((len(spec.label_columns),), plan.pos_weight).to(device) if plan.pos_weight else None
+    data, plan, loss_fn = _training_inputs(spec, everyone, image_root, balance_policy, balance_ratio, config)
     model = build_classifier(spec)
     refit_checkpoint = checkpoint.with_name(f"{checkpoint.stem}.refit{checkpoint.suffix}") if checkpoint else None
     fit(
         MapSupervision(model) if spec.uses_masks else model,
         data,
         balance=plan,
-        loss_fn=_loss(spec, pos_weight),
+        loss_fn=loss_fn,
         validate=None,
         config=replace(config, epochs=chosen.best_epoch + 1),
         checkpoint=refit_checkpoint,
         fingerprint=digest_values(stamp, "refit", chosen.best_epoch),
-        device=device,
+        device=default_device(),
         prepare=spec.preparation(augment=spec.augment, training=True),
     )
     if refit_checkpoint is not None:
