@@ -13,6 +13,7 @@ calibrates differently shows.
     python bench/crossval.py profiles/ct-ich-jpg.yaml [--folds 0,1,2,3,4] [--models wa2d_cnn1,...]
                              [--workdir /tmp/cv] [--out bench/out/crossval-<profile>]
                              [--site-shift] [--external phe_sich] [--publish]
+                             [--set train.lite0_paste.pretrained=none --variant scratch]
 
 A fold whose predictions are already in ``--out`` is not run again, so an interrupted run
 resumes (pass the same ``--workdir`` to keep DVC's cache too). Writes
@@ -28,6 +29,8 @@ CIs. ``--publish`` writes those figures, with the code version, to
 ``external.cohorts`` (PHE-SICH-CT-IDS, another hospital) with every fold's models, as the
 ``external@`` stage would: per fold at that fold's points, with a point chosen on half the cohort,
 and as the folds' models' mean.
+``--set`` changes profile values for an ablation without another profile file; ``--variant`` then
+names the run, and its published entries are ``<model>[<variant>]`` beside the profile's own.
 """
 
 from __future__ import annotations
@@ -81,6 +84,29 @@ def profile_for_fold(profile: dict, fold: int, models: list[str] | None) -> dict
             raise ValueError(f"models {sorted(unknown)} have no train section in the profile")
         params["models"] = models
         params["ensemble"]["members"] = [m for m in params["ensemble"]["members"] if m in models]
+    return params
+
+
+def with_overrides(profile: dict, overrides: list[str]) -> dict:
+    """The profile with each ``dotted.key=value`` of ``overrides`` set (the value read as YAML).
+
+    Only keys the profile already has can be set, so a misspelt key is an error, not a new,
+    silently unused parameter.
+    """
+    params = json.loads(json.dumps(profile))
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if not sep:
+            raise ValueError(f"--set {override!r}: expected dotted.key=value")
+        *parents, leaf = key.split(".")
+        section = params
+        for part in parents:
+            if not isinstance(section.get(part), dict):
+                raise ValueError(f"--set {override!r}: the profile has no section {part!r}")
+            section = section[part]
+        if leaf not in section:
+            raise ValueError(f"--set {override!r}: the profile has no key {key!r}")
+        section[leaf] = yaml.safe_load(value)
     return params
 
 
@@ -218,17 +244,25 @@ def external_summary(tables: dict[int, pd.DataFrame], points: dict[int, dict], *
     }
 
 
-PROVENANCE = ("profile", "folds", "code_per_fold", "seconds_per_fold", "operating_points_chosen_again_with")
+PROVENANCE = (
+    "profile",
+    "overrides",
+    "folds",
+    "code_per_fold",
+    "seconds_per_fold",
+    "operating_points_chosen_again_with",
+)
 PER_MODEL = ("models", "validation_pooled", *SHIFTS, "external")
 """The per-model blocks of a published file: test figures, pooled validation, the simulated sites."""
 
 
-def publishable(results: dict, published: Path, names: list[str]) -> dict:
+def publishable(results: dict, published: Path, names: list[str], variant: str = "") -> dict:
     """The published figures of this run, merged into those already at ``published``.
 
     This run's models replace their earlier entries; models published by an earlier run and not
     run now are kept, each block then naming the code and folds it came from (``runs``), so the
-    file gains models without losing the ones it had. An ensemble is named by its members.
+    file gains models without losing the ones it had. An ensemble is named by its members, and
+    every entry of a ``variant`` run by ``<name>[<variant>]``.
     """
     this_run = {k: results[k] for k in PROVENANCE if k in results}
     members = {tuple(sorted(weights)) for weights in results["ensemble_weights_per_fold"].values()}
@@ -236,10 +270,11 @@ def publishable(results: dict, published: Path, names: list[str]) -> dict:
         print(f"not published: the ensemble, whose members differ between folds ({sorted(members)})")
         names = [name for name in names if name != "ensemble"]
     ensemble = "ensemble(" + "+".join(next(iter(members))) + ")" if members else "ensemble"
-    rename = {name: ensemble if name == "ensemble" else name for name in names}
+    suffix = f"[{variant}]" if variant else ""
+    rename = {name: (ensemble if name == "ensemble" else name) + suffix for name in names}
     earlier = json.loads(published.read_text()) if published.exists() else {}
     runs = earlier.get("runs", {})
-    merged: dict = {"profile": results["profile"], "runs": runs}
+    merged: dict = {"profile": earlier.get("profile", results["profile"]), "runs": runs}
     for block in PER_MODEL:
         source = "pooled_at_operating_points" if block == "models" else block
         kept = dict(earlier.get(block, {}))
@@ -307,16 +342,28 @@ def main() -> None:
         help="comma-separated cohorts of the profile's external.cohorts to score with every fold's models",
     )
     parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a profile value for this run (dotted key, YAML value; repeatable); needs --variant",
+    )
+    parser.add_argument("--variant", default="", help="name of the --set run: out folder and published entries")
+    parser.add_argument(
         "--site-shift",
         action="store_true",
         help="also test every fold's models on its test studies rendered as another site would (ich.data.site_shift)",
     )
     args = parser.parse_args()
 
-    profile = yaml.safe_load(args.profile.read_text())
+    if bool(args.set) != bool(args.variant):
+        parser.error("--set and --variant go together: a changed profile is published under its own name")
+    profile = with_overrides(yaml.safe_load(args.profile.read_text()), args.set)
     folds = [int(k) for k in args.folds.split(",")] if args.folds else list(range(profile["split"]["folds"]))
     models = [m for m in args.models.split(",") if m] or None
-    out = args.out or REPO / "bench" / "out" / f"crossval-{args.profile.stem}"
+    out = args.out or REPO / "bench" / "out" / (
+        f"crossval-{args.profile.stem}" + (f"-{args.variant}" if args.variant else "")
+    )
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ich-crossval-"))
     names = [*(models or profile["models"]), "ensemble"]
     outputs = [".csv", ".operating_points.json", *([f".{key}.csv" for key in SHIFTS] if args.site_shift else [])]
@@ -358,6 +405,7 @@ def main() -> None:
     e = profile["evaluate"]
     results = {
         "profile": str(args.profile),
+        **({"overrides": args.set} if args.set else {}),
         "folds": folds,
         "code_per_fold": {k: t.get("code", "not recorded") for k, t in timings.items()},
         "seconds_per_fold": {k: t["seconds"] for k, t in timings.items()},
@@ -407,7 +455,7 @@ def main() -> None:
     if args.publish:
         published = REPO / "docs" / "results" / f"{args.profile.stem}-crossval.json"
         published.parent.mkdir(parents=True, exist_ok=True)
-        published.write_text(json.dumps(publishable(results, published, names), indent=2) + "\n")
+        published.write_text(json.dumps(publishable(results, published, names, args.variant), indent=2) + "\n")
         print(f"published: {published}")
     patients = index["patient_id"].nunique()
     print(f"\n{len(index)} slices, {patients} patients; pooled test predictions of folds {folds}")

@@ -1,0 +1,60 @@
+"""bench/crossval.py's ablation switches: ``--set`` changes only keys the profile has, and a
+variant run is published beside the profile's own entries instead of replacing them."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "crossval.py"
+
+
+@pytest.fixture(scope="module")
+def crossval():
+    spec = importlib.util.spec_from_file_location("bench_crossval", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_crossval"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+PROFILE = {"train": {"lite0": {"pretrained": "imagenet", "refit": True}}, "split": {"folds": 5}}
+
+
+def test_set_changes_one_value_and_leaves_the_profile_alone(crossval):
+    changed = crossval.with_overrides(PROFILE, ["train.lite0.pretrained=none", "train.lite0.refit=false"])
+    assert changed["train"]["lite0"] == {"pretrained": "none", "refit": False}
+    assert PROFILE["train"]["lite0"]["pretrained"] == "imagenet"
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.lite0.pretrain=none", "no key 'train.lite0.pretrain'"),
+        ("trian.lite0.refit=1", "no section"),
+        ("x", "dotted"),
+    ],
+)
+def test_set_refuses_unknown_keys(crossval, override, message):
+    with pytest.raises(ValueError, match=message):
+        crossval.with_overrides(PROFILE, [override])
+
+
+def test_a_variant_is_published_beside_the_profiles_entries(crossval, tmp_path):
+    published = tmp_path / "crossval.json"
+    published.write_text(json.dumps({"profile": "p.yaml", "runs": {"lite0": {"folds": [0]}}, "models": {"lite0": 0.9}}))
+    results = {
+        "profile": "p.yaml",
+        "overrides": ["train.lite0.pretrained=none"],
+        "folds": [0, 1],
+        "ensemble_weights_per_fold": {0: {"lite0": 1.0}, 1: {"lite0": 1.0}},
+        "pooled_at_operating_points": {"lite0": 0.8, "ensemble": 0.8},
+    }
+    merged = crossval.publishable(results, published, ["lite0", "ensemble"], "scratch")
+    assert merged["models"] == {"lite0": 0.9, "lite0[scratch]": 0.8, "ensemble(lite0)[scratch]": 0.8}
+    assert merged["runs"]["lite0[scratch]"]["overrides"] == ["train.lite0.pretrained=none"]
+    assert merged["runs"]["lite0"] == {"folds": [0]}
