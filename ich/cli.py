@@ -12,10 +12,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from ich import __version__
 from ich.predict.names import ENSEMBLE, FLAG_POINTS, NOT_A_FINDING
 
 
@@ -25,6 +27,7 @@ class OutputError(ValueError):
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ich", description="Intracranial hemorrhage pipeline (research use only).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     predict = commands.add_parser(
         "predict",
@@ -53,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", default=ENSEMBLE, help=f"deciding model: a trained model or {ENSEMBLE!r}")
     predict.add_argument("--segmenter", default="unet", help="U-Net section of params.yaml segment ('none': skip)")
     predict.add_argument("--flag-point", default="slice_youden", choices=FLAG_POINTS, help="slice flag threshold")
+    predict.add_argument(
+        "--subtypes",
+        action="store_true",
+        help="also report subtype probabilities (loads the multi-label model when it does not decide)",
+    )
     predict.add_argument("--timings", action="store_true", help="print the seconds of each step")
     return parser
 
@@ -85,20 +93,37 @@ def _studies(paths: Sequence[Path], each: bool) -> dict[str, Path]:
 
 
 def _check_output(out: Path, studies: dict[str, Path]) -> None:
-    """Refuse an output place that cannot take the reports, before any work is done."""
+    """Refuse an output place that cannot take the reports, before any work is done.
+
+    Writability is tried, not inferred from permission bits (a read-only mount or a pseudo file
+    system grants them and still refuses): the missing folders up to ``out``'s parent are made, a
+    file is written and removed beside ``out`` (where the report's working folder goes), and what
+    was made is removed again.
+    """
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out}: is a file, not a folder")
-    existing = next((p for p in [out, *out.parents] if p.exists()), None)
-    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
-        raise OutputError(f"--out {out}: {existing} is not writable")
     target = out.resolve()
     for path in studies.values():
         source = path.resolve()
-        folder = source if source.is_dir() else source.parent
-        if target == folder or folder in target.parents:
+        # a file's study is the file: its report may sit beside it
+        if source.is_dir() and (target == source or source in target.parents):
             raise OutputError(
                 f"--out {out}: inside the study {path}; the reports would become part of it. Write them beside it"
             )
+    made: list[Path] = []
+    try:
+        for folder in reversed([target.parent, *target.parent.parents]):
+            if not folder.exists():
+                folder.mkdir()
+                made.append(folder)
+        handle, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=target.parent)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
+    finally:
+        for folder in reversed(made):
+            folder.rmdir()
 
 
 def _summary(report: dict) -> str:
@@ -116,12 +141,18 @@ def _summary(report: dict) -> str:
 
 def _predict(args: argparse.Namespace) -> int:
     from ich.predict.inputs import StudyInputError, read_study
-    from ich.predict.provenance import input_conversion
+    from ich.predict.provenance import check_choices, input_conversion
 
     studies = _studies(args.paths, args.each)
     single = len(studies) == 1 and not args.each
     out = args.out or Path(f"ich-report-{next(iter(studies))}" if single else "ich-reports")
     _check_output(out, studies)
+    segmenter = None if args.segmenter == "none" else args.segmenter
+    try:
+        check_choices(args.project, args.model, segmenter)
+    except ValueError as exc:
+        print(f"ich predict: {exc}", file=sys.stderr)
+        return 2
     steps: dict[str, float] = {}
     first = None
     if single:  # a bad study is refused before PyTorch and the networks load
@@ -132,9 +163,7 @@ def _predict(args: argparse.Namespace) -> int:
     from ich.predict.report import SYNTHETIC_WARNING
 
     try:
-        artefacts = load_artefacts(
-            args.project, model=args.model, segmenter=None if args.segmenter == "none" else args.segmenter
-        )
+        artefacts = load_artefacts(args.project, model=args.model, segmenter=segmenter, subtypes=args.subtypes)
     except (StaleArtefactError, ValueError, FileNotFoundError) as exc:
         print(f"ich predict: {exc}", file=sys.stderr)
         return 2
@@ -142,11 +171,12 @@ def _predict(args: argparse.Namespace) -> int:
         print(f"WARNING: {SYNTHETIC_WARNING}")
     rows, failed = [], 0
     if single:
-        iterator = studies.items()
+        iterator, say = studies.items(), print
     else:
         from tqdm import tqdm
 
         iterator = tqdm(studies.items(), desc="studies", unit="study", file=sys.stderr)
+        say = tqdm.write  # above the progress bar, not into it
     for name, path in iterator:
         where = out if single else out / name
         try:
@@ -164,24 +194,31 @@ def _predict(args: argparse.Namespace) -> int:
             failed += 1
             rows.append({"study": name, "path": str(path), "status": f"refused: {exc}"})
             continue
-        print(("" if single else f"{name}: ") + _summary(report))
-        if report["input"]["reformatted"]:
-            print(f"reformatted: {report['input']['reformatted']}")
+        say(("" if single else f"{name}: ") + _summary(report))
+        for key in ("reformatted", "geometry"):
+            if report["input"][key]:
+                say(f"{key}: {report['input'][key]}")
         skipped = report["input"]["slices_skipped"]
         if skipped:
-            print(f"{len(skipped)} inputs skipped (listed in the report)")
+            say(f"{len(skipped)} inputs skipped (listed in the report)")
         if single:
-            print(f"wrote {where / 'report.html'}")
+            say(f"wrote {where / 'report.html'}")
         if args.timings:
-            print("  ".join(f"{step} {seconds:.2f}s" for step, seconds in {**steps, **result.timings}.items()))
+            say("  ".join(f"{step} {seconds:.2f}s" for step, seconds in {**steps, **result.timings}.items()))
         rows.append(_row(name, path, report))
     if not single:
         import pandas as pd
 
         out.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame(rows).to_csv(out / "predictions.csv", index=False)
+        table = pd.DataFrame(rows)
+        counts = [c for c in COUNT_COLUMNS if c in table]  # a refused study's empty cells would make them floats
+        table[counts] = table[counts].astype("Int64")
+        table.to_csv(out / "predictions.csv", index=False)
         print(f"wrote {out / 'predictions.csv'} ({len(rows) - failed} studies reported, {failed} refused)")
     return 2 if failed else 0
+
+
+COUNT_COLUMNS = ("slices", "flagged_slices")
 
 
 def _row(name: str, path: Path, report: dict) -> dict:

@@ -243,3 +243,9 @@ def test_installed_decoders_cover_the_usual_syntaxes():
         "1.2.840.10008.1.2.5",
     ):
         assert get_decoder(UID(uid)).is_available, uid
+
+
+def test_an_empty_file_is_called_empty_when_only_its_header_is_read(tmp_path):
+    (tmp_path / "0001").write_bytes(b"")
+    with pytest.raises(UnusableSliceError, match=r"empty file \(0 bytes\)"):
+        dicom_io.read_dicom_header(tmp_path / "0001")

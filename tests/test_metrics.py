@@ -36,7 +36,7 @@ from ich.metrics import (
     roc_table,
     study_scores,
 )
-from ich.metrics.calibration import apply_platt, calibrate, expected_calibration_error, fit_platt
+from ich.metrics.calibration import SLOPE_BOUNDS, apply_platt, calibrate, expected_calibration_error, fit_platt
 from ich.metrics.classification import weighted_confusion_counts, weighted_ranking_metrics
 from ich.metrics.model_evaluation import minimum_positive_slices
 from ich.metrics.operating_points import (
@@ -477,6 +477,20 @@ def test_platt_recovers_a_known_stretch_and_shift_and_lowers_the_error() -> None
     calibrated = apply_platt(distorted, slope, intercept)
     assert expected_calibration_error(y, calibrated) < expected_calibration_error(y, distorted) / 4
     assert roc_auc_score(y, calibrated) == pytest.approx(roc_auc_score(y, distorted))  # monotone
+
+
+def test_platt_on_a_perfectly_separated_validation_has_one_answer_on_any_machine() -> None:
+    # wa2d_cnn2's validation in the demo: every positive above every negative. With 0/1 targets the
+    # fit ran up the slope until a tolerance stopped it, at a point the last bits of the sums
+    # decided (dvc.lock then differed between CPUs); Platt's targets give one optimum
+    rng = np.random.default_rng(3)
+    y = np.repeat([0, 1], [120, 48])
+    p = np.where(y == 1, rng.uniform(0.97, 1.0, y.size), rng.uniform(0.0, 0.96, y.size))
+    slope, intercept = fit_platt(y, p)
+    assert SLOPE_BOUNDS[0] < slope < SLOPE_BOUNDS[1]
+    for noise in (1e-13, -1e-13):  # another machine's rounding of the same numbers
+        other = fit_platt(y, p * (1 + noise * rng.standard_normal(y.size)))
+        assert (round(other[0], 6), round(other[1], 6)) == (round(slope, 6), round(intercept, 6))
 
 
 def test_platt_keeps_the_map_monotone_when_validation_ranks_backwards() -> None:

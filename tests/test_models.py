@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach the network for weights
@@ -261,6 +264,7 @@ def test_imagenet_weights_load_into_the_trunk(tmp_path, monkeypatch):
     # a stand-in ImageNet file (random weights; its name has no hash to check)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     fake = SimpleNamespace(url="https://example.org/resnet50-imagenet.pth", name="FAKE")
+    fake.resolve = lambda: fake  # as TorchvisionWeights.resolve gives the weights entry
     entry = registry._REGISTRY["resnet50"]
     monkeypatch.setitem(registry._REGISTRY, "resnet50", registry._Entry(entry.builder, ImageNetSource(fake)))
     torch.manual_seed(1)
@@ -328,3 +332,13 @@ def test_cam_layer_is_a_spatial_map_inside_the_model(name):
 def test_cam_layer_refuses_the_segmenter():
     with pytest.raises(TypeError, match="UNet"):
         cam_layer(build("unet", base_width=4))
+
+
+def test_a_model_without_torchvision_layers_builds_without_importing_torchvision():
+    # ich predict's start-up: torchvision (1.5 s) only for the networks that are made of it
+    code = (
+        "import sys; from ich.models import build; build('wa2d_cnn1', input_size=64); "
+        "import ich.predict.run; assert 'torchvision' not in sys.modules and 'sklearn' not in sys.modules, "
+        "sorted(m for m in sys.modules if m.split('.')[0] in ('torchvision', 'sklearn'))[:5]"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])

@@ -24,6 +24,7 @@ import pydicom
 import pytest
 import yaml
 
+import ich
 from ich.cli import main
 from ich.data.site_shift import SiteShift, slice_id_of, write_shifted_studies
 from ich.io.nifti import read_nifti_slice
@@ -443,10 +444,90 @@ def test_hostile_inputs_are_refused_before_the_models_load(project, tmp_path, ca
 def test_the_output_place_is_checked_first(tmp_path, capsys):
     study = write_study(tmp_path / "study", 2)[0].parent
     (tmp_path / "file").write_text("")
-    for out, message in ((tmp_path / "file", "is a file"), (study / "reports", "inside the study")):
+    for out, message in (
+        (tmp_path / "file", "is a file"),
+        (study / "reports", "inside the study"),
+        (Path("/proc/ich-reports/a"), "/proc/ich-reports/a: cannot write there"),  # permission bits say yes
+    ):
         assert main(["predict", str(study), "--project", str(tmp_path / "none"), "--out", str(out)]) == 2
         assert message in capsys.readouterr().err
     assert not (study / "reports").exists()
+    # a file's study is the file: its report may go beside it; the folders the check made are gone
+    (tmp_path / "scan.nii.gz").write_bytes(b"")
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path / "scan.nii.gz"),
+                "--project",
+                str(tmp_path / "none"),
+                "--out",
+                str(tmp_path / "new" / "report"),
+            ]
+        )
+        == 2
+    )
+    assert "no params.yaml" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_dicom_study_with_png_previews_is_read_as_dicom(project, tmp_path, capsys):
+    lesion, truth_ml = _phantom(tmp_path / "lesion", positive=True, seed=102)
+    for k in range(SLICES + 3):  # previews outnumber the slices
+        cv2.imwrite(str(lesion / f"preview{k}.png"), np.full((256, 256), 90, np.uint8))
+    assert main(["predict", str(lesion), "--project", str(project), "--out", str(tmp_path / "out")]) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["decision"]["positive"] and report["input"]["kind"] == "dicom"
+    assert len(report["input"]["slices_skipped"]) == SLICES + 3
+    assert report["bleed"]["volume_ml"] == pytest.approx(truth_ml.sum(), rel=0.5)
+
+
+def test_a_report_never_sits_beside_another_studys_files(project, tmp_path):
+    out = tmp_path / "out"
+    lesion, _ = _phantom(tmp_path / "lesion", positive=True, seed=102)
+    assert main(["predict", str(lesion), "--project", str(project), "--out", str(out)]) == 0
+    assert {"seg.dcm", "mask.nii.gz"} <= {p.name for p in out.iterdir()}
+    (out / "notes.txt").write_text("the user's own file")
+    images = tmp_path / "images"
+    images.mkdir()
+    for k, input_slice in enumerate(read_study(lesion, load_artefacts(project, segmenter=None).convert).slices):
+        cv2.imwrite(str(images / f"{k}.png"), input_slice.image[..., ::-1])
+    assert main(["predict", str(images), "--project", str(project), "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["outputs"]["seg"].startswith("not written") and report["outputs"]["mask"].startswith("not written")
+    assert {p.name for p in out.iterdir()} == {"report.json", "report.html", "notes.txt"}
+
+
+def test_a_sheared_nifti_is_measured_by_its_affine(artefacts, tmp_path):
+    lesion, _ = _phantom(tmp_path / "lesion", positive=True, seed=102)
+    dicom = read_study(lesion, artefacts.convert)
+    hu = np.stack([pydicom.dcmread(s.source_path).pixel_array.astype(np.float32) - 1024 for s in dicom.slices], -1)
+    sheared = np.array([[0.5, -0.9, 0, 100], [-0.9, 0, 2.0, 90], [0, 0, 5.0, -20], [0, 0, 0, 1]], dtype=float)
+    nib.save(nib.Nifti1Image(hu.transpose(1, 0, 2), sheared), str(tmp_path / "ct.nii.gz"))
+    report, _ = predict_study(
+        read_study(tmp_path / "ct.nii.gz", artefacts.convert), tmp_path / "r", artefacts, max_cams=0
+    )
+    assert "sheared" in report["input"]["geometry"]
+    mask = np.asarray(nib.load(str(tmp_path / "r" / "mask.nii.gz")).dataobj)
+    truth = mask.sum() * abs(np.linalg.det(sheared[:3, :3])) / 1000
+    assert truth > 0 and report["bleed"]["volume_ml"] == pytest.approx(truth, rel=0.03)
+
+
+def test_a_wrong_model_name_is_refused_before_the_study_is_read(project, tmp_path, capsys, monkeypatch):
+    def never(*args, **kwargs):
+        raise AssertionError("the study was read for a call that is refused")
+
+    monkeypatch.setattr("ich.predict.inputs.read_study", never)
+    study = write_study(tmp_path / "study", 2)[0].parent
+    for option, message in (("--model", "unknown model 'nosuch'"), ("--segmenter", "unknown segmenter 'nosuch'")):
+        assert main(["predict", str(study), "--project", str(project), option, "nosuch"]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_the_version_is_printed(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"ich {ich.__version__}"
 
 
 def test_odd_but_usable_dicom_is_reported_with_what_could_not_be_made(project, tmp_path):
@@ -479,3 +560,7 @@ def test_many_studies_give_one_table(project, tmp_path, capsys):
     assert table.loc[1, "positive"] and not table.loc[2, "positive"]
     assert (out / "lesion" / "report.html").is_file() and not (out / "empty").exists()
     assert "2 studies reported, 1 refused" in capsys.readouterr().out
+    written = pd.read_csv(out / "predictions.csv", dtype=str)  # counts as integers beside a refusal's gaps
+    assert (
+        written["slices"].tolist()[1:] == [str(SLICES)] * 2 and written["flagged_slices"].str.isdigit().iloc[1:].all()
+    )

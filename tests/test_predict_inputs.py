@@ -205,3 +205,73 @@ def test_example_cases_are_the_extremes_of_each_class():
         "negative_most_confident": "C",
         "negative_least_confident": "D",
     }
+
+
+def test_a_folder_with_dicom_in_it_is_a_dicom_study_whatever_else_it_holds(tmp_path):
+    folder = tmp_path / "study"
+    write_study(folder, 3)
+    for k in range(5):  # previews outnumber the slices
+        cv2.imwrite(str(folder / f"preview{k}.png"), np.full((128, 128), 90, np.uint8))
+    study = read_study(folder, CONFIG)
+    assert study.kind == "dicom" and len(study.slices) == 3
+    assert sorted(s["reason"] for s in study.skipped) == ["an image file in a DICOM study (not read)"] * 5
+
+
+def _write_pngs(folder, image: np.ndarray, n: int = 4) -> None:
+    folder.mkdir()
+    for k in range(n):
+        cv2.imwrite(str(folder / f"{k}.png"), image)
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        (np.zeros((128, 128), np.uint8), "no slice shows a head.*4 are blank"),
+        (np.full((128, 128), 255, np.uint8), "no slice shows a head.*4 saturated"),
+        (np.linspace(24, 2024, 128 * 128).reshape(128, 128).astype(np.uint16), "16-bit grey image with values 24-2024"),
+    ],
+    ids=["black", "white", "16-bit-ct-numbers"],
+)
+def test_a_study_no_network_can_assess_is_refused_not_called_negative(tmp_path, image, message):
+    _write_pngs(tmp_path / "study", image)
+    with pytest.raises(StudyInputError, match=message) as info:
+        read_study(tmp_path / "study", CONFIG)
+    assert str(tmp_path / "study") in str(info.value)
+
+
+def test_a_windowed_16_bit_image_is_still_read(tmp_path):
+    image = np.zeros((128, 128), np.uint16)
+    image[32:96, 32:96] = 40000  # a full-range 16-bit export of a windowed slice
+    _write_pngs(tmp_path / "study", image, n=2)
+    study = read_study(tmp_path / "study", CONFIG)
+    assert study.slices[0].image.max() == round(40000 / 257)
+
+
+def test_a_degenerate_orientation_is_refused_when_read_naming_the_file(tmp_path):
+    write_study(tmp_path / "study", 3, orientation=(0, 0, 0, 0, 0, 0))
+    with pytest.raises(StudyInputError, match=r"3 x ImageOrientationPatient \[0, 0, 0, 0, 0, 0\] is not two"):
+        read_study(tmp_path / "study", CONFIG)
+    skew = write_study(tmp_path / "skew", 1, orientation=(1, 0, 0, 0.7, 0.7, 0))[0]
+    with pytest.raises(StudyInputError, match=f"not two orthogonal unit vectors.*the first: {skew}"):
+        read_study(tmp_path / "skew", CONFIG)
+
+
+def test_a_sheared_nifti_says_so_and_scales_its_voxels_by_the_affine(tmp_path):
+    hu = np.full((128, 128, 4), -1000.0, dtype=np.float32)
+    hu[32:96, 32:96, :] = 40.0
+    sheared = np.array([[0.5, -0.9, 0, 100], [-0.9, 0, 0, 90], [0, 0, 5.0, -20], [0, 0, 0, 1]])
+    nib.save(nib.Nifti1Image(hu, sheared), tmp_path / "sheared.nii.gz")
+    study = read_study(tmp_path / "sheared.nii.gz", CONFIG)
+    assert "sheared" in study.geometry_note
+    det = abs(np.linalg.det(sheared[:3, :3]))
+    assert study.voxel_scale == pytest.approx(det / (np.hypot(0.5, 0.9) * 0.9 * 5.0))
+    nib.save(nib.Nifti1Image(hu, np.diag([0.9, 0.9, 5.0, 1.0])), tmp_path / "square.nii.gz")
+    square = read_study(tmp_path / "square.nii.gz", CONFIG)
+    assert square.voxel_scale == 1.0 and square.geometry_note == ""
+
+
+def test_a_single_image_file_is_its_own_study(tmp_path):
+    path = tmp_path / "scan.png"
+    cv2.imwrite(str(path), np.zeros((128, 128), np.uint8))
+    with pytest.raises(StudyInputError, match=f"^{path}: no slice shows a head"):
+        read_study(path, CONFIG)

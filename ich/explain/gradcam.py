@@ -10,8 +10,6 @@ import cv2
 import numpy as np
 import pandas as pd
 import torch
-from pytorch_grad_cam import GradCAM
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 from ich.models import cam_layer
@@ -22,6 +20,11 @@ def gradcam_maps(model: nn.Module, images: torch.Tensor, prepare: nn.Module) -> 
     model.eval()
     prepare.eval()
     pipeline = nn.Sequential(prepare, model)
+    # here, not at import: pytorch-grad-cam brings torchvision and matplotlib, which a report
+    # without Grad-CAM panels (and overlay) does not need
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
     with GradCAM(model=pipeline, target_layers=[cam_layer(model)]) as cam:
         maps = cam(input_tensor=images.float(), targets=[ClassifierOutputTarget(0)] * len(images))
     return np.asarray(maps, dtype=np.float32)

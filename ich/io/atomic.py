@@ -52,9 +52,10 @@ def write_text(path: str | Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def write_json(path: str | Path, data: object) -> None:
-    """Write ``data`` as indented, key-sorted JSON (stable diffs), atomically; NaN is an error."""
-    write_text(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
+def write_json(path: str | Path, data: object, *, sort_keys: bool = True) -> None:
+    """Write ``data`` as indented JSON, atomically; NaN is an error. Keys are sorted (stable diffs)
+    unless ``sort_keys=False`` keeps an order chosen for a reader."""
+    write_text(path, json.dumps(data, indent=2, sort_keys=sort_keys, allow_nan=False) + "\n")
 
 
 def write_csv(path: str | Path, frame: pd.DataFrame) -> None:

@@ -68,6 +68,10 @@ DEFAULT_ACCEPTED_SIZES: range = range(256, 1025)
 DEFAULT_MAX_OBLIQUITY_DEG: float = 45.0
 """Largest angle between the slice normal and the patient's z axis still called axial."""
 
+COSINE_TOLERANCE: float = 0.01
+"""ImageOrientationPatient's direction cosines must be unit length and orthogonal within this
+(headers round them to a few decimals)."""
+
 Z_SOURCES: tuple[str, ...] = ("ImagePositionPatient", "SliceLocation", "InstanceNumber")
 """Possible values of :attr:`CTSlice.z_source`, most to least trustworthy."""
 
@@ -514,12 +518,18 @@ def _read(
     if orientation is not None:
         row_cos = np.asarray(orientation[:3])
         col_cos = np.asarray(orientation[3:])
-        cross = np.cross(row_cos, col_cos)
-        norm = float(np.linalg.norm(cross))
-        if norm > 1e-3:
-            normal = cross / norm
-            if normal[2] < 0:
-                normal = -normal  # z grows towards the head whatever the row/column directions
+        lengths = (float(np.linalg.norm(row_cos)), float(np.linalg.norm(col_cos)))
+        if max(abs(length - 1) for length in lengths) > COSINE_TOLERANCE or abs(row_cos @ col_cos) > COSINE_TOLERANCE:
+            # a plane without a direction has no position along z and no place in a SEG
+            raise UnusableSliceError(
+                path,
+                f"ImageOrientationPatient [{', '.join(f'{v:g}' for v in orientation)}] is not two orthogonal unit "
+                "vectors: the slice's plane is undefined",
+            )
+        normal = np.cross(row_cos, col_cos)
+        normal /= np.linalg.norm(normal)
+        if normal[2] < 0:
+            normal = -normal  # z grows towards the head whatever the row/column directions
     if normal is not None and max_obliquity_deg is not None:
         angle = math.degrees(math.acos(min(1.0, abs(float(normal[2])))))
         if angle > max_obliquity_deg:
@@ -625,6 +635,8 @@ def read_dicom_header(path: str | Path, tags: Collection[str] | None = None) -> 
     """Header only (no pixel data), for fast scans of a tree; raises UnusableSliceError."""
     path = Path(path)
     try:
+        if path.stat().st_size == 0:
+            raise UnusableSliceError(path, "empty file (0 bytes)")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             kwargs: dict[str, Any] = {"stop_before_pixels": True}

@@ -7,7 +7,10 @@ Channel mapping (documented contract of :func:`read_image` and :func:`read_windo
 
 * greyscale (``L``, ``1``, ``LA``, ``I;16``, ``I``, ``F``) -> the grey level in R, G and B;
   16-bit and 32-bit grey are scaled to 8 bits by ``value / 257`` (65535 -> 255) after
-  clipping to 0..65535, unless every value already lies in 0..255 (then kept as is);
+  clipping to 0..65535, unless every value already lies in 0..255 (then kept as is). One whose
+  values would keep fewer than :data:`MIN_GREY_LEVELS` of the 256 levels (values 24-2024 become
+  0-8) is refused: those are stored CT numbers, not a windowed display image, and read as one
+  they would be a black slice;
 * ``RGB`` -> unchanged; ``RGBA``/``LA`` -> the alpha channel is dropped (not composited);
 * palette (``P``), ``CMYK``, ``YCbCr`` and other colour modes -> converted to RGB by Pillow;
 * EXIF orientation is ignored (CT exports carry none; rotating would desync masks).
@@ -70,17 +73,29 @@ def _open(path: Path) -> Image.Image:
     return img
 
 
-def _to_uint8(array: np.ndarray) -> np.ndarray:
+MIN_GREY_LEVELS = 32
+"""A wide (16/32-bit) grey image must reach at least this level out of 255 once scaled to 8 bits."""
+
+
+def _to_uint8(array: np.ndarray, path: Path) -> np.ndarray:
     if array.dtype == np.uint8:
         return array
     values = np.nan_to_num(array.astype(np.float64), nan=0.0, posinf=65535.0, neginf=0.0)
     values = np.clip(values, 0, 65535)
     if values.max(initial=0) > 255:
         values = values / 257.0
+        if values.max() < MIN_GREY_LEVELS:
+            low, high = (float(v) for v in np.nanpercentile(array, [0, 100]))
+            raise UnusableSliceError(
+                path,
+                f"a {array.dtype.itemsize * 8}-bit grey image with values {low:g}-{high:g}: scaled to 8 bits "
+                f"(/257) it would span 0-{values.max():.0f} of 255 grey levels, a black slice. These look like "
+                "stored CT numbers, not a windowed image: give the DICOM series or a NIfTI volume in HU",
+            )
     return np.clip(np.round(values), 0, 255).astype(np.uint8)
 
 
-def _grey_array(img: Image.Image) -> np.ndarray | None:
+def _grey_array(img: Image.Image, path: Path) -> np.ndarray | None:
     """The grey levels of a greyscale image as uint8, or None if the image is in colour."""
     mode = img.mode
     if mode in ("L", "1"):
@@ -88,7 +103,7 @@ def _grey_array(img: Image.Image) -> np.ndarray | None:
     if mode == "LA":
         return np.asarray(img.getchannel("L"), dtype=np.uint8)
     if mode.startswith("I") or mode == "F":
-        return _to_uint8(np.asarray(img))
+        return _to_uint8(np.asarray(img), path)
     return None
 
 
@@ -96,7 +111,7 @@ def read_image(path: str | Path) -> np.ndarray:
     """Any grey/RGB/RGBA/palette image -> uint8 (H, W, 3) per the module's channel mapping."""
     path = Path(path)
     img = _open(path)
-    grey = _grey_array(img)
+    grey = _grey_array(img, path)
     if grey is not None:
         return np.repeat(grey[:, :, None], 3, axis=2)
     rgb = img if img.mode == "RGB" else img.convert("RGB")
@@ -107,7 +122,7 @@ def read_grey(path: str | Path) -> np.ndarray:
     """Any image -> uint8 (H, W) grey levels (colour images: Pillow's ITU-R 601 luma)."""
     path = Path(path)
     img = _open(path)
-    grey = _grey_array(img)
+    grey = _grey_array(img, path)
     if grey is not None:
         return grey
     return np.asarray(img.convert("RGB").convert("L"), dtype=np.uint8)

@@ -114,6 +114,28 @@ def nifti_slice_count(path: str | Path) -> int:
     return _geometry(img).n_slices
 
 
+class NiftiGrid(NamedTuple):
+    """What a volume's affine says about its voxels as a whole."""
+
+    voxel_mm3: float  # |det| of the affine's 3x3 part: a voxel's true volume, sheared or not
+    spacing: tuple[float, float, float]  # (row_mm, col_mm, slice_mm), as the slices report it
+    sheared: bool  # the voxel axes are not orthogonal
+
+
+SHEAR_COSINE = 1e-3
+"""Voxel axes whose cosine exceeds this are not orthogonal: the grid is sheared."""
+
+
+def nifti_grid(path: str | Path) -> NiftiGrid:
+    """The voxel volume and shear of a volume's grid (header only)."""
+    path = Path(path)
+    img = _load(path)
+    axes = np.asarray(img.affine, dtype=float)[:3, :3]
+    unit = axes / np.linalg.norm(axes, axis=0)
+    cosines = np.abs(unit.T @ unit - np.eye(3))
+    return NiftiGrid(float(abs(np.linalg.det(axes))), _geometry(img).spacing, bool(cosines.max() > SHEAR_COSINE))
+
+
 def iter_nifti_slices(path: str | Path, *, only: int | None = None, header_only: bool = False) -> Iterator[NiftiSlice]:
     """Yield the slices of a volume in storage order (item ``k`` is slice index ``k``).
 
@@ -185,7 +207,9 @@ def mask_volume_like(path: str | Path, planes: dict[int, np.ndarray]) -> nib.Nif
 
 
 __all__ = [
+    "NiftiGrid",
     "NiftiSlice",
+    "nifti_grid",
     "iter_nifti_slices",
     "mask_volume_like",
     "nifti_slice_count",

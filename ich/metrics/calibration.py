@@ -4,7 +4,8 @@ A classifier's probabilities can rank slices well and still be too confident (or
 by different amounts from fold to fold: a fold's probabilities may be stretched, or shifted
 towards one class (a loss weighted towards the rare positives shifts them up). Platt scaling
 (Platt 1999) maps every probability ``p`` to ``sigmoid(slope * logit(p) + intercept)`` with the
-two numbers fitted on the validation slices (minimum binary cross-entropy). It corrects the
+two numbers fitted on the validation slices (minimum binary cross-entropy against Platt's
+smoothed targets, :func:`fit_platt`). It corrects the
 stretch, as temperature scaling (Guo 2017; ``intercept = 0``, ``slope = 1 / T``) does, and the
 shift too, which a temperature cannot. ``slope`` is kept within :data:`SLOPE_BOUNDS`, so the map
 is monotone increasing: rankings and ROC-AUC are unchanged and a threshold chosen on the raw
@@ -44,17 +45,36 @@ def apply_platt(y_prob: ArrayLike, slope: float, intercept: float) -> np.ndarray
 
 
 def fit_platt(y_true: ArrayLike, y_prob: ArrayLike) -> tuple[float, float]:
-    """``(slope, intercept)`` minimising the binary cross-entropy of ``(y_true, y_prob)``."""
+    """``(slope, intercept)`` minimising the binary cross-entropy of ``y_prob`` against Platt's targets.
+
+    The targets are Platt 1999's: ``(N+ + 1) / (N+ + 2)`` for positives and ``1 / (N- + 2)`` for
+    negatives instead of 1 and 0. With 0/1 targets a validation set that the model separates
+    perfectly has no finite optimum: the fit runs up the slope until a tolerance stops it, and
+    where it stops depends on the last bits of the sums, which differ between CPUs' vector units.
+    The smoothed targets give a unique optimum, which the exact gradient and tight tolerances
+    reach on any machine to far below the six decimals that are written.
+    """
     y, p = check_binary(y_true, y_prob)
     if np.unique(y).size < 2:
         raise ValueError("cannot fit a calibration: the labels have only one class")
     z = _logits(p)
+    n_pos, n_neg = int(y.sum()), int((1 - y).sum())
+    target = np.where(y == 1, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
 
-    def loss(params: np.ndarray) -> float:
+    def loss_and_gradient(params: np.ndarray) -> tuple[float, np.ndarray]:
         s = params[0] * z + params[1]
-        return float(-np.mean(y * log_expit(s) + (1 - y) * log_expit(-s)))
+        loss = -np.mean(target * log_expit(s) + (1 - target) * log_expit(-s))
+        residual = expit(s) - target
+        return float(loss), np.array([np.mean(residual * z), np.mean(residual)])
 
-    fit = minimize(loss, x0=np.array([1.0, 0.0]), method="L-BFGS-B", bounds=[SLOPE_BOUNDS, (None, None)])
+    fit = minimize(
+        loss_and_gradient,
+        x0=np.array([1.0, 0.0]),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[SLOPE_BOUNDS, (None, None)],
+        options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 1000},
+    )
     return float(fit.x[0]), float(fit.x[1])
 
 

@@ -19,7 +19,6 @@ import re
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from sklearn.metrics import average_precision_score, confusion_matrix, roc_auc_score
 
 RATE_KEYS: tuple[str, ...] = (
     "accuracy",
@@ -89,6 +88,8 @@ def confusion_counts(y_true: ArrayLike, y_pred: ArrayLike) -> dict[str, int]:
     """Confusion counts (``COUNT_KEYS``) of 0/1 labels against 0/1 (or boolean) decisions."""
     y = np.asarray(y_true, dtype=np.int64)
     pred = np.asarray(y_pred).astype(np.int64)
+    from sklearn.metrics import confusion_matrix  # where used: ich predict starts without scikit-learn
+
     tn, fp, fn, tp = (int(c) for c in confusion_matrix(y, pred, labels=[0, 1]).ravel())
     return {"tp": tp, "fp": fp, "tn": tn, "fn": fn}
 
@@ -112,6 +113,8 @@ def ranking_metrics(y_true: ArrayLike, y_prob: ArrayLike) -> dict[str, float]:
     y, p = check_binary(y_true, y_prob)
     if np.unique(y).size < 2:
         return dict.fromkeys(RANKING_KEYS, float("nan"))
+    from sklearn.metrics import average_precision_score, roc_auc_score  # where used, as above
+
     return {"roc_auc": float(roc_auc_score(y, p)), "pr_auc": float(average_precision_score(y, p))}
 
 

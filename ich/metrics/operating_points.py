@@ -24,7 +24,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
-from sklearn.metrics import roc_auc_score, roc_curve
 
 from ich.metrics.calibration import apply_platt, expected_calibration_error, fit_platt
 from ich.metrics.classification import binary_metrics, check_binary
@@ -86,6 +85,8 @@ def choose_study_score(table: pd.DataFrame) -> tuple[str, dict[str, float]]:
     The maximum slice probability is the default: another score must beat it strictly (on a few
     validation patients several often rank perfectly, and then the simplest score is kept).
     """
+    from sklearn.metrics import roc_auc_score  # where used: ich predict pools scores without scikit-learn
+
     aucs = {}
     for name in candidate_study_scores(table):
         studies = study_scores(table, name)
@@ -102,6 +103,8 @@ def _roc_points(y_true: ArrayLike, y_prob: ArrayLike, what: str) -> tuple[np.nda
     y, p = check_binary(y_true, y_prob)
     if np.unique(y).size < 2:
         raise ValueError(f"cannot choose a {what} threshold: validation has only one class ({int(y[0])})")
+    from sklearn.metrics import roc_curve  # where used, as above
+
     fpr, tpr, thresholds = roc_curve(y, p, drop_intermediate=False)
     # roc_curve's first point (threshold inf) calls nothing positive; no finite probability reaches it
     return fpr[1:], tpr[1:], thresholds[1:]

@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
-from sklearn.metrics import confusion_matrix
 
 from ich.labels import SUBTYPES
 from ich.metrics.jsonsafe import json_ready
@@ -146,6 +145,8 @@ def detection_counts(per_slice: pd.DataFrame) -> dict[str, float]:
     """Slice-level detection from the masks: sensitivity, specificity, accuracy and the counts."""
     truth = per_slice["ref_pixels"].to_numpy() > 0
     predicted = per_slice["pred_pixels"].to_numpy() > 0
+    from sklearn.metrics import confusion_matrix  # where used: ich predict measures volumes without scikit-learn
+
     tn, fp, fn, tp = confusion_matrix(truth, predicted, labels=[False, True]).ravel()
     return {
         "sensitivity": tp / (tp + fn) if tp + fn else np.nan,

@@ -9,8 +9,9 @@ layer in a ``cam_layer()`` method.
 
 from __future__ import annotations
 
+import sys
+
 from torch import nn
-from torchvision.models import ResNet
 
 
 def cam_layer(model: nn.Module) -> nn.Module:
@@ -19,7 +20,8 @@ def cam_layer(model: nn.Module) -> nn.Module:
     Raises:
         TypeError: ``model`` is not a classifier of this package (e.g. the U-Net).
     """
-    if isinstance(model, ResNet):
+    torchvision_models = sys.modules.get("torchvision.models")  # a ResNet exists only once it is imported
+    if torchvision_models is not None and isinstance(model, torchvision_models.ResNet):
         return model.layer4
     method = getattr(model, "cam_layer", None)
     if callable(method):

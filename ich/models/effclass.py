@@ -41,9 +41,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
-from torchvision.models import ResNet18_Weights, resnet18
 
-from ich.models.registry import ImageNetSource, register
+from ich.models.registry import ImageNetSource, TorchvisionWeights, register
 from ich.models.resnet import with_new_head
 
 PAPER_INPUT = 512
@@ -97,6 +96,8 @@ class EffClass(nn.Module):
             nn.Conv2d(FUSED_CHANNELS, 16, kernel_size=5, padding=2),
             nn.Conv2d(16, 3, kernel_size=3, padding=1),
         )
+        from torchvision.models import resnet18  # here, as in ich.models.resnet
+
         self.resnet = with_new_head(resnet18(weights=None), 3, num_outputs)
 
     def pyramid(self, x: Tensor) -> list[Tensor]:
@@ -127,7 +128,7 @@ class EffClass(nn.Module):
         return self.resnet.layer4
 
 
-@register("effclass", imagenet=ImageNetSource(ResNet18_Weights.IMAGENET1K_V1, target="resnet"))
+@register("effclass", imagenet=ImageNetSource(TorchvisionWeights("ResNet18_Weights", "IMAGENET1K_V1"), target="resnet"))
 def effclass(*, in_channels: int, num_outputs: int, input_size: int) -> EffClass:
     """EffClass at ``input_size`` (512 in the paper)."""
     return EffClass(in_channels, num_outputs, input_size)

@@ -25,7 +25,6 @@ two cores); the input is converted in ``forward``, so callers pass ordinary tens
 
 from __future__ import annotations
 
-import timm
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -69,6 +68,8 @@ def timm_key(key: str) -> str:
 
 
 def _lite0(in_channels: int, **kwargs: object) -> nn.Module:
+    import timm  # here, as effdet in ich.models.effclass: half a second that only these networks need
+
     return timm.create_model("efficientnet_lite0", pretrained=False, in_chans=in_channels, **kwargs)
 
 

@@ -28,14 +28,17 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import torch
 from torch import Tensor, nn
 from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
-from torchvision.models import WeightsEnum
 
 from ich.io.digest import sha256_file
+
+if TYPE_CHECKING:
+    from torchvision.models import WeightsEnum
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +76,28 @@ class PackagedWeights:
 
 
 @dataclass(frozen=True)
+class TorchvisionWeights:
+    """A torchvision weights entry by name (``ResNet50_Weights``, ``IMAGENET1K_V1``), looked up
+    only when the weights load: importing torchvision costs a second and a half, which a model
+    that does not use it (and ``ich predict`` deciding with it) should not pay."""
+
+    enum: str
+    member: str
+
+    def resolve(self) -> WeightsEnum:
+        import torchvision.models
+
+        return getattr(torchvision.models, self.enum)[self.member]
+
+
+@dataclass(frozen=True)
 class ImageNetSource:
     """Where the ImageNet initialisation of a model comes from.
 
     Attributes:
-        weights: the torchvision weights entry (only its file name is used, to find the file in
-            torch.hub's cache), or the :class:`PackagedWeights` of an installed package.
+        weights: the torchvision weights entry (:class:`TorchvisionWeights`; only its file name is
+            used, to find the file in torch.hub's cache), or the :class:`PackagedWeights` of an
+            installed package.
         target: dotted name of the submodule that receives the weights (``""``: the model).
         skip: state-dict key prefixes of ``target`` (after ``rename``) left randomly initialised:
             the replaced classification head, whose shape differs from ImageNet's 1000 classes,
@@ -87,7 +106,7 @@ class ImageNetSource:
             library's layout); ``None``: the keys are the same.
     """
 
-    weights: WeightsEnum | PackagedWeights
+    weights: TorchvisionWeights | PackagedWeights
     target: str = ""
     skip: tuple[str, ...] = ("fc.",)
     rename: Callable[[str], str] | None = None
@@ -179,7 +198,7 @@ def _load_imagenet(name: str, model: nn.Module, source: ImageNetSource) -> None:
         if sha256_file(path) != source.weights.sha256:
             raise ValueError(f"{path} is corrupted: its sha256 is not {source.weights.sha256}")
     else:
-        path = _torchvision_file(name, source.weights)
+        path = _torchvision_file(name, source.weights.resolve())
     state: dict[str, Tensor] = torch.load(path, map_location="cpu", weights_only=True)
     if source.rename is not None:
         state = {source.rename(k): v for k, v in state.items()}

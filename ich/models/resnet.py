@@ -16,15 +16,15 @@ load directly (see :mod:`ich.models.registry`). The ImageNet weights are torchvi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
-from torchvision.models import ResNet, ResNet50_Weights, ResNet152_Weights
-from torchvision.models import resnet50 as tv_resnet50
-from torchvision.models import resnet152 as tv_resnet152
 
-from ich.models.registry import ImageNetSource, register
+from ich.models.registry import ImageNetSource, TorchvisionWeights, register
+
+if TYPE_CHECKING:
+    from torchvision.models import ResNet
 
 
 class ParallelHeads(nn.Module):
@@ -63,22 +63,25 @@ def with_new_head(model: ResNet, in_channels: int, num_outputs: int) -> ResNet:
     return model
 
 
-def _build(factory: Callable[..., ResNet], in_channels: int, num_outputs: int) -> ResNet:
+def _build(factory: str, in_channels: int, num_outputs: int) -> ResNet:
+    import torchvision.models  # here, not at import: a model that is no ResNet never pays for it
+
     # Each residual branch starts as the identity (last BN scale 0; Goyal et al. 2017): a deep
     # ResNet trained from scratch on few steps then learns like a shallow one first. Loaded
     # ImageNet weights overwrite these scales.
-    return with_new_head(factory(weights=None, zero_init_residual=True), in_channels, num_outputs)
+    model = getattr(torchvision.models, factory)(weights=None, zero_init_residual=True)
+    return with_new_head(model, in_channels, num_outputs)
 
 
-@register("resnet50", imagenet=ImageNetSource(ResNet50_Weights.IMAGENET1K_V1))
+@register("resnet50", imagenet=ImageNetSource(TorchvisionWeights("ResNet50_Weights", "IMAGENET1K_V1")))
 def resnet50(*, in_channels: int, num_outputs: int, input_size: int) -> ResNet:
     """ResNet-50 as in Saraswathi 2023 (224x224 inputs there; any size works: global pooling)."""
     del input_size  # size-agnostic: global average pooling before the head
-    return _build(tv_resnet50, in_channels, num_outputs)
+    return _build("resnet50", in_channels, num_outputs)
 
 
-@register("resnet152", imagenet=ImageNetSource(ResNet152_Weights.IMAGENET1K_V1))
+@register("resnet152", imagenet=ImageNetSource(TorchvisionWeights("ResNet152_Weights", "IMAGENET1K_V1")))
 def resnet152(*, in_channels: int, num_outputs: int, input_size: int) -> ResNet:
     """ResNet-152 as in Alqnatri 2021 (resize to 256, random crop 224; SGD with momentum)."""
     del input_size  # size-agnostic: global average pooling before the head
-    return _build(tv_resnet152, in_channels, num_outputs)
+    return _build("resnet152", in_channels, num_outputs)

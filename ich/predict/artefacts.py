@@ -39,7 +39,7 @@ from ich.networks.segmenter import NETWORK_KINDS, build_unet, unet_predictor, un
 from ich.params import load_params
 from ich.predict.familiarity import training_reference
 from ich.predict.names import ENSEMBLE
-from ich.predict.provenance import study_conversion, training_cohort
+from ich.predict.provenance import check_choices, study_conversion, training_cohort
 from ich.segmentation import PostProcess
 
 
@@ -170,9 +170,8 @@ def load_artefacts(
     lock = _Lock(project, params)
     lock.check("convert", None)  # the conversion a study gets is the one the networks were trained on
     versions = {}
+    check_choices(project, model, segmenter)
     trained = list(params["models"])
-    if model not in (*trained, ENSEMBLE):
-        raise ValueError(f"unknown model {model!r}: choose one of {[*trained, ENSEMBLE]}")
     folder = project / decider_dir(model)
     if model == ENSEMBLE:
         versions[layout.ENSEMBLE.as_posix()] = lock.check("ensemble", layout.ENSEMBLE)

@@ -35,7 +35,6 @@ from torch.utils.data import DataLoader, TensorDataset
 from ich.data.context import neighbour_rows
 from ich.data.resize import resize_square
 from ich.ensemble import weighted_average
-from ich.explain.gradcam import gradcam_maps
 from ich.labels import SUBTYPES
 from ich.metrics.calibration import calibrate
 from ich.metrics.operating_points import STUDY_PROBABILITY, pool_slice_probabilities
@@ -125,8 +124,11 @@ def _volume(study: Study, masks: np.ndarray) -> tuple[float | None, str]:
     cols = np.array([s.spacing_col_mm for s in study.slices])
     if not np.isfinite(spacing) or not np.all(np.isfinite(rows * cols)):
         return None, "no volume: the study lacks pixel spacing or has a single slice (no slice spacing)"
-    per_slice = masks.reshape(len(masks), -1).sum(axis=1) * voxel_volume_ml(rows, cols, spacing)
-    return float(per_slice.sum()), f"mask voxels x pixel spacing x slice spacing ({spacing:g} mm)"
+    per_slice = masks.reshape(len(masks), -1).sum(axis=1) * voxel_volume_ml(rows, cols, spacing) * study.voxel_scale
+    note = f"mask voxels x pixel spacing x slice spacing ({spacing:g} mm)"
+    if study.voxel_scale != 1.0:
+        note += f" x {study.voxel_scale:.4g}, the affine's voxel volume over that product (a sheared or oblique grid)"
+    return float(per_slice.sum()), note
 
 
 def run_study(
@@ -169,6 +171,8 @@ def run_study(
         if max_cams > 0 and artefacts.cam_model is not None:
             cam = artefacts.classifiers[artefacts.cam_model]
             chosen_inputs = inputs[artefacts.cam_model][shown_images].to(artefacts.device)
+            from ich.explain.gradcam import gradcam_maps  # with pytorch-grad-cam and matplotlib: only when drawn
+
             cams = dict(zip(shown, gradcam_maps(cam.model, chosen_inputs, cam.prepare), strict=True))
     statistics = study_statistics(study.network_images)
     masks, volume, note = None, None, "no segmenter loaded"

@@ -5,16 +5,20 @@ stage, so the networks see exactly what they were trained on (windows, framing, 
 
 What is accepted and what is refused (:class:`StudyInputError`, naming the path and the problem):
 
-- a **DICOM folder** (any depth, files with or without suffix): headers are scanned and one
+- a **DICOM folder** (any depth, files with or without suffix; a folder with any DICOM file in it,
+  whatever else it holds, such as PNG previews, which are listed as not read): headers are scanned and one
   axial CT series is chosen as the ``folder`` source does (:func:`ich.sources.dicomtree.select_series`);
   the other series are listed with the reason they were not used. Several studies in one folder
   are refused with their list; a folder without a CT image series is refused.
 - a **single DICOM file**: a one-slice study.
 - a **NIfTI volume** (``.nii``, ``.nii.gz``), in HU: one slice per axial plane.
-- a **folder of pre-windowed images** (PNG, JPEG, TIFF, BMP): one study, slices in natural file
+- a **folder of pre-windowed images** (PNG, JPEG, TIFF, BMP) and no DICOM file: one study, slices in natural file
   name order (``2.jpg`` before ``10.jpg``), no HU and no spacing, so no volume in mL. Masks kept
   beside the slices (CT-ICH's ``<S>_HGE_Seg.jpg``, any ``*mask*`` file) and images too small to be
   a slice are skipped and listed.
+
+A study in which no slice shows a head (all blank, all saturated: a wrong export) is refused: the
+networks cannot assess it, and a negative verdict would read as a finding.
 
 A study with Hounsfield units is windowed as the networks' training slices were (the
 ``convert`` windows, or a pre-windowed release's own: :func:`ich.predict.artefacts.study_conversion`).
@@ -42,9 +46,10 @@ import pandas as pd
 from ich.data.cohort_conversion import ConvertConfig, render_hu, render_slice, slice_gap_mm
 from ich.data.framing import Frame
 from ich.data.slabs import mean_slab, needs_slabs, slab_members
-from ich.io.dicom import read_ct_slice
-from ich.io.nifti import nifti_slice_count, read_nifti_slice
+from ich.io.dicom import read_ct_slice, read_dicom_header
+from ich.io.nifti import nifti_grid, nifti_slice_count, read_nifti_slice
 from ich.io.unusable import UnusableSliceError
+from ich.predict.familiarity import HEAD_LEVEL
 from ich.sources.common import iter_files, natural_key
 from ich.sources.dicomtree import scan_dicom_tree, select_series
 from ich.sources.images import ctich_slice_images
@@ -56,6 +61,12 @@ DUPLICATE_Z_MM = 0.01
 MIN_IMAGE_SIDE = 64
 """Smallest image side (px) read as a slice: DICOM readers refuse matrices under 256, and an
 icon or a thumbnail is no CT slice."""
+VOXEL_SCALE_TOLERANCE = 1e-6
+"""A NIfTI grid whose voxel volume agrees with pixel x slice spacing this closely needs no correction."""
+MIN_HEAD_FRACTION = 0.01
+MAX_HEAD_FRACTION = 0.98
+"""A slice shows a head when the head level (:data:`ich.predict.familiarity.HEAD_LEVEL`) covers
+between these shares of its frame: a head framed tightly still leaves the corners dark."""
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
 """Suffixes read as pre-windowed images."""
 
@@ -106,6 +117,8 @@ class Study:
     other_series: list[dict[str, str]] = field(default_factory=list)  # {path, reason}
     slabs: list[Slab] = field(default_factory=list)
     reformat: str = ""
+    voxel_scale: float = 1.0  # true voxel volume / (pixel spacing x slice spacing): a NIfTI's sheared or oblique grid
+    geometry_note: str = ""
 
     @property
     def network_images(self) -> list[np.ndarray]:
@@ -234,7 +247,18 @@ def _nifti_study(path: Path, config: ConvertConfig) -> Study:
         raise StudyInputError(f"{path}: {exc.reason}") from exc
     row = {"path": str(path), "format": "nifti", "patient_id": "", "study_id": path.name, "series_id": path.name}
     slices, skipped = _render_all([({**row, "slice_key": path.name}, k) for k in range(n)], config, "nifti")
-    return _finish(Study("nifti", str(path), path.name, path.name, "NIfTI volume", slices, skipped))
+    study = _finish(Study("nifti", str(path), path.name, path.name, "NIfTI volume", slices, skipped))
+    grid = nifti_grid(path)
+    if len(study.slices) > 1:
+        row_mm, col_mm, _ = grid.spacing
+        scale = grid.voxel_mm3 / (row_mm * col_mm * study.slice_spacing_mm)
+        study.voxel_scale = scale if abs(scale - 1) > VOXEL_SCALE_TOLERANCE else 1.0
+    if grid.sheared:
+        study.geometry_note = (
+            "the NIfTI affine is sheared (its voxel axes are not orthogonal): the slices are shown on a square "
+            f"grid, and volumes use the affine's voxel volume, {grid.voxel_mm3:.3g} mm3"
+        )
+    return study
 
 
 def _image_study(path: Path, files: list[Path], config: ConvertConfig) -> Study:
@@ -281,11 +305,32 @@ def study_from_manifest(rows: list[dict], raw_dir: str | Path, config: ConvertCo
     return _finish(Study(kind, name, name, "", f"{name} (raw-cohort manifest)", slices, skipped))
 
 
+def _head_fraction(image: np.ndarray) -> float:
+    """The share of a converted slice's frame above the head level of its first window."""
+    return float((image[..., 0] > HEAD_LEVEL).mean())
+
+
+def _refuse_unassessable(study: Study) -> None:
+    """Refuse a study in which no slice shows a head: blank or saturated images would get a verdict
+    from networks that never saw such input, and a negative one would read as a finding."""
+    fractions = np.array([_head_fraction(s.image) for s in study.slices])
+    if np.any((fractions >= MIN_HEAD_FRACTION) & (fractions <= MAX_HEAD_FRACTION)):
+        return
+    blank, saturated = int((fractions < MIN_HEAD_FRACTION).sum()), int((fractions > MAX_HEAD_FRACTION).sum())
+    raise StudyInputError(
+        f"{study.path}: no slice shows a head, so the networks cannot assess the study: of its {len(fractions)} "
+        f"slices {blank} are blank (head level on under {MIN_HEAD_FRACTION:.0%} of the frame) and {saturated} "
+        f"saturated (on over {MAX_HEAD_FRACTION:.0%}). Check the export: its window, bit depth and contents"
+    )
+
+
 def _finish(study: Study) -> Study:
     if not study.slices:
         reasons = pd.Series([s["reason"] for s in study.skipped]).value_counts().head(3)
         summary = "; ".join(f"{n} x {reason}" for reason, n in reasons.items())
-        raise StudyInputError(f"{study.path}: no usable slice in the study ({summary})")
+        first = study.skipped[0]["path"] if study.skipped else "none"
+        raise StudyInputError(f"{study.path}: no usable slice in the study ({summary}; the first: {first})")
+    _refuse_unassessable(study)
     study.slices.sort(key=lambda s: (s.z, natural_key(s.source_path)))
     if study.has_hu:
         same = [(a, b) for a, b in itertools.pairwise(study.slices) if abs(b.z - a.z) < DUPLICATE_Z_MM]
@@ -329,6 +374,15 @@ def with_slabs(study: Study, config: ConvertConfig, slab_mm: float | None) -> St
     return study
 
 
+def _is_dicom(path: Path) -> bool:
+    """Whether ``path`` has a DICOM header (with or without the preamble): a folder with one is a DICOM study."""
+    try:
+        read_dicom_header(path, tags=["SOPInstanceUID", "Rows", "StudyInstanceUID"])
+    except UnusableSliceError:
+        return False
+    return True
+
+
 def read_study(path: str | Path, config: ConvertConfig, slab_mm: float | None = None) -> Study:
     """The study at ``path``: a folder, or a DICOM, NIfTI or image file; a series with HU thinner
     than ``slab_mm`` (the training slices' thickness; ``None``: unknown) is reformatted (:func:`with_slabs`)."""
@@ -344,7 +398,7 @@ def _read(path: Path, config: ConvertConfig) -> Study:
         if name.endswith((".nii", ".nii.gz")):
             return _nifti_study(path, config)
         if path.suffix.lower() in IMAGE_SUFFIXES:
-            return _image_study(path.parent, [path], config)
+            return _image_study(path, [path], config)
         return _dicom_study(path, [path], config)
     candidates = iter_files(path, suffixes=None)  # anything that may be DICOM
     images = iter_files(path, suffixes=IMAGE_SUFFIXES)
@@ -355,7 +409,7 @@ def _read(path: Path, config: ConvertConfig) -> Study:
         others = [p for p in path.rglob("*") if p.is_file()]
         what = f"{len(others)} files, none DICOM or an image (e.g. {others[0].name})" if others else "no file"
         raise StudyInputError(f"{path}: nothing to read: {what}")
-    if len(images) > len(candidates):
+    if images and not any(_is_dicom(p) for p in candidates):
         ignored = [{"path": str(p), "reason": "not an image file in a folder of images"} for p in candidates]
         slices = ctich_slice_images(images)  # the CT-ICH layout keeps each slice's mask beside it
         masks = sorted(set(images) - set(slices))

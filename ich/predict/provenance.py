@@ -17,6 +17,7 @@ import pandas as pd
 from ich import layout
 from ich.data.cohort_conversion import ConvertConfig
 from ich.params import load_params
+from ich.predict.names import ENSEMBLE
 
 
 def training_cohort(project: Path) -> dict[str, Any]:
@@ -75,13 +76,29 @@ def study_conversion(convert: ConvertConfig, training: dict[str, Any]) -> tuple[
     return replace(convert, windows=chosen), f"the training release's windows {described} (source.json)"
 
 
+def _project_params(project: Path) -> dict[str, Any]:
+    if not (project / "params.yaml").is_file():
+        raise FileNotFoundError(f"{project}: no params.yaml; --project names the pipeline checkout")
+    return load_params(project / "params.yaml")
+
+
 def input_conversion(project: str | Path) -> tuple[ConvertConfig, float | None]:
     """How ``project``'s networks need a study rendered (:func:`study_conversion`) and the slab
     thickness a thin series is reformatted to, from its ``params.yaml`` and training cohort;
     ``FileNotFoundError`` when the pipeline has not run."""
     project = Path(project)
-    if not (project / "params.yaml").is_file():
-        raise FileNotFoundError(f"{project}: no params.yaml; --project names the pipeline checkout")
-    convert = ConvertConfig.from_params(load_params(project / "params.yaml")["convert"])
+    convert = ConvertConfig.from_params(_project_params(project)["convert"])
     training = training_cohort(project)
     return study_conversion(convert, training)[0], training["slice_thickness_mm"]
+
+
+def check_choices(project: str | Path, model: str, segmenter: str | None) -> None:
+    """Refuse a deciding ``model`` or a ``segmenter`` that ``project``'s params do not name
+    (``ValueError`` listing the choices), before anything slow is read or loaded."""
+    params = _project_params(Path(project))
+    trained = [*params["models"], ENSEMBLE]
+    if model not in trained:
+        raise ValueError(f"unknown model {model!r}: choose one of {', '.join(trained)}")
+    sections = [name for name, section in params["segment"].items() if isinstance(section, dict) and "kind" in section]
+    if segmenter is not None and segmenter not in sections:
+        raise ValueError(f"unknown segmenter {segmenter!r}: choose one of {', '.join(sections)} or none")

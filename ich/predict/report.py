@@ -95,6 +95,7 @@ def build_report(study: Study, result: StudyResult, artefacts: Artefacts, output
             "channels": study.channels,
             "windows": artefacts.windows_note if study.has_hu else None,
             "reformatted": study.reformat or None,
+            "geometry": study.geometry_note or None,
             "slabs": len(study.slabs) or None,
             "statistics": {k: _r(v) for k, v in result.statistics.items()},
             "unlike_training": result.unfamiliar,
@@ -282,6 +283,7 @@ Bleed volume: {volume}</p>
 <p>{_esc(inp["kind"])}: {_esc(inp["path"])}<br>series {_esc(inp["series_description"] or inp["series_instance_uid"])},
 {inp["slices_used"]} slices used; channels: {_esc("; ".join(inp["channels"]))}{"; windowed with " + _esc(inp["windows"]) if inp["windows"] else ""}</p>
 {"<p class='note'>Reformatted: " + _esc(inp["reformatted"]) + "</p>" if inp["reformatted"] else ""}
+{"<p class='note'>Geometry: " + _esc(inp["geometry"]) + "</p>" if inp["geometry"] else ""}
 <h3>Skipped slices</h3>{_table(inp["slices_skipped"], "none")}
 <h3>Series not used</h3>{_table(inp["series_not_used"], "none")}
 <h2>What the models know</h2>
@@ -300,6 +302,6 @@ def write_report(
 ) -> dict:
     """Write ``report.json`` and ``report.html`` into ``out_dir``; return the report."""
     report = build_report(study, result, artefacts, outputs)
-    write_json(out_dir / "report.json", report)
+    write_json(out_dir / "report.json", report, sort_keys=False)  # the warning and the decision first
     (out_dir / "report.html").write_text(render_html(study, result, report), encoding="utf-8")
     return report

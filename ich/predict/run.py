@@ -1,7 +1,8 @@
 """The whole ``ich predict`` chain for one study: read, run, write the report, the SEG and the mask.
 
 Everything is written into a sibling working folder first and moved into place only when the
-whole study has succeeded, so a failure leaves no half-written report behind.
+whole study has succeeded, so a failure leaves no half-written report behind; files of an earlier
+report in the same folder that this one does not replace are removed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ from ich.predict.inputs import Study
 from ich.predict.mask_file import MaskNotWritten, write_mask_nifti
 from ich.predict.report import write_report
 from ich.predict.seg import SegmentationNotWritten, write_segmentation
+
+OUTPUT_FILES = ("report.json", "report.html", "seg.dcm", "mask.nii.gz")
+"""Every file a study's report may consist of: one left in ``out_dir`` by an earlier study and not
+written now is removed, so no file in the folder belongs to another study."""
 
 
 def predict_study(
@@ -49,8 +54,11 @@ def predict_study(
         with timed(result.timings, "render"):
             report = write_report(work, study, result, artefacts, outputs)
         out_dir.mkdir(parents=True, exist_ok=True)
-        for written in sorted(work.iterdir()):
-            os.replace(written, out_dir / written.name)
+        written = {path.name for path in work.iterdir()}
+        for stale in sorted(set(OUTPUT_FILES) - written):  # an earlier study's, which this report disowns
+            (out_dir / stale).unlink(missing_ok=True)
+        for name in sorted(written):
+            os.replace(work / name, out_dir / name)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return report, result

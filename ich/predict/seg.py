@@ -9,6 +9,7 @@ slice (empty frames kept, so the SEG is complete along z).
 
 from __future__ import annotations
 
+import warnings
 from datetime import datetime
 from pathlib import Path
 
@@ -95,24 +96,30 @@ def write_segmentation(
         algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
         algorithm_identification=algorithm,
     )
-    seg = hd.seg.Segmentation(
-        source_images=sources,
-        pixel_array=source_grid_masks(study, masks),
-        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-        segment_descriptions=[description],
-        series_instance_uid=uid("series"),
-        series_number=9901,
-        sop_instance_uid=uid("instance"),
-        instance_number=1,
-        manufacturer="ich (open source)",
-        manufacturer_model_name=SOFTWARE,
-        software_versions=model_version[:64],
-        device_serial_number="none",
-        series_description="ICH bleed mask (research use only)",
-        omit_empty_frames=False,
-        content_date=created.date(),
-        content_time=created.time(),
-    )
+    with warnings.catch_warnings():
+        # copied from the source as it is: an anonymised one-word PatientName ("ANON") is the
+        # source's business, not a defect of the SEG
+        warnings.filterwarnings(
+            "ignore", message=".*unlikely to represent the intended person name", category=UserWarning
+        )
+        seg = hd.seg.Segmentation(
+            source_images=sources,
+            pixel_array=source_grid_masks(study, masks),
+            segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+            segment_descriptions=[description],
+            series_instance_uid=uid("series"),
+            series_number=9901,
+            sop_instance_uid=uid("instance"),
+            instance_number=1,
+            manufacturer="ich (open source)",
+            manufacturer_model_name=SOFTWARE,
+            software_versions=model_version[:64],
+            device_serial_number="none",
+            series_description="ICH bleed mask (research use only)",
+            omit_empty_frames=False,
+            content_date=created.date(),
+            content_time=created.time(),
+        )
     seg.InstanceCreationDate, seg.InstanceCreationTime = seg.ContentDate, seg.ContentTime
     for item in seg.get("ContributingEquipmentSequence", []):  # highdicom stamps itself with the clock
         item.ContributionDateTime = created.strftime("%Y%m%d%H%M%S.%f")
