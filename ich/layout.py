@@ -1,8 +1,8 @@
 """Where the stages of the DVC pipeline read and write, relative to the project root.
 
 ``dvc.yaml`` names the same paths as deps and outs (``tests/test_dvc_deps.py`` checks that
-every path here is one of them); stage scripts, ``ich predict`` and the benches take them from
-here rather than spelling them out.
+every path here is one of them); stage scripts and ``ich predict`` take them from here rather
+than spelling them out.
 """
 
 from pathlib import Path

@@ -9,11 +9,15 @@ from typing import Any
 
 import yaml
 
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's safe loader where PyYAML was built with it (its wheels are): the same documents as
+``yaml.safe_load`` gives, ten times faster, which ``ich predict``'s start-up notices."""
+
 
 def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
     """The whole parameter file as a dict."""
     with open(path) as f:
-        return yaml.safe_load(f)
+        return yaml.load(f, Loader=SAFE_LOADER)
 
 
 def check_known_keys(section: Mapping[str, Any], *classes: type, where: str) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
+import ich
 from ich.io.atomic import atomic_file, write_json, write_text
 from ich.io.digest import code_digest, digest_paths, digest_values, sha256_file
 
@@ -47,7 +49,17 @@ def test_digest_paths_refuses_a_missing_path(tmp_path):
 def test_digest_values_and_code_digest_are_stable():
     assert digest_values({"b": 1, "a": 2}) == digest_values({"a": 2, "b": 1})
     assert digest_values(1) != digest_values(2)
-    assert code_digest() == code_digest() and len(code_digest()) == 16
+    assert code_digest() == digest_paths([Path(ich.__file__).parent]) and len(code_digest()) == 16
+
+
+def test_the_code_digest_moves_with_a_source_file_and_nothing_else(tmp_path):
+    (tmp_path / "ich" / "io").mkdir(parents=True)
+    (tmp_path / "ich" / "io" / "module.py").write_text("x = 1\n")
+    before = digest_paths([tmp_path / "ich"])
+    os.utime(tmp_path / "ich" / "io" / "module.py", (0, 0))
+    assert digest_paths([tmp_path / "ich"]) == before
+    (tmp_path / "ich" / "io" / "module.py").write_text("x = 2\n")
+    assert digest_paths([tmp_path / "ich"]) != before
 
 
 def test_atomic_file_keeps_the_old_content_when_the_writer_fails(tmp_path):

@@ -32,7 +32,8 @@ class SliceDataset(Dataset):
     """Slices of the index as ``(uint8 image (C, H, W), float targets)`` pairs.
 
     Scaling, normalisation and augmentation happen per batch on the training device
-    (:class:`ich.data.transforms.BatchPreparation`), so the loader only decodes PNGs.
+    (:class:`ich.data.transforms.BatchPreparation`), so the loader decodes PNGs, stacks context
+    slices and masks, and (``paste``) pastes bleeds; nothing else.
 
     Args:
         table: rows of the slice index (with ``image_path`` and the label columns).

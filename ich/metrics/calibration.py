@@ -21,7 +21,6 @@ from collections.abc import Mapping
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.optimize import minimize
 from scipy.special import expit, log_expit, logit
 
 from ich.metrics.classification import check_binary
@@ -54,6 +53,8 @@ def fit_platt(y_true: ArrayLike, y_prob: ArrayLike) -> tuple[float, float]:
     The smoothed targets give a unique optimum, which the exact gradient and tight tolerances
     reach on any machine to far below the six decimals that are written.
     """
+    from scipy.optimize import minimize  # where fitted: ich predict only applies a fit
+
     y, p = check_binary(y_true, y_prob)
     if np.unique(y).size < 2:
         raise ValueError("cannot fit a calibration: the labels have only one class")

@@ -2,8 +2,10 @@
 
 Importing this package registers every family: ``wa2d_cnn1/2/3`` (Gudadhe 2024), ``thesis_cnn``
 (Alqnatri 2021), ``resnet50`` (Saraswathi 2023), ``resnet152`` (Alqnatri 2021), ``effclass`` (Cortes-Ferre 2023) and
-``unet`` (Hssayeni 2020), and the study-level ``study_gru`` (CNN + bidirectional GRU over a study's
-slices, the RSNA 2019 winners' recipe).
+``unet`` (Hssayeni 2020); the mask-supervised ``bleedmap_cnn`` and ``bleedmap_lite0`` (a bleed map
+beside the label, :data:`MAP_MODELS`) and the whole-slice segmenter ``lite0_unet`` (EfficientNet-Lite0
+trunks); and the study-level ``study_gru`` (CNN + bidirectional GRU over a study's slices, the RSNA
+2019 winners' recipe).
 """
 
 from ich.models import bleedmap, effclass, efficientnet_lite, resnet, sequence, thesis, unet, wa2d  # noqa: F401  (they register)

@@ -3,8 +3,10 @@
 Every architecture registers a *builder* here. A builder takes the keyword arguments
 ``in_channels``, ``num_outputs`` and ``input_size`` (plus architecture options such as the
 U-Net ``base_width``) and returns a randomly initialised ``nn.Module`` mapping
-``(B, in_channels, input_size, input_size)`` to logits ``(B, num_outputs)`` (classifiers) or
-``(B, 1, H, W)`` (segmenters).
+``(B, in_channels, input_size, input_size)`` to logits ``(B, num_outputs)`` (classifiers), or
+``(B, 1, H, W)`` (segmenters); a study model (:data:`ich.models.STUDY_MODELS`) maps studies
+``(B, T, C, H, W)`` to ``(B, T + 1)``, a logit per slice and the study's last; a bleed-map model
+(:data:`ich.models.MAP_MODELS`) returns slice logits too, and its map through ``forward_maps``.
 
 :func:`build` then applies ``pretrained``, identically for every model:
 

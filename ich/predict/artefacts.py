@@ -36,7 +36,7 @@ from ich.io.digest import dvc_md5
 from ich.networks import default_device
 from ich.networks.classifier import ClassifierSpec, build_classifier, classifier_spec
 from ich.networks.segmenter import NETWORK_KINDS, build_unet, unet_predictor, unet_spec
-from ich.params import load_params
+from ich.params import SAFE_LOADER, load_params
 from ich.predict.familiarity import training_reference
 from ich.predict.names import ENSEMBLE
 from ich.predict.provenance import check_choices, study_conversion, training_cohort
@@ -105,7 +105,7 @@ class _Lock:
         if not lock_path.is_file():
             raise StaleArtefactError(f"{project}: no dvc.lock, the pipeline has not run; run `make repro` first")
         self.project, self.params = project, params
-        self.stages = yaml.safe_load(lock_path.read_text())["stages"]
+        self.stages = yaml.load(lock_path.read_text(), Loader=SAFE_LOADER)["stages"]
 
     def _current(self, dotted: str) -> Any:
         node: Any = self.params
