@@ -347,12 +347,18 @@ def test_a_cq500_layout_cohort_goes_through_external_validation(artefacts, tmp_p
     assert not table["source_path"].str.startswith("/").any()
 
 
-def test_every_input_with_geometry_gets_its_mask_as_nifti(artefacts, tmp_path):
+def _phantom_as_nifti(artefacts, tmp_path: Path, affine: np.ndarray):
+    """The positive phantom read as DICOM, and its HU volume written as ``ct.nii.gz`` with ``affine``."""
     lesion, _ = _phantom(tmp_path / "lesion", positive=True, seed=102)
     dicom = read_study(lesion, artefacts.convert)
     hu = np.stack([pydicom.dcmread(s.source_path).pixel_array.astype(np.float32) - 1024 for s in dicom.slices], -1)
-    affine = np.array([[0, -0.9, 0, 100], [-0.9, 0, 0, 90], [0, 0, 5.0, -20], [0, 0, 0, 1]], dtype=float)
     nib.save(nib.Nifti1Image(hu.transpose(1, 0, 2), affine), str(tmp_path / "ct.nii.gz"))
+    return dicom, hu
+
+
+def test_every_input_with_geometry_gets_its_mask_as_nifti(artefacts, tmp_path):
+    affine = np.array([[0, -0.9, 0, 100], [-0.9, 0, 0, 90], [0, 0, 5.0, -20], [0, 0, 0, 1]], dtype=float)
+    dicom, hu = _phantom_as_nifti(artefacts, tmp_path, affine)
     volume = read_study(tmp_path / "ct.nii.gz", artefacts.convert)
     report, result = predict_study(volume, tmp_path / "nifti", artefacts, max_cams=0)
     assert report["outputs"]["mask"] == "mask.nii.gz" and report["outputs"]["seg"].startswith("not written")
@@ -499,11 +505,8 @@ def test_a_report_never_sits_beside_another_studys_files(project, tmp_path):
 
 
 def test_a_sheared_nifti_is_measured_by_its_affine(artefacts, tmp_path):
-    lesion, _ = _phantom(tmp_path / "lesion", positive=True, seed=102)
-    dicom = read_study(lesion, artefacts.convert)
-    hu = np.stack([pydicom.dcmread(s.source_path).pixel_array.astype(np.float32) - 1024 for s in dicom.slices], -1)
     sheared = np.array([[0.5, -0.9, 0, 100], [-0.9, 0, 2.0, 90], [0, 0, 5.0, -20], [0, 0, 0, 1]], dtype=float)
-    nib.save(nib.Nifti1Image(hu.transpose(1, 0, 2), sheared), str(tmp_path / "ct.nii.gz"))
+    _phantom_as_nifti(artefacts, tmp_path, sheared)
     report, _ = predict_study(
         read_study(tmp_path / "ct.nii.gz", artefacts.convert), tmp_path / "r", artefacts, max_cams=0
     )

@@ -20,12 +20,19 @@ from ich.io.slices import read_slice
 from ich.labels import has_mask_file, mask_is_known
 
 
-def read_slice_image(path: str | Path, input_size: int, grey: bool = False) -> np.ndarray:
-    """Read a converted slice (file or archive member) as RGB, or its brain-window channel, at ``input_size``."""
-    image = resize_square(read_slice(path, cv2.IMREAD_COLOR)[..., ::-1], input_size)
+def network_image(image: np.ndarray, input_size: int, grey: bool = False) -> np.ndarray:
+    """A converted slice (RGB uint8 ``(H, W, 3)``) as a network reads it: ``input_size`` square, the
+    brain-window channel alone when ``grey``. Training (here) and ``ich predict``
+    (:func:`ich.predict.infer.network_inputs`) both build their inputs with it."""
+    image = resize_square(image, input_size)
     if grey:
         image = image[..., :1]
     return np.ascontiguousarray(image)
+
+
+def read_slice_image(path: str | Path, input_size: int, grey: bool = False) -> np.ndarray:
+    """Read a converted slice (file or archive member) as its network image (:func:`network_image`)."""
+    return network_image(read_slice(path, cv2.IMREAD_COLOR)[..., ::-1], input_size, grey)
 
 
 class SliceDataset(Dataset):

@@ -16,10 +16,15 @@ the T slice logits, then the study logit. Studies of different lengths go one pe
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from ich.models.registry import register
+
+OutputT = TypeVar("OutputT", Tensor, np.ndarray)
 
 STUDY_MODELS: frozenset[str] = frozenset({"study_gru"})
 """Registry names whose input is a whole study ``(B, T, C, H, W)`` rather than slices."""
@@ -68,6 +73,13 @@ class StudyGRU(nn.Module):
         slices = self.slice_head(torch.cat([states, embeddings], dim=2))
         study = self.study_head(torch.cat([states.amax(dim=1), states.mean(dim=1)], dim=1))
         return torch.cat([slices, study[:, None]], dim=1)
+
+
+def split_study_output(output: OutputT) -> tuple[OutputT, OutputT]:
+    """A study model's output ``(..., T + 1, outputs)`` (logits or probabilities, tensor or array) as
+    its slices' ``(..., T, outputs)`` and its study's ``(..., outputs)``: the one place that knows
+    the study comes last."""
+    return output[..., :-1, :], output[..., -1, :]
 
 
 @register("study_gru")

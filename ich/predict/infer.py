@@ -33,12 +33,13 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from ich.data.context import neighbour_rows
-from ich.data.resize import resize_square
+from ich.data.datasets import network_image
 from ich.ensemble import weighted_average
 from ich.labels import SUBTYPES
 from ich.metrics.calibration import calibrate
 from ich.metrics.operating_points import STUDY_PROBABILITY, pool_slice_probabilities
 from ich.metrics.segmentation import voxel_volume_ml
+from ich.models.sequence import split_study_output
 from ich.networks.classifier import predict_probs
 from ich.predict.artefacts import Artefacts, Classifier
 from ich.predict.familiarity import study_statistics, unfamiliar
@@ -81,9 +82,7 @@ def network_inputs(study: Study, classifier: Classifier) -> torch.Tensor:
     """The uint8 inputs ``(N, C, H, W)`` of ``classifier`` for every network image (slice or slab),
     neighbours stacked as in training."""
     spec = classifier.spec
-    images = np.stack([resize_square(image, spec.input_size) for image in study.network_images])
-    if spec.grey:
-        images = images[..., :1]
+    images = np.stack([network_image(image, spec.input_size, spec.grey) for image in study.network_images])
     per_slice = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
     if spec.per_study:
         return per_slice[None]  # one study (1, T, C, H, W)
@@ -100,8 +99,9 @@ def _probabilities(
     """Slice probabilities ``(N, outputs)``, and a study model's own study probability ("any")."""
     loader = DataLoader(TensorDataset(inputs, torch.zeros(len(inputs))), batch_size=batch)
     probs = predict_probs(classifier.model, loader, device, classifier.prepare)
-    if classifier.spec.per_study:  # one study: (1, T + 1, outputs), the study logit last
-        return probs[0, :-1], float(probs[0, -1, 0])
+    if classifier.spec.per_study:
+        slices, study = split_study_output(probs[0])
+        return slices, float(study[0])
     return probs, None
 
 

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from ich.data.datasets import StudyDataset
+from ich.models.sequence import split_study_output
 
 
 class StudyLoss(nn.Module):
@@ -25,7 +26,7 @@ class StudyLoss(nn.Module):
         self.study_weight = study_weight
 
     def forward(self, output: Tensor, targets: Tensor) -> Tensor:
-        slices, study = output[:, :-1], output[:, -1]
+        slices, study = split_study_output(output)
         return self.bce(slices, targets) + self.study_weight * self.bce(study, targets.amax(dim=1))
 
 
@@ -45,6 +46,6 @@ def predict_studies(
         if slice_probs is None:
             slice_probs = np.empty((n, out.shape[1]))
         rows = studies.rows[i]
-        slice_probs[rows] = out[:-1]
-        study_probs[rows] = out[-1, 0]
+        slice_probs[rows], study = split_study_output(out)
+        study_probs[rows] = study[0]
     return slice_probs, study_probs
