@@ -9,10 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from torch import nn
 
 from ich.data.bleed_paste import BleedBank, intracranial_region
 from ich.data.datasets import SliceDataset
-from ich.models import build
+from ich.models import available, build, capabilities, register, registry
+from ich.models.bleedmap import MapScoredClassifier
 from ich.networks.classifier import ClassifierSpec
 from ich.train.bleedmap import MapLoss, MapSupervision
 from ich.train.classify import train_classifier
@@ -200,3 +202,39 @@ def test_the_mask_follows_the_image_through_the_augmentation():
     assert mask.min() >= 0 and mask.max() <= 1  # the mask is neither normalised nor re-displayed
     with pytest.raises(ValueError, match="grey"):
         BatchPreparation(3, augment=True, rewindow=Rewindow(source=(-20, 100)))
+
+
+class _CoarseMapNet(MapScoredClassifier):
+    """A bleed-map network declared only here: its map at stride 8 (the built-in ones use 4)."""
+
+    def __init__(self, in_channels: int, num_outputs: int) -> None:
+        super().__init__("mean")
+        self.features = nn.Sequential(nn.Conv2d(in_channels, 8, 3, padding=1), nn.ReLU(), nn.AvgPool2d(8))
+        self.map_head, self.head = nn.Conv2d(8, 1, 1), nn.Linear(8, num_outputs)
+
+    def forward_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.features(x)
+        return self.head(features.mean(dim=(2, 3))), self.map_head(features)
+
+    def cam_layer(self) -> nn.Module:
+        return self.features[0]
+
+
+def test_a_bleed_map_model_declared_in_one_place_trains_on_masks_with_no_edit_elsewhere(
+    tiny_cohort, tiny_split, monkeypatch
+):
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # the test's model leaves with it
+    register("coarse_map", bleed_map=True)(
+        lambda *, in_channels, num_outputs, input_size: _CoarseMapNet(in_channels, num_outputs)
+    )
+    spec = ClassifierSpec("coarse_map", input_size=32, grey=True, paste=0.5)
+    assert spec.uses_masks and not spec.per_study and "coarse_map" in available(bleed_map=True)
+    config = TrainConfig(epochs=1, batch_size=16, lr=3e-3, seed=0)
+    _, result, predictions = train_classifier(
+        tiny_cohort["index"], tiny_split, tiny_cohort["converted"], spec, config, balance_policy="loss_weights"
+    )
+    assert predictions["prob_any"].between(0, 1).all() and len(result.history) == 1
+    # the map target follows the network's own stride: 32 px input, a 4 x 4 map
+    logits, bleed_map, target = MapSupervision(_CoarseMapNet(1, 1))(torch.zeros(2, 2, 32, 32))
+    assert bleed_map.shape == target.shape == (2, 1, 4, 4)
+    assert capabilities("study_gru").reads_studies and not capabilities("wa2d_cnn3").bleed_map

@@ -77,7 +77,7 @@ def test_the_unet_takes_the_encoder_part_and_draws_a_full_resolution_map(imagene
 def _with_weights(monkeypatch, name: str, weights: PackagedWeights) -> None:
     entry = registry._REGISTRY[name]
     source = dataclasses.replace(entry.imagenet, weights=weights)
-    monkeypatch.setitem(registry._REGISTRY, name, registry._Entry(entry.builder, source))
+    monkeypatch.setitem(registry._REGISTRY, name, registry._Entry(entry.builder, source, entry.capabilities))
 
 
 def test_a_file_with_another_sha256_is_refused(tmp_path, monkeypatch, imagenet):

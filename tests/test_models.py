@@ -266,7 +266,9 @@ def test_imagenet_weights_load_into_the_trunk(tmp_path, monkeypatch):
     fake = SimpleNamespace(url="https://example.org/resnet50-imagenet.pth", name="FAKE")
     fake.resolve = lambda: fake  # as TorchvisionWeights.resolve gives the weights entry
     entry = registry._REGISTRY["resnet50"]
-    monkeypatch.setitem(registry._REGISTRY, "resnet50", registry._Entry(entry.builder, ImageNetSource(fake)))
+    monkeypatch.setitem(
+        registry._REGISTRY, "resnet50", registry._Entry(entry.builder, ImageNetSource(fake), entry.capabilities)
+    )
     torch.manual_seed(1)
     imagenet = tv_resnet50(weights=None).state_dict()
     path = imagenet_path(fake)

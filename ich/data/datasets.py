@@ -55,7 +55,7 @@ class SliceDataset(Dataset):
             when drawn).
         context: neighbours on each side stacked with the slice (:mod:`ich.data.context`):
             ``C x (2 * context + 1)`` channels, slice-major, the slice itself in the middle.
-        masks: for a network trained on the bleed masks too (:data:`ich.models.MAP_MODELS`):
+        masks: for a network trained on the bleed masks too (registered with ``bleed_map=True``):
             each item carries the slice's mask (0/255, ``mask_path`` of the index) as one more,
             last channel, and its targets one more, last column: 1 where the mask is known (a
             mask file, or a slice labelled "no bleed", whose mask is empty), 0 for a positive

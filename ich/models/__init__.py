@@ -1,17 +1,16 @@
 """Model architectures, one file per family, all reachable through :func:`build`.
 
-Importing this package registers every family: ``wa2d_cnn1/2/3`` (Gudadhe 2024), ``thesis_cnn``
+Importing this package registers every family, each with its :class:`Capabilities` (what it reads,
+whether it has a bleed-map head), which training and inference ask for by name: ``wa2d_cnn1/2/3`` (Gudadhe 2024), ``thesis_cnn``
 (Alqnatri 2021), ``resnet50`` (Saraswathi 2023), ``resnet152`` (Alqnatri 2021), ``effclass`` (Cortes-Ferre 2023) and
 ``unet`` (Hssayeni 2020); the mask-supervised ``bleedmap_cnn`` and ``bleedmap_lite0`` (a bleed map
-beside the label, :data:`MAP_MODELS`) and the whole-slice segmenter ``lite0_unet`` (EfficientNet-Lite0
+beside the label: ``available(bleed_map=True)``) and the whole-slice segmenter ``lite0_unet`` (EfficientNet-Lite0
 trunks); and the study-level ``study_gru`` (CNN + bidirectional GRU over a study's slices, the RSNA
 2019 winners' recipe).
 """
 
 from ich.models import bleedmap, effclass, efficientnet_lite, resnet, sequence, thesis, unet, wa2d  # noqa: F401  (they register)
-from ich.models.bleedmap import MAP_MODELS
 from ich.models.cam import cam_layer
-from ich.models.registry import available, build, register
-from ich.models.sequence import STUDY_MODELS
+from ich.models.registry import Capabilities, available, build, capabilities, register
 
-__all__ = ["MAP_MODELS", "STUDY_MODELS", "available", "build", "cam_layer", "register"]
+__all__ = ["Capabilities", "available", "build", "cam_layer", "capabilities", "register"]

@@ -29,11 +29,7 @@ from torch.nn import functional as F
 
 from ich.models.registry import register
 
-MAP_MODELS: frozenset[str] = frozenset({"bleedmap_cnn", "bleedmap_lite0"})
-"""Registry names of the networks with a bleed-map head: trained on the masks as well as the labels."""
 SCORES = ("mean", "class", "peak")
-MAP_STRIDE = 4
-"""Input pixels per side of one bleed-map cell."""
 
 
 def _block(cin: int, cout: int, convs: int = 2) -> nn.Sequential:
@@ -126,7 +122,7 @@ class BleedMapCNN(MapScoredClassifier):
         return self.blocks[3]
 
 
-@register("bleedmap_cnn")
+@register("bleedmap_cnn", bleed_map=True)
 def bleedmap_cnn(
     *, in_channels: int, num_outputs: int, input_size: int, width: int = 32, dropout: float = 0.3, score: str = "mean"
 ) -> BleedMapCNN:

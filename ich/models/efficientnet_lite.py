@@ -172,6 +172,7 @@ class Lite0UNet(nn.Module):
 @register(
     "bleedmap_lite0",
     imagenet=ImageNetSource(LITE0_WEIGHTS, target="trunk", skip=("classifier.",), rename=timm_key),
+    bleed_map=True,
 )
 def bleedmap_lite0(
     *, in_channels: int, num_outputs: int, input_size: int, width: int = 32, dropout: float = 0.3, score: str = "mean"

@@ -4,9 +4,9 @@ Every architecture registers a *builder* here. A builder takes the keyword argum
 ``in_channels``, ``num_outputs`` and ``input_size`` (plus architecture options such as the
 U-Net ``base_width``) and returns a randomly initialised ``nn.Module`` mapping
 ``(B, in_channels, input_size, input_size)`` to logits ``(B, num_outputs)`` (classifiers), or
-``(B, 1, H, W)`` (segmenters); a study model (:data:`ich.models.STUDY_MODELS`) maps studies
+``(B, 1, H, W)`` (segmenters); a study model (``reads_studies``, :class:`Capabilities`) maps studies
 ``(B, T, C, H, W)`` to ``(B, T + 1)``, a logit per slice and the study's last; a bleed-map model
-(:data:`ich.models.MAP_MODELS`) returns slice logits too, and its map through ``forward_maps``.
+(``bleed_map``) returns slice logits too, and its map through ``forward_maps``.
 
 :func:`build` then applies ``pretrained``, identically for every model:
 
@@ -115,35 +115,65 @@ class ImageNetSource:
 
 
 @dataclass(frozen=True)
+class Capabilities:
+    """What a model is, declared where it registers, so that training and inference ask the
+    registry (:func:`capabilities`) instead of keeping lists of names in other files.
+
+    Attributes:
+        reads_studies: the network reads a whole study ``(B, T, C, H, W)`` and returns a logit per
+            slice and the study's last (:func:`ich.models.sequence.split_study_output`); else slices.
+        bleed_map: the network has a bleed-map head (``forward_maps``), trained on the masks as
+            well as the labels (:mod:`ich.train.bleedmap`).
+    """
+
+    reads_studies: bool = False
+    bleed_map: bool = False
+
+
+@dataclass(frozen=True)
 class _Entry:
     builder: Builder
     imagenet: ImageNetSource | None
+    capabilities: Capabilities
 
 
 _REGISTRY: dict[str, _Entry] = {}
 
 
-def register(name: str, *, imagenet: ImageNetSource | None = None) -> Callable[[Builder], Builder]:
+def register(
+    name: str, *, imagenet: ImageNetSource | None = None, reads_studies: bool = False, bleed_map: bool = False
+) -> Callable[[Builder], Builder]:
     """Decorator that registers ``builder`` under ``name``.
 
     Args:
         name: the model name used in ``params.yaml``.
         imagenet: where ``pretrained="imagenet"`` loads from; ``None`` if the architecture has
             no ImageNet weights.
+        reads_studies, bleed_map: its :class:`Capabilities`.
     """
 
     def wrap(builder: Builder) -> Builder:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = _Entry(builder, imagenet)
+        _REGISTRY[name] = _Entry(builder, imagenet, Capabilities(reads_studies=reads_studies, bleed_map=bleed_map))
         return builder
 
     return wrap
 
 
-def available() -> list[str]:
-    """Names of every registered model, sorted."""
-    return sorted(_REGISTRY)
+def capabilities(name: str) -> Capabilities:
+    """What the model registered as ``name`` is (KeyError listing the known names)."""
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown model {name!r}; available: {', '.join(available())}")
+    return _REGISTRY[name].capabilities
+
+
+def available(**wanted: bool) -> list[str]:
+    """Names of every registered model, sorted; ``wanted`` keeps those with these
+    :class:`Capabilities` (``available(bleed_map=True)``)."""
+    return sorted(
+        name for name, entry in _REGISTRY.items() if all(getattr(entry.capabilities, k) == v for k, v in wanted.items())
+    )
 
 
 def build(

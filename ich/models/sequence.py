@@ -26,9 +26,6 @@ from ich.models.registry import register
 
 OutputT = TypeVar("OutputT", Tensor, np.ndarray)
 
-STUDY_MODELS: frozenset[str] = frozenset({"study_gru"})
-"""Registry names whose input is a whole study ``(B, T, C, H, W)`` rather than slices."""
-
 
 def _block(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(
@@ -82,7 +79,7 @@ def split_study_output(output: OutputT) -> tuple[OutputT, OutputT]:
     return output[..., :-1, :], output[..., -1, :]
 
 
-@register("study_gru")
+@register("study_gru", reads_studies=True)
 def study_gru(*, in_channels: int, num_outputs: int, input_size: int, hidden: int = 64) -> StudyGRU:
     """The CPU-sized study model (``input_size`` is free: the encoder pools globally)."""
     del input_size

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from ich.data.datasets import SliceDataset, StudyDataset
 from ich.data.transforms import BatchPreparation, Rewindow
 from ich.labels import LABELS
-from ich.models import MAP_MODELS, STUDY_MODELS, build
+from ich.models import available, build, capabilities
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,9 @@ class ClassifierSpec:
         if (self.rewindow or self.paste) and not self.augment:
             raise ValueError("rewindow and paste are augmentations: they need augment: true")
         if self.paste and not self.uses_masks:
-            raise ValueError(f"paste labels the pasted bleed's mask: it needs a bleed-map model {sorted(MAP_MODELS)}")
+            raise ValueError(
+                f"paste labels the pasted bleed's mask: it needs a bleed-map model {available(bleed_map=True)}"
+            )
         if self.paste and self.per_study:
             raise ValueError("paste works on single slices, not on whole studies")
         if self.window_dropout and not self.augment:
@@ -68,13 +70,13 @@ class ClassifierSpec:
 
     @property
     def per_study(self) -> bool:
-        """Whether the network reads whole studies (:data:`ich.models.STUDY_MODELS`) rather than slices."""
-        return self.arch in STUDY_MODELS
+        """Whether the network reads whole studies rather than slices (its registered capabilities)."""
+        return capabilities(self.arch).reads_studies
 
     @property
     def uses_masks(self) -> bool:
-        """Whether the network learns from the bleed masks too (:data:`ich.models.MAP_MODELS`)."""
-        return self.arch in MAP_MODELS
+        """Whether the network learns from the bleed masks too (a bleed-map head: its registered capabilities)."""
+        return capabilities(self.arch).bleed_map
 
     @property
     def stack(self) -> int:

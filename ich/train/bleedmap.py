@@ -1,4 +1,4 @@
-"""Training pieces of the networks with a bleed-map head (:data:`ich.models.MAP_MODELS`).
+"""Training pieces of the networks with a bleed-map head (registered with ``bleed_map=True``).
 
 Their training inputs carry the slice's mask as a last channel and their targets a last column
 saying whether that mask is known (:class:`ich.data.datasets.SliceDataset` with ``masks``), so
@@ -13,15 +13,14 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ich.models.bleedmap import MAP_STRIDE
-
 
 class MapSupervision(nn.Module):
     """``network`` as the training loop sees it: input ``(B, C + 1, H, W)``, the last channel the mask.
 
     Returns ``(slice logits, map logits, map target)``: the target is the mask at the map's
-    resolution, a cell counting as bleed when any of its pixels does (max-pooling keeps thin
-    subdural and subarachnoid bleeds), after the augmentation's interpolation (> 0.5).
+    resolution (whatever stride the network's map has), a cell counting as bleed when any of its
+    pixels does (max-pooling keeps thin subdural and subarachnoid bleeds), after the
+    augmentation's interpolation (> 0.5).
     """
 
     def __init__(self, network: nn.Module) -> None:
@@ -31,7 +30,12 @@ class MapSupervision(nn.Module):
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         image, mask = x[:, :-1], x[:, -1:]
         logits, bleed_map = self.network.forward_maps(image)
-        target = (F.max_pool2d(mask, MAP_STRIDE) > 0.5).to(bleed_map.dtype)
+        stride = mask.shape[-1] // bleed_map.shape[-1]
+        if tuple(mask.shape[-2:]) != (bleed_map.shape[-2] * stride, bleed_map.shape[-1] * stride):
+            raise ValueError(
+                f"a map of {tuple(bleed_map.shape[-2:])} does not tile an input of {tuple(mask.shape[-2:])}"
+            )
+        target = (F.max_pool2d(mask, stride) > 0.5).to(bleed_map.dtype)
         return logits, bleed_map, target
 
 
