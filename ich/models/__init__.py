@@ -9,8 +9,14 @@ trunks); and the study-level ``study_gru`` (CNN + bidirectional GRU over a study
 2019 winners' recipe).
 """
 
-from ich.models import bleedmap, effclass, efficientnet_lite, resnet, sequence, thesis, unet, wa2d  # noqa: F401  (they register)
+import importlib
+import pkgutil
+
 from ich.models.cam import cam_layer
 from ich.models.registry import Capabilities, available, build, capabilities, register
+
+for _module in pkgutil.iter_modules(__path__):
+    # every module of this package registers its families when imported: a new file is a new model
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["Capabilities", "available", "build", "cam_layer", "capabilities", "register"]
