@@ -457,9 +457,10 @@ def main() -> None:
         published.parent.mkdir(parents=True, exist_ok=True)
         published.write_text(json.dumps(publishable(results, published, names, args.variant), indent=2) + "\n")
         print(f"published: {published}")
-    patients = index["patient_id"].nunique()
-    print(f"\n{len(index)} slices, {patients} patients; pooled test predictions of folds {folds}")
-    print(f"value (95% patient-bootstrap CI, {e['n_bootstrap']} resamples of the {patients} patients)\n")
+    tested = pd.concat([pd.read_csv(out / f"fold{k}" / f"{names[0]}.csv") for k in folds])
+    patients = tested["patient_id"].nunique()
+    print(f"\n{len(tested)} test slices of {patients} patients; pooled test predictions of folds {folds}")
+    print(f"value (95% patient-bootstrap CI, {e['n_bootstrap']} resamples of those {patients} patients)\n")
     print(markdown(results, e["thresholds"], e["patient_fractions"]))
     print(f"\nwritten: {out / 'crossval.json'}")
 
