@@ -141,7 +141,7 @@ def _summary(report: dict) -> str:
 
 def _predict(args: argparse.Namespace) -> int:
     from ich.predict.inputs import StudyInputError, read_study
-    from ich.predict.provenance import check_choices, input_conversion
+    from ich.predict.provenance import check_choices, input_conversion, project_params
 
     studies = _studies(args.paths, args.each)
     single = len(studies) == 1 and not args.each
@@ -149,7 +149,7 @@ def _predict(args: argparse.Namespace) -> int:
     _check_output(out, studies)
     segmenter = None if args.segmenter == "none" else args.segmenter
     try:
-        check_choices(args.project, args.model, segmenter)
+        check_choices(project_params(args.project), args.model, segmenter)
     except ValueError as exc:
         print(f"ich predict: {exc}", file=sys.stderr)
         return 2

@@ -120,6 +120,7 @@ class NiftiGrid(NamedTuple):
     voxel_mm3: float  # |det| of the affine's 3x3 part: a voxel's true volume, sheared or not
     spacing: tuple[float, float, float]  # (row_mm, col_mm, slice_mm), as the slices report it
     sheared: bool  # the voxel axes are not orthogonal
+    n_slices: int
 
 
 SHEAR_COSINE = 1e-3
@@ -127,13 +128,15 @@ SHEAR_COSINE = 1e-3
 
 
 def nifti_grid(path: str | Path) -> NiftiGrid:
-    """The voxel volume and shear of a volume's grid (header only)."""
+    """The voxel volume, shear and slice count of a volume's grid (header only)."""
     path = Path(path)
     img = _load(path)
+    geometry = _geometry(img)
     axes = np.asarray(img.affine, dtype=float)[:3, :3]
     unit = axes / np.linalg.norm(axes, axis=0)
     cosines = np.abs(unit.T @ unit - np.eye(3))
-    return NiftiGrid(float(abs(np.linalg.det(axes))), _geometry(img).spacing, bool(cosines.max() > SHEAR_COSINE))
+    sheared = bool(cosines.max() > SHEAR_COSINE)
+    return NiftiGrid(float(abs(np.linalg.det(axes))), geometry.spacing, sheared, geometry.n_slices)
 
 
 def iter_nifti_slices(path: str | Path, *, only: int | None = None, header_only: bool = False) -> Iterator[NiftiSlice]:

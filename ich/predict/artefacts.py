@@ -170,7 +170,7 @@ def load_artefacts(
     lock = _Lock(project, params)
     lock.check("convert", None)  # the conversion a study gets is the one the networks were trained on
     versions = {}
-    check_choices(project, model, segmenter)
+    check_choices(params, model, segmenter)
     trained = list(params["models"])
     folder = project / decider_dir(model)
     if model == ENSEMBLE:

@@ -38,10 +38,15 @@ STATISTICS = {
 }
 
 
+def head_mask(image: np.ndarray) -> np.ndarray:
+    """Where a converted slice (RGB uint8 ``(H, W, 3)``) is head: its first window above :data:`HEAD_LEVEL`."""
+    return image[..., 0] > HEAD_LEVEL
+
+
 def slice_statistics(image: np.ndarray) -> dict[str, float]:
     """The statistics of one converted slice (RGB uint8 ``(H, W, 3)``); NaN where it has no head."""
     first = image[..., 0].astype(np.float32)
-    head = first > HEAD_LEVEL
+    head = head_mask(image)
     soft = head & (first < BONE_LEVEL)
     spread = np.abs(first - image[..., 2].astype(np.float32))
     return {

@@ -49,7 +49,7 @@ from ich.data.slabs import mean_slab, needs_slabs, slab_members
 from ich.io.dicom import read_ct_slice, read_dicom_header
 from ich.io.nifti import nifti_grid, nifti_slice_count, read_nifti_slice
 from ich.io.unusable import UnusableSliceError
-from ich.predict.familiarity import HEAD_LEVEL
+from ich.predict.familiarity import head_mask
 from ich.sources.common import iter_files, natural_key
 from ich.sources.dicomtree import scan_dicom_tree, select_series
 from ich.sources.images import ctich_slice_images
@@ -65,7 +65,7 @@ VOXEL_SCALE_TOLERANCE = 1e-6
 """A NIfTI grid whose voxel volume agrees with pixel x slice spacing this closely needs no correction."""
 MIN_HEAD_FRACTION = 0.01
 MAX_HEAD_FRACTION = 0.98
-"""A slice shows a head when the head level (:data:`ich.predict.familiarity.HEAD_LEVEL`) covers
+"""A slice shows a head when its head (:func:`ich.predict.familiarity.head_mask`) covers
 between these shares of its frame: a head framed tightly still leaves the corners dark."""
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
 """Suffixes read as pre-windowed images."""
@@ -242,13 +242,12 @@ def _dicom_study(path: Path, files: list[Path], config: ConvertConfig) -> Study:
 
 def _nifti_study(path: Path, config: ConvertConfig) -> Study:
     try:
-        n = nifti_slice_count(path)
+        grid = nifti_grid(path)
     except UnusableSliceError as exc:
         raise StudyInputError(f"{path}: {exc.reason}") from exc
     row = {"path": str(path), "format": "nifti", "patient_id": "", "study_id": path.name, "series_id": path.name}
-    slices, skipped = _render_all([({**row, "slice_key": path.name}, k) for k in range(n)], config, "nifti")
+    slices, skipped = _render_all([({**row, "slice_key": path.name}, k) for k in range(grid.n_slices)], config, "nifti")
     study = _finish(Study("nifti", str(path), path.name, path.name, "NIfTI volume", slices, skipped))
-    grid = nifti_grid(path)
     if len(study.slices) > 1:
         row_mm, col_mm, _ = grid.spacing
         scale = grid.voxel_mm3 / (row_mm * col_mm * study.slice_spacing_mm)
@@ -305,15 +304,10 @@ def study_from_manifest(rows: list[dict], raw_dir: str | Path, config: ConvertCo
     return _finish(Study(kind, name, name, "", f"{name} (raw-cohort manifest)", slices, skipped))
 
 
-def _head_fraction(image: np.ndarray) -> float:
-    """The share of a converted slice's frame above the head level of its first window."""
-    return float((image[..., 0] > HEAD_LEVEL).mean())
-
-
 def _refuse_unassessable(study: Study) -> None:
     """Refuse a study in which no slice shows a head: blank or saturated images would get a verdict
     from networks that never saw such input, and a negative one would read as a finding."""
-    fractions = np.array([_head_fraction(s.image) for s in study.slices])
+    fractions = np.array([head_mask(s.image).mean() for s in study.slices])
     if np.any((fractions >= MIN_HEAD_FRACTION) & (fractions <= MAX_HEAD_FRACTION)):
         return
     blank, saturated = int((fractions < MIN_HEAD_FRACTION).sum()), int((fractions > MAX_HEAD_FRACTION).sum())

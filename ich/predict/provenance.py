@@ -76,7 +76,9 @@ def study_conversion(convert: ConvertConfig, training: dict[str, Any]) -> tuple[
     return replace(convert, windows=chosen), f"the training release's windows {described} (source.json)"
 
 
-def _project_params(project: Path) -> dict[str, Any]:
+def project_params(project: str | Path) -> dict[str, Any]:
+    """``project``'s ``params.yaml``; ``FileNotFoundError`` naming ``--project`` when it has none."""
+    project = Path(project)
     if not (project / "params.yaml").is_file():
         raise FileNotFoundError(f"{project}: no params.yaml; --project names the pipeline checkout")
     return load_params(project / "params.yaml")
@@ -87,15 +89,14 @@ def input_conversion(project: str | Path) -> tuple[ConvertConfig, float | None]:
     thickness a thin series is reformatted to, from its ``params.yaml`` and training cohort;
     ``FileNotFoundError`` when the pipeline has not run."""
     project = Path(project)
-    convert = ConvertConfig.from_params(_project_params(project)["convert"])
+    convert = ConvertConfig.from_params(project_params(project)["convert"])
     training = training_cohort(project)
     return study_conversion(convert, training)[0], training["slice_thickness_mm"]
 
 
-def check_choices(project: str | Path, model: str, segmenter: str | None) -> None:
-    """Refuse a deciding ``model`` or a ``segmenter`` that ``project``'s params do not name
+def check_choices(params: dict[str, Any], model: str, segmenter: str | None) -> None:
+    """Refuse a deciding ``model`` or a ``segmenter`` that a project's ``params`` do not name
     (``ValueError`` listing the choices), before anything slow is read or loaded."""
-    params = _project_params(Path(project))
     trained = [*params["models"], ENSEMBLE]
     if model not in trained:
         raise ValueError(f"unknown model {model!r}: choose one of {', '.join(trained)}")
