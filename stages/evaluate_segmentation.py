@@ -18,7 +18,7 @@ from ich import layout
 from ich.io.atomic import atomic_dir, write_csv, write_json
 from ich.metrics.segmentation import segmentation_by_patient
 from ich.params import load_params
-from ich.segmentation import PostProcess
+from ich.segmentation import read_post_process
 from ich.segmentation.map_evaluation import (
     per_slice_table,
     segmentation_headline,
@@ -33,24 +33,23 @@ PLOTS = layout.PLOTS / "segmentation"
 def main() -> None:
     params = load_params()
     p = params["evaluate_segmentation"]
-    post = PostProcess(**params["segment"]["postprocess"])
     index = pd.read_csv(ROOT / "index.csv")
     cohort = json.loads(layout.SOURCE.read_text())
     results = {"cohort": cohort["name"], "synthetic": cohort["synthetic"], "set": "test", "segmenters": {}}
-    tables, predictions = {}, {}
+    tables, predictions, posts = {}, {}, {}
     for name in params["segmenters"]:
         maps = layout.SEGMENTERS / name
-        predictions[name] = pd.read_csv(maps / "predictions.csv")
-        tables[name] = per_slice_table(predictions[name], index, ROOT, maps, post, p["thresholds"])
-        results["segmenters"][name] = segmenter_metrics(tables[name], post.threshold)
+        predictions[name], posts[name] = pd.read_csv(maps / "predictions.csv"), read_post_process(maps)
+        tables[name] = per_slice_table(predictions[name], index, ROOT, maps, posts[name], p["thresholds"])
+        results["segmenters"][name] = segmenter_metrics(tables[name])
     with atomic_dir(layout.SEGMENTATION) as out:
         write_json(out / "summary.json", results)
         for name, table in tables.items():
             write_csv(out / name / "per_slice.csv", table)
-            write_csv(out / name / "patients.csv", segmentation_by_patient(table[table["threshold"] == post.threshold]))
+            write_csv(out / name / "patients.csv", segmentation_by_patient(table[table["operating"]]))
     with atomic_dir(PLOTS) as plots:  # rewritten whole: a segmenter dropped from params leaves no stale plot
         write_segmentation_plots(
-            plots, tables, predictions, index, ROOT, layout.SEGMENTERS, post,
+            plots, tables, predictions, index, ROOT, layout.SEGMENTERS, posts,
             overlays=p["overlays"], overlay_size=p["overlay_size"],
         )  # fmt: skip
     with atomic_dir(layout.METRICS / "segmentation") as headlines:
@@ -58,8 +57,9 @@ def main() -> None:
             write_json(headlines / f"{name}.json", segmentation_headline(block))
     for name, block in results["segmenters"].items():
         overlap, volume = block["slice"]["with_bleed"], block["volume"]
+        threshold = posts[name].threshold
         print(
-            f"{name}: test Dice {overlap['dice']['mean']} Jaccard {overlap['jaccard']['mean']} over {overlap['n']} slices"
+            f"{name} (threshold {threshold:g}): test Dice {overlap['dice']['mean']} Jaccard {overlap['jaccard']['mean']} over {overlap['n']} slices"
             f" with bleed; volume error {volume['mean_abs_error_ml']} mL (mean absolute, {volume['n_patients']} patients)"
         )
 

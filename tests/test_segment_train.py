@@ -18,13 +18,19 @@ from torch import nn
 
 from ich.networks.segmenter import UNetSpec, unet_predictor
 from ich.segmentation import (
+    POST_PROCESS_FILE,
     AffineRanges,
     PostProcess,
     augment_crop,
+    choose_post_process,
     crop_grid,
     extract_crops,
+    post_process_candidates,
+    read_post_process,
     read_prob_map,
+    score_candidates,
     segment_slice,
+    write_post_process,
     write_prob_map,
 )
 from ich.segmentation.inference import predict_prob_map
@@ -32,7 +38,7 @@ from ich.segmentation.map_evaluation import overlay_slices, per_slice_table, seg
 from ich.train.loop import TrainConfig
 from ich.train.losses import BceDiceLoss, make_loss
 from ich.train.segmenter.data import read_pair, segmentation_parts, training_crops
-from ich.train.segmenter.fit import predict_split
+from ich.train.segmenter.fit import choose_on_validation, predict_split
 from ich.train.segmenter.fit_band import band_predictor, fit_band
 from ich.train.segmenter.fit_unet import train_unet
 from ich.train.segmenter.settings import UNET_TRAINING, BandSpec, band_settings, unet_settings
@@ -56,7 +62,7 @@ def _evaluate(predict, cohort, parts, out: Path) -> dict:
     """Maps of val and test through predict_split, scored on test exactly as the stage does."""
     predictions = predict_split(predict, cohort["converted"], parts, out)
     table = per_slice_table(predictions, cohort["index"], cohort["converted"], out, POST, [0.5, 0.9])
-    return segmenter_metrics(table, POST.threshold)
+    return segmenter_metrics(table)
 
 
 # --- the headline: the U-Net beats the band --------------------------------------------------
@@ -68,7 +74,7 @@ def test_unet_trained_on_crops_beats_the_threshold_band(tiny_cohort, parts, tmp_
     BCE alone needs many more epochs than a test can afford on this small cohort (it first
     learns "no bleed" everywhere), so the Dice-augmented loss is used; the demo uses BCE.
     """
-    model, result = train_unet(tiny_cohort["converted"], parts, SPEC, CONFIG, POST)
+    model, result = train_unet(tiny_cohort["converted"], parts, SPEC, CONFIG, [POST])
     assert result.best_score > 0 and len(result.history) == CONFIG.epochs
     unet = _evaluate(unet_predictor(model, SPEC), tiny_cohort, parts, tmp_path / "unet")
 
@@ -87,8 +93,8 @@ def test_unet_trained_on_crops_beats_the_threshold_band(tiny_cohort, parts, tmp_
 
 def test_two_cpu_runs_with_one_seed_give_identical_weights(tiny_cohort, parts):
     config = replace(CONFIG, epochs=2)
-    a, ra = train_unet(tiny_cohort["converted"], parts, SPEC, config, POST)
-    b, rb = train_unet(tiny_cohort["converted"], parts, SPEC, config, POST)
+    a, ra = train_unet(tiny_cohort["converted"], parts, SPEC, config, [POST])
+    b, rb = train_unet(tiny_cohort["converted"], parts, SPEC, config, [POST])
     assert ra.history == rb.history
     for (name, va), vb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(va, vb), name
@@ -232,7 +238,9 @@ def test_reference_maps_score_perfectly_at_every_threshold(tiny_cohort, parts, t
     )
     assert sorted(table["threshold"].unique()) == [0.5, 0.7, 0.9]
     assert len(table) == 3 * len(parts["test"])
-    metrics = segmenter_metrics(table, 0.5)
+    assert table.loc[table["operating"], "threshold"].eq(0.5).all()
+    metrics = segmenter_metrics(table)
+    assert metrics["operating_thresholds"] == [0.5]
     assert metrics["slice"]["with_bleed"]["dice"]["mean"] == 1.0
     assert metrics["slice"]["all"]["jaccard"]["min"] == 1.0  # empty on empty scores 1 (the convention)
     assert (
@@ -241,11 +249,63 @@ def test_reference_maps_score_perfectly_at_every_threshold(tiny_cohort, parts, t
     )
     for block in metrics["detection_by_threshold"].values():
         assert block["sensitivity"] == 1.0 and block["specificity"] == 1.0
-    points = volume_points(table, 0.5)
+    points = volume_points(table)
     assert list(points.columns) == ["ref_ml", "pred_ml"] and (points["ref_ml"] == points["pred_ml"]).all()
     shown = overlay_slices(table, 2)
     areas = table.drop_duplicates("slice_id").set_index("slice_id")["ref_pixels"]
     assert len(shown) == 2 and areas[shown[0]] == areas.max() and areas[shown[0]] >= areas[shown[1]] > 0
+
+
+# --- the operating threshold, chosen on validation -------------------------------------------
+
+
+def _disc(shape=(48, 48), centre=(20, 24), radius=8) -> np.ndarray:
+    yy, xx = np.ogrid[: shape[0], : shape[1]]
+    return (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= radius**2
+
+
+def test_an_under_confident_map_gets_the_threshold_that_finds_its_bleed():
+    """A network that puts 0.3 on bleed and 0.02 elsewhere: 0.5 finds nothing, 0.2 and 0.3 find all of it;
+    the tie goes to the higher threshold, and an all-zero candidate scores as it is."""
+    ref = _disc()
+    prob = np.where(ref, 0.3, 0.02)
+    candidates = post_process_candidates({"thresholds": [0.5, 0.2, 0.3, 0.01], "close_kernel": 3, "open_kernel": 3})
+    assert [c.threshold for c in candidates] == [0.01, 0.2, 0.3, 0.5]
+    scores = score_candidates([(prob, ref), (np.zeros_like(prob), np.zeros_like(ref))], candidates)
+    assert scores[0.5] == 0.0 and scores[0.2] == scores[0.3] == 1.0 and 0 < scores[0.01] < 0.2
+    assert choose_post_process(scores, candidates) == PostProcess(0.3, 3, 3)
+
+
+@pytest.mark.parametrize("thresholds", [None, [], [0.5, 0.0], [1.5]])
+def test_candidate_thresholds_must_be_probabilities(thresholds):
+    with pytest.raises(ValueError, match="segment.postprocess.thresholds"):
+        post_process_candidates({"thresholds": thresholds, "close_kernel": 3, "open_kernel": 3})
+
+
+def test_the_chosen_post_processing_is_stored_and_read_back(tmp_path):
+    with pytest.raises(FileNotFoundError, match=f"{POST_PROCESS_FILE} is missing"):
+        read_post_process(tmp_path)
+    write_post_process(tmp_path, PostProcess(0.1, 3, 5), {0.1: 0.4, 0.5: 0.25})
+    assert read_post_process(tmp_path) == PostProcess(0.1, 3, 5)
+    assert json.loads((tmp_path / POST_PROCESS_FILE).read_text())["validation_jaccard"] == {"0.1": 0.4, "0.5": 0.25}
+
+
+def test_the_threshold_is_chosen_on_validation_maps_and_never_on_test(tiny_cohort, parts, tmp_path):
+    """Validation maps are the under-confident reference (0.4 on bleed), test maps a confident one:
+    only the validation maps decide, so 0.3 is chosen although 0.5 would serve the test slices."""
+    rows = pd.concat([parts["val"], parts["test"]]).to_dict("records")
+    n_val = len(parts["val"])
+    masks = iter([read_pair(tiny_cohort["converted"], row)[1] for row in rows])  # predict_split's order
+    seen = iter(range(len(rows)))
+    predictions = predict_split(
+        lambda image: np.where(next(masks), 0.4 if next(seen) < n_val else 0.9, 0.0),
+        tiny_cohort["converted"],
+        parts,
+        tmp_path,
+    )
+    candidates = [PostProcess(t, 0, 0) for t in (0.2, 0.3, 0.5)]
+    chosen = choose_on_validation(tiny_cohort["converted"], parts["val"], predictions, tmp_path, candidates)
+    assert chosen == PostProcess(0.3, 0, 0) and read_post_process(tmp_path) == chosen
 
 
 # --- the stages, without DVC -------------------------------------------------------------------
@@ -277,7 +337,10 @@ def test_segmentation_stages_write_their_outputs(tiny_cohort, tiny_split, tmp_pa
         predictions = pd.read_csv(Path("data/segmenters") / name / "predictions.csv")
         assert list(predictions.columns) == ["slice_id", "patient_id", "set", "fold", "prob_path"]
         assert all((Path("data/segmenters") / name / p).exists() for p in predictions["prob_path"])
-        assert json.loads(Path(f"metrics/segment/{name}.json").read_text())["kind"] == params["segment"][name]["kind"]
+        recorded = json.loads(Path(f"metrics/segment/{name}.json").read_text())
+        assert recorded["kind"] == params["segment"][name]["kind"]
+        chosen = read_post_process(Path("data/segmenters") / name)
+        assert recorded["threshold"] == chosen.threshold in params["segment"]["postprocess"]["thresholds"]
         assert Path(f"plots/segment/{name}.csv").exists()
     assert (Path("data/segmenters/unet/model.pt")).exists()
     assert pd.read_csv("plots/segment/unet.csv").columns.tolist() == [
@@ -304,6 +367,8 @@ def test_segmentation_stages_write_their_outputs(tiny_cohort, tiny_split, tmp_pa
         assert Path(f"plots/segmentation/overlays/{name}.png").stat().st_size < 200_000
         assert Path(f"plots/segmentation/volume/{name}.csv").exists()
         per_slice = pd.read_csv(f"data/segmentation/{name}/per_slice.csv")
+        chosen = read_post_process(Path("data/segmenters") / name).threshold
+        assert per_slice.loc[per_slice["operating"], "threshold"].eq(chosen).all()
         test_patients = set(tiny_split.loc[tiny_split["set"] == "test", "patient_id"])
         index = tiny_cohort["index"]
         assert set(per_slice["slice_id"]) == set(index.loc[index["patient_id"].isin(test_patients), "slice_id"])

@@ -40,7 +40,7 @@ from ich.params import SAFE_LOADER, load_params
 from ich.predict.familiarity import training_reference
 from ich.predict.names import ENSEMBLE
 from ich.predict.provenance import check_choices, study_conversion, training_cohort
-from ich.segmentation import PostProcess
+from ich.segmentation import PostProcess, read_post_process
 
 
 def decider_dir(model: str) -> str:
@@ -198,7 +198,7 @@ def load_artefacts(
         versions[out.as_posix()] = lock.check(f"train_segmenter@{segmenter}", out)
         spec = unet_spec(section)
         net = build_unet(spec, project / layout.SEGMENTERS / segmenter / "model.pt")
-        post = PostProcess(**params["segment"]["postprocess"])
+        post = read_post_process(project / layout.SEGMENTERS / segmenter)
         unet = Segmenter(segmenter, unet_predictor(net.to(device).eval(), spec), post)
     training = {**training_cohort(project), "split_md5": lock.check("split", layout.SPLIT_DIR)}
     convert, windows_note = study_conversion(ConvertConfig.from_params(params["convert"]), training)

@@ -13,30 +13,49 @@ from ich.segmentation.crops import (
     stitch,
     undersample,
 )
-from ich.segmentation.maps import PROB_SCALE, PostProcess, read_prob_map, write_prob_map
+from ich.segmentation.maps import (
+    POST_PROCESS_FILE,
+    PROB_SCALE,
+    PostProcess,
+    choose_post_process,
+    overlap_score,
+    post_process_candidates,
+    read_post_process,
+    read_prob_map,
+    score_candidates,
+    write_post_process,
+    write_prob_map,
+)
 from ich.segmentation.postprocess import binarize, close_then_open, score_thresholds, segment_slice
 from ich.segmentation.threshold import fit_threshold_band, inclusive_grid, predict_threshold_band
 
 __all__ = [
+    "POST_PROCESS_FILE",
     "PROB_SCALE",
     "AffineRanges",
     "PostProcess",
     "augment_crop",
     "augment_pair",
+    "choose_post_process",
     "binarize",
     "close_then_open",
     "crop_grid",
     "extract_crops",
     "fit_threshold_band",
     "inclusive_grid",
+    "overlap_score",
+    "post_process_candidates",
     "positive_crops",
     "predict_threshold_band",
     "random_affine_matrix",
+    "read_post_process",
     "read_prob_map",
     "sample_crops",
+    "score_candidates",
     "score_thresholds",
     "segment_slice",
     "stitch",
     "undersample",
+    "write_post_process",
     "write_prob_map",
 ]

@@ -1,10 +1,10 @@
 """Evaluate stored probability maps on the test set: per-slice tables, metrics, overlays.
 
-Every segmenter is evaluated the same way: its test maps go through one
+Every segmenter is evaluated the same way: its test maps go through its
 :class:`~ich.segmentation.maps.PostProcess` at each probability threshold, each mask is compared
 with the reference (:func:`ich.metrics.segmentation.overlap_counts`), and the summaries of
-:mod:`ich.metrics.segmentation` are taken at the operating threshold, with slice-level detection
-at every threshold (Hssayeni 2020's Table 6). Overlays show a few test slices with the reference contour
+:mod:`ich.metrics.segmentation` are taken at its operating threshold (chosen on validation; the
+rows marked ``operating``), with slice-level detection at every threshold (Hssayeni 2020's Table 6). Overlays show a few test slices with the reference contour
 (green) and the predicted one (red), the same slices for every segmenter.
 """
 
@@ -46,8 +46,9 @@ def per_slice_table(
     """One row per ``subset`` slice and threshold: counts, Dice, Jaccard, labels and spacings.
 
     ``predictions`` is a segmenter's table (``slice_id, patient_id, set, fold, prob_path``);
-    the operating threshold of ``post`` is always included. The columns are those the
-    summaries of :mod:`ich.metrics.segmentation` read.
+    the operating threshold of ``post`` is always included, its rows marked ``operating``
+    (so folds pooled later each keep their own). The columns are those the summaries of
+    :mod:`ich.metrics.segmentation` read.
     """
     cuts = sorted({float(t) for t in thresholds} | {float(post.threshold)})
     rows = predictions[predictions["set"] == subset]
@@ -58,23 +59,32 @@ def per_slice_table(
         prob = read_prob_map(Path(maps_root) / row["prob_path"])
         ref = read_mask(image_root, row["mask_path"], prob.shape)
         base = {k: row[k] for k in ("slice_id", "patient_id", "fold", *extra) if k != "mask_path"}
-        records += [{**base, "threshold": t, **overlap_counts(post.mask(prob, t), ref)} for t in cuts]
+        records += [
+            {**base, "threshold": t, "operating": t == post.threshold, **overlap_counts(post.mask(prob, t), ref)}
+            for t in cuts
+        ]
     return pd.DataFrame.from_records(records)
 
 
-def segmenter_metrics(per_slice: pd.DataFrame, threshold: float) -> dict[str, Any]:
-    """Metrics of one segmenter: the full summary at ``threshold`` plus detection at every threshold.
+def segmenter_metrics(per_slice: pd.DataFrame) -> dict[str, Any]:
+    """Metrics of one segmenter: the full summary at its operating threshold plus detection at every threshold.
 
     Keys: those of :func:`ich.metrics.segmentation.segmentation_summary` (``slice``,
-    ``subtype``, ``patient``, ``detection``, ``volume``), and
+    ``subtype``, ``patient``, ``detection``, ``volume``) over the ``operating`` rows,
+    ``operating_thresholds`` (one, or one per test fold of pooled folds), and
     ``detection_by_threshold.threshold_<t>`` (Hssayeni 2020's Table 6).
     """
-    summary = segmentation_summary(per_slice[per_slice["threshold"] == threshold])
+    operating = per_slice[per_slice["operating"]]
+    summary = segmentation_summary(operating)
     table6 = {
         f"threshold_{t:g}": segmentation_summary(group)["detection"]
         for t, group in per_slice.groupby("threshold", sort=True)
     }
-    return {**summary, "detection_by_threshold": table6}
+    return {
+        **summary,
+        "operating_thresholds": sorted({float(t) for t in operating["threshold"]}),
+        "detection_by_threshold": table6,
+    }
 
 
 def segmentation_headline(block: dict[str, Any]) -> dict[str, Any]:
@@ -95,9 +105,9 @@ def segmentation_headline(block: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def volume_points(per_slice: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    """Reference and predicted bleed volume (mL) per test patient, without ids (a plot table)."""
-    patients = segmentation_by_patient(per_slice[per_slice["threshold"] == threshold])
+def volume_points(per_slice: pd.DataFrame) -> pd.DataFrame:
+    """Reference and predicted bleed volume (mL) per test patient at the operating threshold, without ids (a plot table)."""
+    patients = segmentation_by_patient(per_slice[per_slice["operating"]])
     points = patients[["ref_ml", "pred_ml"]].dropna().sort_values(["ref_ml", "pred_ml"])
     return points.round(4).reset_index(drop=True)
 
@@ -171,22 +181,24 @@ def write_segmentation_plots(
     index: pd.DataFrame,
     image_root: str | Path,
     maps_root: str | Path,
-    post: PostProcess,
+    posts: dict[str, PostProcess],
     *,
     overlays: int,
     overlay_size: int,
 ) -> None:
     """Into the empty folder ``plots``: ``volume/<name>.csv`` (reference vs predicted volume per
     patient) and ``overlays/<name>.png`` (the same ``overlays`` test slices with the most bleed for
-    every segmenter), for every segmenter of ``tables`` (per-slice tables) and ``predictions``
-    (its stored maps under ``maps_root/<name>``)."""
+    every segmenter), for every segmenter of ``tables`` (per-slice tables), ``predictions``
+    (its stored maps under ``maps_root/<name>``) and ``posts`` (its operating post-processing)."""
     (plots / "volume").mkdir()
     (plots / "overlays").mkdir()  # stays empty with `overlays: 0` (e.g. data that must not enter git)
     shown = overlay_slices(next(iter(tables.values())), overlays) if tables else []
     for name, table in tables.items():
-        write_csv(plots / "volume" / f"{name}.csv", volume_points(table, post.threshold))
+        write_csv(plots / "volume" / f"{name}.csv", volume_points(table))
         if shown:
             maps = Path(maps_root) / name
-            strip = overlay_strip(shown, predictions[name], index, image_root, maps, post, overlay_size, label=name)
+            strip = overlay_strip(
+                shown, predictions[name], index, image_root, maps, posts[name], overlay_size, label=name
+            )
             if not cv2.imwrite(str(plots / "overlays" / f"{name}.png"), strip, [cv2.IMWRITE_PNG_COMPRESSION, 9]):
                 raise OSError(f"cannot write the overlays of {name}")

@@ -2,8 +2,9 @@
 
 Both kinds end the same way, so one evaluation treats them alike: every validation and test
 slice with a reference mask gets a bleed-probability map (:func:`predict_split`, stored as in
-:mod:`ich.segmentation.maps`), and one :class:`~ich.segmentation.PostProcess` turns maps into
-masks in U-Net validation, in the band's grid search and in the evaluation.
+:mod:`ich.segmentation.maps`), the validation maps choose the operating threshold among the
+candidates (:func:`choose_on_validation`), and that :class:`~ich.segmentation.PostProcess`,
+stored beside the segmenter, turns maps into masks in the evaluation and in ``ich predict``.
 
 * ``kind: unet`` (the U-Net of Hssayeni 2020) and ``kind: lite0_unet`` (EfficientNet-Lite0 encoder,
   whole slices): through the shared loop (:mod:`ich.train.segmenter.fit_unet`); the best weights
@@ -14,7 +15,7 @@ masks in U-Net validation, in the band's grid search and in the evaluation.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,14 @@ import pandas as pd
 
 from ich.io.atomic import write_json
 from ich.networks.segmenter import NETWORK_KINDS, unet_predictor
-from ich.segmentation import PostProcess, write_prob_map
+from ich.segmentation import (
+    PostProcess,
+    choose_post_process,
+    read_prob_map,
+    score_candidates,
+    write_post_process,
+    write_prob_map,
+)
 from ich.train.loop import save_atomic
 from ich.train.segmenter.data import read_pairs
 from ich.train.segmenter.fit_band import band_predictor, fit_band
@@ -44,9 +52,11 @@ class FittedSegmenter:
     metrics: dict[str, Any]
 
 
-def _unet(name: str, section: Mapping[str, Any], root: str | Path, parts, post, out: Path, **resume) -> FittedSegmenter:
+def _unet(
+    name: str, section: Mapping[str, Any], root: str | Path, parts, candidates, out: Path, **resume
+) -> FittedSegmenter:
     spec, config = unet_settings(section, where=f"segment.{name}")
-    model, result = train_unet(root, parts, spec, config, post, **resume)
+    model, result = train_unet(root, parts, spec, config, candidates, **resume)
     save_atomic(model.state_dict(), out / "model.pt")
     metrics = {
         "kind": spec.kind,
@@ -59,9 +69,11 @@ def _unet(name: str, section: Mapping[str, Any], root: str | Path, parts, post, 
     return FittedSegmenter(unet_predictor(model, spec), curve, metrics)
 
 
-def _band(name: str, section: Mapping[str, Any], root: str | Path, parts, post, out: Path, **_) -> FittedSegmenter:
+def _band(
+    name: str, section: Mapping[str, Any], root: str | Path, parts, candidates, out: Path, **_
+) -> FittedSegmenter:
     spec = band_settings(section, where=f"segment.{name}")
-    lo, hi, grid = fit_band(root, parts["train"], spec, post)
+    lo, hi, grid = fit_band(root, parts["train"], spec, candidates[0])  # a 0/1 map: only the kernels matter
     write_json(out / "band.json", {"lo": lo, "hi": hi, "channel": spec.channel})
     metrics = {"kind": spec.kind, "lo": lo, "hi": hi, f"train_{spec.objective}": round(float(grid["score"].max()), 6)}
     return FittedSegmenter(band_predictor(lo, hi, spec), grid, metrics)
@@ -75,7 +87,7 @@ def fit_segmenter(
     section: Mapping[str, Any],
     root: str | Path,
     parts: Mapping[str, pd.DataFrame],
-    post: PostProcess,
+    candidates: Sequence[PostProcess],
     out: Path,
     *,
     checkpoint: Path | None = None,
@@ -83,13 +95,14 @@ def fit_segmenter(
 ) -> FittedSegmenter:
     """Fit the segmenter of params section ``segment.<name>`` on ``parts`` (train, val), saving it in ``out``.
 
+    ``candidates`` are the post-processings (thresholds) validation may choose from.
     ``checkpoint`` and ``inputs_digest`` resume an interrupted U-Net run as in
     :func:`ich.train.classify.train_classifier`; the band has nothing to resume.
     """
     kind = section.get("kind")
     if kind not in KINDS:
         raise ValueError(f"params.yaml segment.{name}.kind must be one of {sorted(KINDS)}, got {kind!r}")
-    return KINDS[kind](name, section, root, parts, post, out, checkpoint=checkpoint, inputs_digest=inputs_digest)
+    return KINDS[kind](name, section, root, parts, candidates, out, checkpoint=checkpoint, inputs_digest=inputs_digest)
 
 
 def predict_split(
@@ -113,3 +126,24 @@ def predict_split(
             write_prob_map(out_dir / rel, predict(image))
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
+
+
+def choose_on_validation(
+    root: str | Path,
+    val: pd.DataFrame,
+    predictions: pd.DataFrame,
+    out_dir: Path,
+    candidates: Sequence[PostProcess],
+) -> PostProcess:
+    """Choose the operating post-processing on the stored validation maps and store it in ``out_dir``.
+
+    ``predictions`` is :func:`predict_split`'s table (its ``val`` rows in the order of ``val``).
+    Scored as the U-Net's epochs are (:func:`ich.segmentation.overlap_score`); written with every
+    candidate's score to ``out_dir/postprocess.json``, where the evaluation and ``ich predict`` read it.
+    """
+    maps = predictions.loc[predictions["set"] == "val", "prob_path"]
+    pairs = ((read_prob_map(out_dir / rel), mask) for (_, mask), rel in zip(read_pairs(root, val), maps, strict=True))
+    scores = score_candidates(pairs, candidates)
+    chosen = choose_post_process(scores, candidates)
+    write_post_process(out_dir, chosen, scores)
+    return chosen

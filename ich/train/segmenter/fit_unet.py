@@ -12,20 +12,13 @@ from torch import nn
 
 from ich.data.sampling import Balance
 from ich.io.digest import digest_values
-from ich.metrics.segmentation import overlap_counts
 from ich.networks import default_device
 from ich.networks.segmenter import UNetSpec, build_unet
-from ich.segmentation import PostProcess
+from ich.segmentation import PostProcess, score_candidates
 from ich.segmentation.inference import predict_prob_map
 from ich.train.loop import FitResult, TrainConfig, fit, seed_everything
 from ich.train.losses import make_loss
 from ich.train.segmenter.data import read_pairs, training_crops
-
-
-def validation_score(rows: Sequence[Mapping[str, float]]) -> float:
-    """Mean Jaccard over the slices with reference bleed (Hssayeni 2020's figure); over all if none has bleed."""
-    with_bleed = [r["jaccard"] for r in rows if r["ref_pixels"] > 0]
-    return float(np.mean(with_bleed or [r["jaccard"] for r in rows]))
 
 
 def train_unet(
@@ -33,7 +26,7 @@ def train_unet(
     parts: Mapping[str, pd.DataFrame],
     spec: UNetSpec,
     config: TrainConfig,
-    post: PostProcess,
+    candidates: Sequence[PostProcess],
     *,
     checkpoint: Path | None = None,
     inputs_digest: str = "",
@@ -42,10 +35,12 @@ def train_unet(
 
     ``checkpoint`` and ``inputs_digest`` as in :func:`ich.train.classify.train_classifier`.
 
-    Validation runs the whole inference chain (crops, stitching, ``post``) on the validation
-    slices with bleed, the only ones :func:`validation_score` counts (on all of them if none has
-    bleed), so no epoch pays for predicting slices that cannot change the choice; the logged
-    validation loss is the pixel BCE of those stitched maps. They stay in memory for the run.
+    Validation runs the whole inference chain (crops, stitching, post-processing) on the
+    validation slices with bleed, the only ones :func:`ich.segmentation.overlap_score` counts (on
+    all of them if none has bleed), so no epoch pays for predicting slices that cannot change the
+    choice. An epoch scores as its best post-processing ``candidates`` (thresholds), the one the
+    stage then chooses on the same slices. The logged validation loss is the pixel BCE of those
+    stitched maps. They stay in memory for the run.
     """
     if parts["val"].empty:
         raise ValueError("the split has no validation slice with a mask: the best epoch cannot be chosen")
@@ -57,19 +52,19 @@ def train_unet(
     model = build_unet(spec)
 
     def validate(m: nn.Module) -> tuple[float, float]:
-        rows, loss, pixels = [], 0.0, 0
+        maps, loss, pixels = [], 0.0, 0
         for image, mask in val_pairs:
             prob = predict_prob_map(m, image, spec.crop, spec.stride, device, spec.inference_batch)
             clipped = np.clip(prob, 1e-7, 1 - 1e-7)
             loss -= float(np.sum(np.where(mask, np.log(clipped), np.log1p(-clipped))))
             pixels += mask.size
-            rows.append(overlap_counts(post.mask(prob), mask))
-        return loss / pixels, validation_score(rows)
+            maps.append((prob, mask))
+        return loss / pixels, max(score_candidates(maps, candidates).values())
 
     stamp = digest_values(
         asdict(spec),
         asdict(config),
-        asdict(post),
+        *(asdict(c) for c in candidates),
         *(parts[name].to_csv(index=False) for name in ("train", "val")),
         inputs_digest,
     )
