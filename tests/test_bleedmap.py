@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from ich.data.batch import MapTargets, MaskedSlices
 from ich.data.bleed_paste import BleedBank, intracranial_region
 from ich.data.datasets import SliceDataset
 from ich.models import available, build, capabilities, register, registry
@@ -124,20 +125,22 @@ def test_map_loss_supervises_known_masks_only():
     net = build("bleedmap_cnn", in_channels=1, num_outputs=1, input_size=32, width=4)
     mask = torch.zeros(2, 1, 32, 32)
     mask[0, 0, 8:16, 8:16] = 1
-    x = torch.cat([torch.randn(2, 1, 32, 32), mask], dim=1)
     with torch.no_grad():
-        output = MapSupervision(net)(x)
+        output = MapSupervision(net)(MaskedSlices(torch.randn(2, 1, 32, 32), mask))
     assert output[2].shape == (2, 1, 8, 8) and output[2][0].sum() == 4 and output[2][1].sum() == 0
+    labels = torch.tensor([[1.0], [0.0]])
+    both, neither, first = (MapTargets(labels, torch.tensor(k)) for k in ([1.0, 1.0], [0.0, 0.0], [1.0, 0.0]))
     loss = MapLoss()
-    known = float(loss(output, torch.tensor([[1.0, 1.0], [0.0, 1.0]])))
-    slice_only = float(MapLoss(map_weight=0)(output, torch.tensor([[1.0, 1.0], [0.0, 1.0]])))
-    unknown = float(loss(output, torch.tensor([[1.0, 0.0], [0.0, 0.0]])))
+    known = float(loss(output, both))
+    slice_only = float(MapLoss(map_weight=0)(output, both))
+    unknown = float(loss(output, neither))
     assert known > slice_only and unknown == pytest.approx(slice_only)
     # the map term reads a slice's mask only where that mask is known
     moved = output[0], output[1], torch.stack([torch.roll(output[2][0], 3, dims=-1), output[2][1]])
-    half_known = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
-    assert float(loss(moved, half_known)) == pytest.approx(float(loss(output, half_known)))
-    assert float(loss(moved, torch.tensor([[1.0, 1.0], [0.0, 1.0]]))) != pytest.approx(known)
+    second = MapTargets(labels, torch.tensor([0.0, 1.0]))
+    assert float(loss(moved, second)) == pytest.approx(float(loss(output, second)))
+    assert float(loss(moved, both)) != pytest.approx(known)
+    assert float(loss(moved, first)) != pytest.approx(float(loss(output, first)))
 
 
 def test_dataset_carries_the_mask_and_whether_it_is_known(tiny_cohort):
@@ -145,12 +148,17 @@ def test_dataset_carries_the_mask_and_whether_it_is_known(tiny_cohort):
     positive = index.index[index["any"] == 1][0]
     index.loc[positive, "mask_path"] = ""  # a positive slice without a mask: its map is unknown
     data = SliceDataset(index, tiny_cohort["converted"], input_size=32, grey=True, masks=True)
-    image, targets = data[int(positive)]
-    assert image.shape == (2, 32, 32) and targets.tolist() == [1.0, 0.0]
+    (image, mask), (labels, known) = data[int(positive)]
+    assert image.shape == mask.shape == (1, 32, 32) and labels.tolist() == [1.0] and float(known) == 0.0
     negative = int(index.index[index["any"] == 0][0])
-    assert data[negative][1].tolist() == [0.0, 1.0] and data[negative][0][1].sum() == 0
+    inputs, targets = data[negative]
+    assert targets.labels.tolist() == [0.0] and float(targets.mask_known) == 1.0 and inputs.mask.sum() == 0
     with_mask = int(index.index[(index["any"] == 1) & (index["mask_path"] != "")][0])
-    assert data[with_mask][0][1].max() == 255
+    assert data[with_mask][0].mask.max() == 255 and float(data[with_mask][1].mask_known) == 1.0
+    # the default collate keeps the names: a batch is MaskedSlices of (B, 1, H, W) and MapTargets
+    inputs, targets = next(iter(torch.utils.data.DataLoader(data, batch_size=4)))
+    assert isinstance(inputs, MaskedSlices) and inputs.image.shape == inputs.mask.shape == (4, 1, 32, 32)
+    assert isinstance(targets, MapTargets) and targets.labels.shape == (4, 1) and targets.mask_known.shape == (4,)
 
 
 def test_bleedmap_trains_on_masks_with_pasted_bleeds_from_training_patients_only(tiny_cohort, tiny_split):
@@ -172,7 +180,7 @@ def test_bleedmap_trains_on_masks_with_pasted_bleeds_from_training_patients_only
         spec.dataset(table, tiny_cohort["converted"], training=True)  # validation and test rows: refused
     torch.manual_seed(0)
     pasted = [data[i] for i in np.flatnonzero(train["any"].to_numpy() == 0)]
-    gained = [t[0] == 1 and img[-1].any() for img, t in pasted]
+    gained = [t.labels[0] == 1 and x.mask.any() for x, t in pasted]
     assert 0 < sum(gained) < len(gained)  # about half of the normal slices got a bleed and its mask
     model, result, predictions = train_classifier(
         tiny_cohort["index"], tiny_split, tiny_cohort["converted"], spec, config, balance_policy="loss_weights"
@@ -192,10 +200,11 @@ def test_the_mask_follows_the_image_through_the_augmentation():
 
     square = torch.zeros(8, 1, 32, 32, dtype=torch.uint8)
     square[:, :, 8:20, 10:18] = 255
-    prepare = BatchPreparation(1, augment=True, masks=True, degrees=30, translate=0.2, intensity=0.3).train()
+    prepare = BatchPreparation(1, augment=True, degrees=30, translate=0.2, intensity=0.3).train()
     torch.manual_seed(0)
-    out = prepare(torch.cat([square, square], dim=1))
-    image, mask = out[:, :1] * GREY_STD[0] + GREY_MEAN[0], out[:, 1:]
+    out = prepare(MaskedSlices(square, square))
+    assert isinstance(out, MaskedSlices)
+    image, mask = out.image * GREY_STD[0] + GREY_MEAN[0], out.mask
     assert not torch.equal(mask > 0.5, square.bool())  # moved
     agree = ((image > 0.5) == (mask > 0.5)).float().mean()
     assert agree > 0.99  # wherever the square went, its mask went too
@@ -235,6 +244,6 @@ def test_a_bleed_map_model_declared_in_one_place_trains_on_masks_with_no_edit_el
     )
     assert predictions["prob_any"].between(0, 1).all() and len(result.history) == 1
     # the map target follows the network's own stride: 32 px input, a 4 x 4 map
-    logits, bleed_map, target = MapSupervision(_CoarseMapNet(1, 1))(torch.zeros(2, 2, 32, 32))
+    logits, bleed_map, target = MapSupervision(_CoarseMapNet(1, 1))(MaskedSlices(*torch.zeros(2, 2, 1, 32, 32)))
     assert bleed_map.shape == target.shape == (2, 1, 4, 4)
     assert capabilities("study_gru").reads_studies and not capabilities("wa2d_cnn3").bleed_map

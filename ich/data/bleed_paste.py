@@ -186,7 +186,6 @@ class BleedBank:
         """With ``probability``, a random donor pasted into a normal slice; ``(image, mask, targets)``.
 
         Slices already labelled positive, and draws that find no place, are returned unchanged.
-        ``targets`` keeps any columns after the donor's (e.g. whether the mask is known).
         """
         if targets[0] > 0 or float(torch.rand(())) >= self.probability:
             return image, mask, targets
@@ -194,6 +193,4 @@ class BleedBank:
         pasted = self.paste(image, donor)
         if pasted is None:
             return image, mask, targets
-        labelled = targets.clone()
-        labelled[: len(donor.targets)] = torch.maximum(targets[: len(donor.targets)], donor.targets)
-        return pasted[0], pasted[1], labelled
+        return pasted[0], pasted[1], torch.maximum(targets, donor.targets)

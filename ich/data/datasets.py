@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from ich.data.batch import MapTargets, MaskedSlices
 from ich.data.bleed_paste import BleedBank
 from ich.data.context import neighbour_rows
 from ich.data.resize import resize_square
@@ -56,10 +57,10 @@ class SliceDataset(Dataset):
         context: neighbours on each side stacked with the slice (:mod:`ich.data.context`):
             ``C x (2 * context + 1)`` channels, slice-major, the slice itself in the middle.
         masks: for a network trained on the bleed masks too (registered with ``bleed_map=True``):
-            each item carries the slice's mask (0/255, ``mask_path`` of the index) as one more,
-            last channel, and its targets one more, last column: 1 where the mask is known (a
-            mask file, or a slice labelled "no bleed", whose mask is empty), 0 for a positive
-            slice without a mask (its map is not supervised).
+            each item is ``(MaskedSlices(image, mask), MapTargets(labels, mask_known))``
+            (:mod:`ich.data.batch`): the slice's mask (0/255, ``mask_path`` of the index), and
+            whether it is known (a mask file, or a slice labelled "no bleed", whose mask is
+            empty; not for a positive slice without a mask, whose map is not supervised).
         paste: fraction of the normal slices that receive a real bleed cut from another
             training slice (:mod:`ich.data.bleed_paste`); needs ``masks`` and a training table
             (``set`` all "train"). 0: off.
@@ -84,11 +85,11 @@ class SliceDataset(Dataset):
         self.input_size = input_size
         self.grey = grey
         self.mask_paths: list[Path | None] | None = None
+        self.mask_known: torch.Tensor | None = None
         if masks:
             files = has_mask_file(table)
             self.mask_paths = [Path(root) / p if f else None for p, f in zip(table["mask_path"], files, strict=True)]
-            known = mask_is_known(table).to_numpy(dtype=np.float32)
-            labels = np.concatenate([labels, known[:, None]], axis=1)
+            self.mask_known = torch.from_numpy(mask_is_known(table).to_numpy(dtype=np.float32))
         self.targets = torch.from_numpy(labels)
         self._images = self._decode_all() if cache else None
         self._masks = self._decode_all_masks() if masks and cache else None
@@ -98,9 +99,7 @@ class SliceDataset(Dataset):
                 raise ValueError(
                     "paste cuts bleeds with their masks from cached grey slices: it needs masks, cache and grey"
                 )
-            self.bank = BleedBank(
-                self._images, self._masks[:, 0], self.targets[:, : len(label_columns)], table, probability=paste
-            )
+            self.bank = BleedBank(self._images, self._masks[:, 0], self.targets, table, probability=paste)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -141,18 +140,18 @@ class SliceDataset(Dataset):
         """Row ``row``'s slice alone, decoded ``(C, H, W)`` uint8 (no neighbours, no mask)."""
         return self._images[row] if self._images is not None else self._decode(row)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor] | tuple[MaskedSlices, MapTargets]:
         rows = self.stacks[i]
         image = self.decoded(int(rows[0])) if len(rows) == 1 else torch.cat([self.decoded(int(r)) for r in rows])
         targets = self.targets[i]
-        if self.mask_paths is None:
+        if self.mask_known is None:
             return image, targets
         centre = int(rows[len(rows) // 2])
         mask = self.mask(centre)
         if self.bank is not None:
             image, pasted, targets = self.bank.maybe_paste(image, mask[0], targets)
             mask = pasted[None]
-        return torch.cat([image, mask]), targets
+        return MaskedSlices(image, mask), MapTargets(targets, self.mask_known[i])
 
 
 class StudyDataset(Dataset):

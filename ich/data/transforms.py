@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ich.data.batch import MaskedSlices
 from ich.data.windowing import rewindow
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -63,6 +64,10 @@ class BatchPreparation(nn.Module):
     ``1 +/- scale``, and a horizontal flip with probability 1/2 when ``flip`` (a bleed is a
     bleed on either side; the segmentation pipeline keeps its own flip-free augmentation).
 
+    A :class:`ich.data.batch.MaskedSlices` batch (a map model's training input) comes back as one:
+    its mask follows the affine map with the image, is scaled to [0, 1] and is left out of every
+    intensity change and of the normalisation.
+
     Args:
         channels: channels per slice: 3 (ImageNet statistics) or 1 (their grey mean).
         augment: whether training mode augments at all.
@@ -81,9 +86,6 @@ class BatchPreparation(nn.Module):
         rewindow: (training only) each image re-windowed at a random window (:class:`Rewindow`),
             before the affine map so that saturated pixels are still exactly 0 or 1; grey
             (one-window) slices only. ``None``: off.
-        masks: the input's last channel is the slice's bleed mask (0/255, :class:`ich.data.datasets.SliceDataset`
-            with ``masks``): it follows the affine map with the image, is scaled to [0, 1] and left
-            out of every intensity change and of the normalisation.
     """
 
     def __init__(
@@ -99,12 +101,11 @@ class BatchPreparation(nn.Module):
         window_dropout: float = 0.0,
         intensity: float = 0.0,
         rewindow: Rewindow | None = None,
-        masks: bool = False,
     ) -> None:
         super().__init__()
         if rewindow is not None and channels != 1:
             raise ValueError("rewindow needs grey (one-window) slices: other windows would need their own source")
-        self.rewindow, self.masks = rewindow, masks
+        self.rewindow = rewindow
         if not 0 <= intensity < 1:
             raise ValueError(f"intensity must be in [0, 1), got {intensity}")
         if not 0 <= window_dropout <= 1:
@@ -156,11 +157,13 @@ class BatchPreparation(nn.Module):
         level, width = u(*spec.level), u(*spec.width)
         return rewindow(x, spec.source, level - width / 2, level + width / 2)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 5:  # whole studies (B, T, C, H, W): each slice prepared as an image
+    def forward(self, x: torch.Tensor | MaskedSlices) -> torch.Tensor | MaskedSlices:
+        if isinstance(x, MaskedSlices):
+            image, mask = x.image.float() / 255.0, x.mask.float() / 255.0
+        elif x.dim() == 5:  # whole studies (B, T, C, H, W): each slice prepared as an image
             return self.forward(x.flatten(0, 1)).unflatten(0, x.shape[:2])
-        x = x.float() / 255.0
-        image, mask = (x[:, :-1], x[:, -1:]) if self.masks else (x, None)
+        else:
+            image, mask = x.float() / 255.0, None
         if self.augment and self.training:
             if self.rewindow is not None:
                 image = self._random_window(image)
@@ -174,4 +177,4 @@ class BatchPreparation(nn.Module):
             if self.intensity:
                 image = self._random_display(image)
         image = (image - self.mean) / self.std
-        return image if mask is None else torch.cat([image, mask], dim=1)
+        return image if mask is None else MaskedSlices(image, mask)

@@ -83,9 +83,8 @@ class ClassifierSpec:
         """Slices per input: the slice and ``context`` neighbours on each side."""
         return 2 * self.context + 1
 
-    def preparation(self, augment: bool, training: bool = False) -> BatchPreparation:
-        """The batch preparation this network's inputs get (augmentation only if ``augment``);
-        ``training``: of the training inputs, which carry the mask for a map model."""
+    def preparation(self, augment: bool) -> BatchPreparation:
+        """The batch preparation this network's inputs get (augmentation only if ``augment``)."""
         return BatchPreparation(
             self.slice_channels,
             augment=augment,
@@ -93,7 +92,6 @@ class ClassifierSpec:
             window_dropout=self.window_dropout,
             intensity=self.intensity,
             rewindow=Rewindow(**{k: tuple(v) for k, v in self.rewindow.items()}) if self.rewindow else None,
-            masks=training and self.uses_masks,
         )
 
     def dataset(self, table: pd.DataFrame, root: str | Path, training: bool = False) -> SliceDataset | StudyDataset:

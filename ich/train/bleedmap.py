@@ -1,11 +1,11 @@
 """Training pieces of the networks with a bleed-map head (registered with ``bleed_map=True``).
 
-Their training inputs carry the slice's mask as a last channel and their targets a last column
-saying whether that mask is known (:class:`ich.data.datasets.SliceDataset` with ``masks``), so
-the mask follows every augmentation with the image. :class:`MapSupervision` wraps the network
-for the training loop: it splits the mask off and returns both heads' logits with the mask
-target; :class:`MapLoss` adds the map's loss to the slice loss. Validation and prediction use the
-network itself, on images alone.
+Their training inputs are :class:`ich.data.batch.MaskedSlices` (the image and its bleed mask,
+which follows every augmentation with the image) and their targets
+:class:`ich.data.batch.MapTargets` (the labels and whether the mask is known).
+:class:`MapSupervision` wraps the network for the training loop: it returns both heads' logits
+with the mask target; :class:`MapLoss` adds the map's loss to the slice loss. Validation and
+prediction use the network itself, on images alone.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from ich.data.batch import MapTargets, MaskedSlices
+
 
 class MapSupervision(nn.Module):
-    """``network`` as the training loop sees it: input ``(B, C + 1, H, W)``, the last channel the mask.
+    """``network`` as the training loop sees it: input :class:`~ich.data.batch.MaskedSlices`.
 
     Returns ``(slice logits, map logits, map target)``: the target is the mask at the map's
     resolution (whatever stride the network's map has), a cell counting as bleed when any of its
@@ -27,8 +29,8 @@ class MapSupervision(nn.Module):
         super().__init__()
         self.network = network
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        image, mask = x[:, :-1], x[:, -1:]
+    def forward(self, x: MaskedSlices) -> tuple[Tensor, Tensor, Tensor]:
+        image, mask = x
         logits, bleed_map = self.network.forward_maps(image)
         stride = mask.shape[-1] // bleed_map.shape[-1]
         if tuple(mask.shape[-2:]) != (bleed_map.shape[-2] * stride, bleed_map.shape[-1] * stride):
@@ -42,7 +44,7 @@ class MapSupervision(nn.Module):
 class MapLoss(nn.Module):
     """Slice BCE plus ``map_weight`` x (pixel BCE + soft Dice) of the map, on slices whose mask is known.
 
-    ``targets`` are the slice targets with the "mask known" flag as last column. The soft Dice
+    The soft Dice
     is taken over the whole batch's known maps at once, so a batch of normal slices (empty
     masks) gives it no division by zero, and a bleed's few cells weigh against the many empty
     ones that the BCE is dominated by.
@@ -53,9 +55,9 @@ class MapLoss(nn.Module):
         self.slice_loss = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
         self.map_weight, self.smooth = map_weight, smooth
 
-    def forward(self, output: tuple[Tensor, Tensor, Tensor], targets: Tensor) -> Tensor:
+    def forward(self, output: tuple[Tensor, Tensor, Tensor], targets: MapTargets) -> Tensor:
         logits, bleed_map, target = output
-        labels, known = targets[:, :-1], targets[:, -1]
+        labels, known = targets
         loss = self.slice_loss(logits, labels)
         if not self.map_weight or not bool(known.any()):
             return loss

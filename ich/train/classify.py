@@ -114,7 +114,7 @@ def train_classifier(
         checkpoint=checkpoint,
         fingerprint=stamp,
         device=device,
-        prepare=spec.preparation(augment=spec.augment, training=True),
+        prepare=spec.preparation(augment=spec.augment),
     )
     val_probs = predict(model, val_set)
     if config.refit:
@@ -188,7 +188,7 @@ def _refit(
         checkpoint=refit_checkpoint,
         fingerprint=digest_values(stamp, "refit", chosen.best_epoch),
         device=default_device(),
-        prepare=spec.preparation(augment=spec.augment, training=True),
+        prepare=spec.preparation(augment=spec.augment),
     )
     if refit_checkpoint is not None:
         refit_checkpoint.unlink(missing_ok=True)

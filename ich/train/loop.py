@@ -24,6 +24,7 @@ from torch.optim.swa_utils import update_bn
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
+from ich.data.batch import batch_length, to_device
 from ich.data.sampling import Balance
 from ich.io.atomic import atomic_file
 from ich.io.digest import code_digest, digest_values
@@ -125,10 +126,12 @@ def recalibrate_batchnorm(
     prepare.eval()
     with torch.no_grad():
         # one slice cannot give statistics; a whole study (B, T, C, H, W) can
-        batches = [prepare(x.to(device)) for x, _ in loader if len(x) > 1 or x.dim() == 5]
+        batches = [
+            [prepare(to_device(x, device))] for x, _ in loader if batch_length(x) > 1 or getattr(x, "ndim", 0) == 5
+        ]
     prepare.train(was_training)
-    if batches:
-        update_bn(batches, model, device)
+    if batches:  # update_bn takes element [0] of a list: a named batch arrives whole
+        update_bn(batches, model)
 
 
 def world() -> tuple[int, int]:
@@ -250,15 +253,15 @@ def fit(
         total, seen = 0.0, 0
         loader = epoch_loader(train_set, balance, config, epoch)
         for inputs, targets in tqdm(loader, desc=f"epoch {epoch}", unit="batch", leave=False, mininterval=5.0):
-            inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+            inputs, targets = to_device(inputs, device), to_device(targets, device)
             optimizer.zero_grad(set_to_none=True)
             with torch.autocast(device.type, enabled=use_amp):
                 loss = loss_fn(model(prepare(inputs)), targets)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
-            total += float(loss.detach()) * len(inputs)
-            seen += len(inputs)
+            total += float(loss.detach()) * batch_length(inputs)
+            seen += batch_length(inputs)
         seconds = time.perf_counter() - started
         recalibrate_batchnorm(core, train_set, balance.rows, config, device, prepare)
         val_loss, val_score = validate(core) if validate is not None else (NO_VALIDATION, NO_VALIDATION)
