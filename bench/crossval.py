@@ -56,7 +56,7 @@ from ich.data.site_shift import SiteShift, brain_window_of, slice_id_of, write_s
 from ich.metrics import choose_operating_points, evaluate_predictions  # noqa: E402
 from ich.metrics.external import external_block  # noqa: E402
 from ich.metrics.model_evaluation import slice_block  # noqa: E402
-from ich.metrics.pooled_folds import summary  # noqa: E402
+from ich.metrics.pooled_folds import cohort_summaries, summary  # noqa: E402
 from ich.predict.artefacts import load_artefacts  # noqa: E402
 from ich.predict.batch import classify_folders, predict_folders  # noqa: E402
 from ich.predict.external import label_predictions, read_external_cohort  # noqa: E402
@@ -66,8 +66,9 @@ from tools.project import copy_project  # noqa: E402
 def profile_for_fold(profile: dict, fold: int, models: list[str] | None) -> dict:
     """The profile with ``split.test_fold = fold``, optionally restricted to ``models``.
 
-    A relative ``download.path`` is made absolute against the repository root, where the
-    profile is documented to run from, because the DAG runs in a copy elsewhere.
+    A relative ``download.path`` (and a combined source's cohort paths) is made absolute against
+    the repository root, where the profile is documented to run from, because the DAG runs in a
+    copy elsewhere.
     """
     params = json.loads(json.dumps(profile))  # deep copy
     if params["split"]["mode"] != "kfold":
@@ -75,9 +76,11 @@ def profile_for_fold(profile: dict, fold: int, models: list[str] | None) -> dict
     if not 0 <= fold < params["split"]["folds"]:
         raise ValueError(f"fold {fold} outside 0..{params['split']['folds'] - 1}")
     params["split"]["test_fold"] = fold
-    path = params["download"].get("path")
-    if path and not Path(path).is_absolute():
-        params["download"]["path"] = str((REPO / path).resolve())
+    sections = [params["download"], *(params["download"].get("combined") or {}).get("cohorts", {}).values()]
+    for section in sections:
+        path = section.get("path")
+        if path and not Path(path).is_absolute():
+            section["path"] = str((REPO / path).resolve())
     if models:
         unknown = set(models) - set(params["train"])
         if unknown:
@@ -252,8 +255,9 @@ PROVENANCE = (
     "seconds_per_fold",
     "operating_points_chosen_again_with",
 )
-PER_MODEL = ("models", "validation_pooled", *SHIFTS, "external")
-"""The per-model blocks of a published file: test figures, pooled validation, the simulated sites."""
+PER_MODEL = ("models", "validation_pooled", *SHIFTS, "external", "by_cohort")
+"""The per-model blocks of a published file: test figures, pooled validation, the simulated sites,
+other hospitals, and each cohort of a combined source apart."""
 
 
 def publishable(results: dict, published: Path, names: list[str], variant: str = "") -> dict:
@@ -368,6 +372,13 @@ def main() -> None:
     names = [*(models or profile["models"]), "ensemble"]
     outputs = [".csv", ".operating_points.json", *([f".{key}.csv" for key in SHIFTS] if args.site_shift else [])]
     external = {c: profile["external"]["cohorts"][c] for c in args.external.split(",") if c}
+    if profile["download"]["source"] == "combined":
+        trained_on = {Path(c["path"]).resolve() for c in profile["download"]["combined"]["cohorts"].values()}
+        seen = [c for c, section in external.items() if Path(section["path"]).resolve() in trained_on]
+        if seen:
+            parser.error(
+                f"--external {','.join(seen)}: the combined source trains on it; its held-out folds are by_cohort"
+            )
     outputs += [f".external-{cohort}.csv" for cohort in external]
 
     prepare_workdir(workdir)
@@ -395,6 +406,7 @@ def main() -> None:
         )
 
     index = pd.read_csv(out / "index.csv")
+    cohorts = index["cohort"].nunique() > 1 if "cohort" in index else False
     if args.repoint:
         for k in folds:
             for name in names:
@@ -416,6 +428,7 @@ def main() -> None:
         "validation_pooled": {},
         **({key: {} for key in SHIFTS} if args.site_shift else {}),
         **({"external": {}} if external else {}),
+        **({"by_cohort": {}} if cohorts else {}),
         **({"operating_points_chosen_again_with": _code_version()} if args.repoint else {}),
     }
     for name in names:
@@ -430,6 +443,18 @@ def main() -> None:
         results["validation_pooled"][name] = summary(
             validation, points, index, n_boot=e["n_bootstrap"], seed=e["seed"], subset="val"
         )
+        if cohorts:  # each hospital's patients apart: a cohort trained on is scored on its held-out folds
+            results["by_cohort"][name] = {
+                subset: cohort_summaries(
+                    tables if subset == "test" else validation,
+                    points,
+                    index,
+                    n_boot=e["n_bootstrap"],
+                    seed=e["seed"],
+                    subset=subset,
+                )  # fmt: skip
+                for subset in ("test", "val")
+            }
         for key in SHIFTS if args.site_shift else ():  # the same folds' models and points, on shifted studies
             shifted = {k: pd.read_csv(out / f"fold{k}" / f"{name}.{key}.csv") for k in folds}
             results[key][name] = summary(shifted, points, index, n_boot=e["n_bootstrap"], seed=e["seed"])

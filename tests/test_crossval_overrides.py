@@ -58,3 +58,18 @@ def test_a_variant_is_published_beside_the_profiles_entries(crossval, tmp_path):
     assert merged["models"] == {"lite0": 0.9, "lite0[scratch]": 0.8, "ensemble(lite0)[scratch]": 0.8}
     assert merged["runs"]["lite0[scratch]"]["overrides"] == ["train.lite0.pretrained=none"]
     assert merged["runs"]["lite0"] == {"folds": [0]}
+
+
+def test_the_combined_ablation_runs_from_a_copy_with_every_cohort_path_made_absolute(crossval):
+    """`--set download.source=combined` on the real profile: each fold's params read both hospitals
+    from absolute paths (the DAG runs in a copy elsewhere), and only the test fold changes."""
+    import yaml
+
+    profile = yaml.safe_load((BENCH.parents[1] / "profiles" / "ct-ich-jpg.yaml").read_text())
+    params = crossval.profile_for_fold(crossval.with_overrides(profile, ["download.source=combined"]), 3, None)
+    assert params["download"]["source"] == "combined" and params["split"]["test_fold"] == 3
+    cohorts = params["download"]["combined"]["cohorts"]
+    assert set(cohorts) == {"ct_ich", "phe_sich"}
+    for section in cohorts.values():
+        assert Path(section["path"]).is_absolute() and Path(section["path"]).name in {"ct-ich-jpg", "phe-sich-ct"}
+    assert profile["download"]["combined"]["cohorts"]["phe_sich"]["path"] == "../shared/data/phe-sich-ct"

@@ -9,7 +9,7 @@ from sklearn.metrics import roc_auc_score
 
 from ich.metrics import choose_operating_points
 from ich.metrics.calibration import calibrate
-from ich.metrics.pooled_folds import pool_folds, summary
+from ich.metrics.pooled_folds import cohort_summaries, pool_folds, summary
 
 
 def fold_tables(n_folds: int = 3, patients: int = 12, slices: int = 8, seed: int = 0):
@@ -80,3 +80,23 @@ def test_folds_shifted_apart_are_realigned_by_their_validation_fits():
     per_fold = np.mean([roc_auc_score(part["any"], part["prob_any"]) for _, part in slices.groupby("fold")])
     assert raw < per_fold - 0.05
     assert calibrated == pytest.approx(per_fold, abs=0.03)
+
+
+def test_each_cohort_is_summarised_apart_and_one_where_everyone_bleeds_says_so():
+    """Patients whose id ends in 1, 2, 4, 5, ... bleed; the 'second' hospital holds only bleeding
+    ones, as PHE-SICH does: its block has slice figures and no patient figures, and the first
+    hospital's block is the summary of its patients alone."""
+    tables, labels = fold_tables()
+    points = {k: choose_operating_points(t, labels) for k, t in tables.items()}
+    patient = labels["slice_id"].str.rsplit("-", n=1).str[0]
+    number = patient.str.rsplit("-", n=1).str[1].astype(int)
+    labels = labels.assign(patient_id=patient, cohort=np.where((number % 3 != 0) & (number > 6), "second", "first"))
+    blocks = cohort_summaries(tables, points, labels, n_boot=100, seed=0)
+    assert set(blocks) == {"first", "second"}
+    assert blocks["second"]["patient_figures"] == "undefined: every patient of this cohort bleeds"
+    assert "patient_roc_auc" not in blocks["second"] and 0.5 < blocks["second"]["slice_roc_auc_pooled"]["value"] <= 1
+    first = labels[labels["cohort"] == "first"]
+    alone = summary({k: t[t["patient_id"].isin(set(first["patient_id"]))] for k, t in tables.items()}, points, first,
+                    n_boot=100, seed=0)  # fmt: skip
+    assert blocks["first"] == alone
+    assert blocks["first"]["n_patients"] + blocks["second"]["n_patients"] == 36

@@ -85,3 +85,24 @@ def test_z_orders_slices_by_number(cohort):
     manifest, _, _ = cohort
     patient = manifest[manifest["patient_id"] == "049"]
     assert patient["z"].astype(int).tolist() == list(range(1, len(patient) + 1))
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "phe-sich-ct" / "labels.csv").is_file(), reason="PHE-SICH-CT not in ../shared/data")
+def test_the_profiles_two_hospitals_combine_with_slice_labels_only_for_phe_sich(tmp_path):
+    """The CT-ICH profile's `download.combined`: both releases as one raw cohort, CT-ICH's bleed
+    masks kept, PHE-SICH's edema masks never read (its positives train their label only)."""
+    import yaml
+
+    from tests.conftest import REPO
+
+    section = yaml.safe_load((REPO / "profiles" / "ct-ich-jpg.yaml").read_text())["download"]["combined"]
+    cohorts = {name: {**c, "path": str(REPO / c["path"])} for name, c in section["cohorts"].items()}
+    materialise("combined", {"cohorts": cohorts}, tmp_path)
+    manifest, labels, source = read_raw_cohort(tmp_path)
+    patients = manifest.groupby("cohort")["patient_id"].nunique().to_dict()
+    assert patients == {"ct_ich": 82, "phe_sich": 60}
+    phe = manifest[manifest["cohort"] == "phe_sich"]
+    assert len(phe) == 1785 and (phe["mask_path"] == "").all()
+    assert (manifest.loc[manifest["cohort"] == "ct_ich", "mask_path"] != "").sum() == 318
+    assert labels["key"].is_unique and len(labels) >= len(manifest)
+    assert source["name"] == "ct-ich-jpg + phe-sich-ct" and not source["synthetic"]

@@ -53,7 +53,7 @@ def check_contract(out: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
 
 
 def test_dispatch_names_and_unknown_source(tmp_path):
-    assert set(SOURCES) == {"synthetic", "ct-ich", "rsna", "cq500", "folder", "images"}
+    assert set(SOURCES) == {"synthetic", "ct-ich", "rsna", "cq500", "folder", "images", "combined"}
     with pytest.raises(ValueError, match="unknown source 'kaggle'"):
         materialise("kaggle", {}, tmp_path)
 
@@ -240,6 +240,41 @@ def test_images_generic_layout(tmp_path):
     assert labels["subdural"].tolist() == ["0", "1", "0", ""] and labels["epidural"].tolist() == [""] * 4
     assert [i["reason"] for i in source["issues"]] == ["image missing: label row without an image"]
     assert source["single_slice_studies"] is False  # study A has two images
+
+
+def test_two_cohorts_combined_keep_their_ids_and_each_slice_its_cohort(tmp_path):
+    """A DICOM cohort and a pre-windowed one as one raw cohort: converted, every slice says its
+    cohort, ids are those each source gives, and a patient id found in both is refused."""
+    from ich.data.cohort_conversion import ConvertConfig, convert_cohort
+    from ich.data.split import patient_labels
+
+    root = tmp_path / "pngs"
+    for patient in ("A", "B"):
+        for z in range(2):
+            _png(root / patient / f"{z}.png", np.full((40, 40), 60 + 40 * z, np.uint8))
+    pd.DataFrame(
+        {"image": ["A/0.png", "A/1.png", "B/0.png", "B/1.png"], "patient_id": ["A", "A", "B", "B"], "any": [1, 1, 0, 0]}
+    ).to_csv(root / "labels.csv", index=False)
+    cohorts = {
+        "phantoms": {"source": "synthetic", "n_patients": 2, "slices_per_study": 3, "seed": 0},
+        "site_b": {"source": "images", "path": str(root), "layout": "generic", "name": "site-b"},
+    }
+    raw = tmp_path / "raw"
+    materialise("combined", {"cohorts": cohorts}, raw)
+    manifest, _, source = check_contract(raw)
+    assert manifest["cohort"].value_counts().to_dict() == {"phantoms": 6, "site_b": 4}
+    assert source["name"] == "synthetic + site-b" and set(source["cohorts"]) == {"phantoms", "site_b"}
+    index, quarantine = convert_cohort(raw, tmp_path / "converted", ConvertConfig(size=32, workers=1))
+    assert quarantine.empty and index["cohort"].value_counts().to_dict() == {"phantoms": 6, "site_b": 4}
+    assert patient_labels(index).groupby("cohort")["any"].count().to_dict() == {"phantoms": 2, "site_b": 2}
+    with pytest.raises(ValueError, match="more than one cohort"):
+        patient_labels(index.assign(patient_id=index["patient_id"].iloc[0]))
+
+    clash = {**cohorts, "again": {"source": "images", "path": str(root), "layout": "generic"}}
+    with pytest.raises(SourceError, match="patient id 'A' is in cohorts 'site_b' and 'again'"):
+        materialise("combined", {"cohorts": clash}, tmp_path / "clash")
+    with pytest.raises(SourceError, match="two or more"):
+        materialise("combined", {"cohorts": {"only": cohorts["site_b"]}}, tmp_path / "one")
 
 
 def test_images_of_single_slices_from_another_site_survive_convert(tmp_path):

@@ -47,8 +47,24 @@ def test_leakage_check_catches_a_study_in_two_sets(tiny_cohort, tiny_split):
 
 
 def test_patient_labels_marks_a_patient_positive_if_any_slice_is():
-    index = pd.DataFrame({"patient_id": ["a", "a", "b"], "any": [0, 1, 0]})
-    assert patient_labels(index).set_index("patient_id")["any"].to_dict() == {"a": 1, "b": 0}
+    index = pd.DataFrame({"patient_id": ["a", "a", "b"], "any": [0, 1, 0], "cohort": ["x", "x", "y"]})
+    table = patient_labels(index).set_index("patient_id")
+    assert table["any"].to_dict() == {"a": 1, "b": 0} and table["cohort"].to_dict() == {"a": "x", "b": "y"}
+
+
+@pytest.mark.parametrize("mode", ["kfold", "holdout"])
+def test_a_second_cohort_gets_its_own_folds_and_moves_no_patient_of_the_first(mode):
+    """A hospital whose every patient bleeds (PHE-SICH) joins the cohort: the first hospital's
+    sets and folds stay as they were alone, and the second is spread over every fold and set."""
+    first = _patients().assign(cohort="ct_ich")
+    second = pd.DataFrame({"patient_id": [f"Q{i:02d}" for i in range(40)], "any": 1, "cohort": "phe_sich"})
+    alone = split_patients(first, mode=mode, folds=5, test_fold=2, seed=0)
+    both = split_patients(pd.concat([first, second]), mode=mode, folds=5, test_fold=2, seed=0)
+    assert both["patient_id"].is_unique and len(both) == 140
+    pd.testing.assert_frame_equal(both[both["patient_id"].str.startswith("P")].reset_index(drop=True), alone)
+    added = both[both["patient_id"].str.startswith("Q")]
+    assert added["fold"].value_counts().to_dict() == dict.fromkeys(range(5), 8)
+    assert set(added["set"]) == {"train", "val", "test"}
 
 
 def test_bad_fractions_are_rejected():

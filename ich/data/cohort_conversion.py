@@ -54,6 +54,7 @@ INDEX_COLUMNS = [
     "label_level",
     "notes",
     "source_path",
+    "cohort",
 ]
 QUARANTINE_COLUMNS = ["source_path", "reason", "stage", "kind"]
 
@@ -228,6 +229,7 @@ def _render(item: _Item, config: ConvertConfig) -> dict:
         "thickness": record["thickness"],
         "notes": record["notes"],
         "source_path": source_name,
+        "cohort": row.get("cohort", ""),
         "frame": frame,
         "source_shape": tuple(original_shape),
     }
@@ -360,6 +362,8 @@ def convert_cohort(
     if slices.empty:
         raise ValueError(f"{raw_dir}: no usable slice among {len(items)} source items; see the quarantine reasons")
     source = json.loads((raw_dir / "source.json").read_text(encoding="utf-8"))
+    if "cohort" not in manifest.columns:  # one source: its name (a combined source tags every row)
+        slices["cohort"] = str(source["name"])
     min_slices = 1 if source.get("single_slice_studies") else config.min_slices_per_study
     slices, dropped, removed = _cohort_checks(slices, labels, min_slices)
     quarantine += dropped

@@ -13,9 +13,18 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 
 
 def patient_labels(index: pd.DataFrame) -> pd.DataFrame:
-    """One row per patient with ``any`` = 1 if any of their slices (or their study) is positive."""
-    table = index.groupby("patient_id", sort=True)["any"].max().astype(int).reset_index()
-    return table
+    """One row per patient: ``patient_id, cohort, any`` (1 if any of their slices, or their study, is positive).
+
+    A patient id found in two cohorts is refused: two hospitals' patients merged into one would
+    be split, trained and scored as one person.
+    """
+    table = index.groupby("patient_id", sort=True).agg(
+        cohort=("cohort", "first"), cohorts=("cohort", "nunique"), any=("any", "max")
+    )
+    shared = table.index[table["cohorts"] > 1]
+    if len(shared):
+        raise ValueError(f"patients {list(shared[:5])} have slices in more than one cohort: their ids collide")
+    return table.drop(columns="cohorts").astype({"any": int}).reset_index()
 
 
 def _stratify(labels: pd.Series, n_groups: int) -> pd.Series | None:
@@ -34,8 +43,12 @@ def split_patients(
 ) -> pd.DataFrame:
     """Assign every patient a set and a fold.
 
+    Every cohort (hospital) is split on its own, as if it were the only one: adding a cohort
+    never moves another cohort's patients between folds or sets, and each cohort is spread over
+    every fold, so each of its patients is tested once in cross-validation.
+
     Args:
-        patients: ``patient_id, any`` one row per patient.
+        patients: ``patient_id, any`` one row per patient, and ``cohort`` where there are several.
         fractions: train/val/test fractions for ``mode="holdout"``.
         folds: number of stratified folds (Hssayeni 2020 uses 5); the ``fold`` column always
             holds each patient's fold so cross-validation can be run from one split table.
@@ -51,6 +64,17 @@ def split_patients(
         raise ValueError(f"split fractions must be non-negative and sum to 1, got {fractions}")
     if patients["patient_id"].duplicated().any():
         raise ValueError("patient table has duplicate patient ids")
+    options = {"fractions": fractions, "folds": folds, "mode": mode, "test_fold": test_fold, "seed": seed}
+    if "cohort" in patients and patients["cohort"].nunique() > 1:
+        parts = [_split_one_cohort(group, **options) for _, group in patients.groupby("cohort", sort=True)]
+        return pd.concat(parts).sort_values("patient_id").reset_index(drop=True)
+    return _split_one_cohort(patients, **options)
+
+
+def _split_one_cohort(
+    patients: pd.DataFrame, *, fractions: tuple[float, float, float], folds: int, mode: str, test_fold: int, seed: int
+) -> pd.DataFrame:
+    """:func:`split_patients` of one cohort's patients."""
     table = patients[["patient_id", "any"]].sort_values("patient_id").reset_index(drop=True)
     n = len(table)
     if n < max(3, folds):

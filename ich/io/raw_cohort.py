@@ -35,7 +35,7 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "z",
     "mask_path",
 )
-MANIFEST_EXTRA_COLUMNS: tuple[str, ...] = ("bone_path", "note")
+MANIFEST_EXTRA_COLUMNS: tuple[str, ...] = ("bone_path", "note", "cohort")
 LABEL_COLUMNS: tuple[str, ...] = ("level", "key", *LABELS)
 FORMATS: frozenset[str] = frozenset({"dicom", "nifti", "image"})
 LEVELS: frozenset[str] = frozenset({"slice", "study"})

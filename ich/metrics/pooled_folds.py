@@ -13,7 +13,8 @@ footing with what that fold chose on its own validation patients (``operating_po
   specificity.
 
 Every figure comes with a 95% patient-bootstrap interval (``ich.metrics.ci``) over all pooled
-patients. :func:`summary` gives the keys of ``docs/results/<profile>-crossval.json``.
+patients. :func:`summary` gives the keys of ``docs/results/<profile>-crossval.json``;
+:func:`cohort_summaries` the same for each cohort (hospital) of a combined cohort apart.
 """
 
 from __future__ import annotations
@@ -91,9 +92,6 @@ def summary(
     are fair comparisons.
     """
     slices, patients = pool_folds(tables, points, labels, subset)
-    y_slice = slices["any"].to_numpy().astype(np.int64)
-    p_slice = slices["prob_calibrated"].to_numpy(dtype=float)
-    pooled = bootstrap_ci(_roc_auc, y_slice, p_slice, groups=slices["patient_id"], n_boot=n_boot, seed=seed)
     ranking, decided = ranking_and_decision(
         patients["label"].to_numpy().astype(np.int64),
         patients["score_calibrated"].to_numpy(dtype=float),
@@ -102,6 +100,20 @@ def summary(
         n_boot=n_boot,
         seed=seed,
     )
+    return {
+        **_slice_figures(slices, n_boot=n_boot, seed=seed),
+        "patient_roc_auc": ranking["roc_auc"],
+        "patient_sensitivity": decided["sensitivity"],
+        "patient_specificity": decided["specificity"],
+        "n_patients": len(patients),
+    }
+
+
+def _slice_figures(slices: pd.DataFrame, *, n_boot: int, seed: int) -> dict:
+    """The slice-level part of :func:`summary`, from :func:`pool_folds`'s slices."""
+    y_slice = slices["any"].to_numpy().astype(np.int64)
+    p_slice = slices["prob_calibrated"].to_numpy(dtype=float)
+    pooled = bootstrap_ci(_roc_auc, y_slice, p_slice, groups=slices["patient_id"], n_boot=n_boot, seed=seed)
     per_fold = {
         int(k): round(float(roc_auc_score(part["any"], part["prob_any"])), 6) for k, part in slices.groupby("fold")
     }
@@ -112,11 +124,40 @@ def summary(
             "mean": round(float(np.mean(list(per_fold.values()))), 6),
             "sd": round(float(np.std(list(per_fold.values()), ddof=1)), 6) if len(per_fold) > 1 else None,
         },
-        "patient_roc_auc": ranking["roc_auc"],
-        "patient_sensitivity": decided["sensitivity"],
-        "patient_specificity": decided["specificity"],
         "ece": round(expected_calibration_error(y_slice, slices["prob_any"].to_numpy(dtype=float)), 6),
         "ece_calibrated": round(expected_calibration_error(y_slice, p_slice), 6),
         "n_slices": len(slices),
-        "n_patients": len(patients),
     }
+
+
+def cohort_summaries(
+    tables: Mapping[int, pd.DataFrame],
+    points: Mapping[int, dict],
+    labels: pd.DataFrame,
+    *,
+    n_boot: int,
+    seed: int,
+    subset: str = "test",
+) -> dict:
+    """:func:`summary` of each cohort's patients apart (``labels`` with a ``cohort`` column).
+
+    A cohort whose patients all bleed (or none does) has no patient-level ROC-AUC, sensitivity
+    or specificity to give: its block holds the slice figures and says why the others are absent.
+    """
+    blocks = {}
+    for cohort, members in labels.groupby("cohort", sort=True):
+        ids = set(members["patient_id"])
+        part = {k: t[t["patient_id"].isin(ids)] for k, t in tables.items()}
+        part = {k: t for k, t in part.items() if (t["set"] == subset).any()}
+        patients = members.groupby("patient_id")["any"].max()
+        if patients.nunique() > 1:
+            blocks[cohort] = summary(part, points, members, n_boot=n_boot, seed=seed, subset=subset)
+            continue
+        slices, pooled_patients = pool_folds(part, points, members, subset)
+        state = "bleeds" if patients.iloc[0] else "is normal"
+        blocks[cohort] = {
+            **_slice_figures(slices, n_boot=n_boot, seed=seed),
+            "n_patients": len(pooled_patients),
+            "patient_figures": f"undefined: every patient of this cohort {state}",
+        }
+    return blocks

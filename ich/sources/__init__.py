@@ -9,6 +9,7 @@ Each adapter writes ``manifest.csv``, ``labels.csv`` and ``source.json``:
 ``cq500``      qure.ai CQ500 DICOM + reads (:mod:`ich.sources.cq500`)
 ``folder``     any DICOM tree + labels CSV (:mod:`ich.sources.folder`)
 ``images``     pre-windowed images, e.g. CT-ICH JPG (:mod:`ich.sources.images`)
+``combined``   several of the above as one cohort (:mod:`ich.sources.combined`)
 =============  ===============================================================
 
 Local datasets are referenced by absolute path, never copied; downloads land inside
@@ -31,6 +32,7 @@ SOURCES: dict[str, str] = {
     "cq500": "ich.sources.cq500",
     "folder": "ich.sources.folder",
     "images": "ich.sources.images",
+    "combined": "ich.sources.combined",
 }
 
 
