@@ -87,7 +87,9 @@ def test_z_orders_slices_by_number(cohort):
     assert patient["z"].astype(int).tolist() == list(range(1, len(patient) + 1))
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "phe-sich-ct" / "labels.csv").is_file(), reason="PHE-SICH-CT not in ../shared/data")
+@pytest.mark.skipif(
+    not (SHARED_DATA / "phe-sich-ct" / "labels.csv").is_file(), reason="PHE-SICH-CT not in ../shared/data"
+)
 def test_the_profiles_two_hospitals_combine_with_slice_labels_only_for_phe_sich(tmp_path):
     """The CT-ICH profile's `download.combined`: both releases as one raw cohort, CT-ICH's bleed
     masks kept, PHE-SICH's edema masks never read (its positives train their label only)."""
