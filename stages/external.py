@@ -15,12 +15,13 @@ from ich.io.atomic import atomic_dir, write_csv, write_json
 from ich.metrics.external import external_headline, external_table_rows
 from ich.params import load_params
 from ich.predict import ENSEMBLE, load_artefacts
-from ich.predict.external import read_external_cohort, validate_external
+from ich.predict.external import read_external_cohort, refuse_a_training_cohort, validate_external
 
 
 def main(cohort: str) -> None:
     params = load_params()
     p = params["external"]
+    refuse_a_training_cohort(cohort, p["cohorts"][cohort], params["download"])
     data = read_external_cohort(cohort, p["cohorts"][cohort])
     deciders = {m: load_artefacts(".", model=m, segmenter=None, subtypes=False) for m in [*params["models"], ENSEMBLE]}
     local_point = bool(p["cohorts"][cohort].get("calibrate", False))  # a point chosen on half the cohort

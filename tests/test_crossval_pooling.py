@@ -100,3 +100,21 @@ def test_each_cohort_is_summarised_apart_and_one_where_everyone_bleeds_says_so()
                     n_boot=100, seed=0)  # fmt: skip
     assert blocks["first"] == alone
     assert blocks["first"]["n_patients"] + blocks["second"]["n_patients"] == 36
+
+
+def test_the_evaluate_stage_reports_each_cohort_of_a_combined_source_apart():
+    from ich.metrics.model_report import report_model
+
+    tables, labels = fold_tables(n_folds=1, patients=30)
+    predictions = tables[0]
+    patient = labels["slice_id"].str.rsplit("-", n=1).str[0]
+    labels = labels.assign(patient_id=patient, cohort=np.where(patient.str.endswith(("1", "2")), "b", "a"))
+    points = choose_operating_points(predictions, labels)
+    options = {"thresholds": [0.5], "patient_fractions": [0.1], "n_boot": 50, "seed": 0}
+    single = report_model(predictions, labels.assign(cohort="a"), points, **options)
+    assert "by_cohort" not in single.table
+    report = report_model(predictions, labels, points, **options)
+    assert set(report.table["by_cohort"]) == {"a", "b"}
+    tested = report.table["by_cohort"]
+    assert tested["a"]["n_patients"] + tested["b"]["n_patients"] == 30
+    assert report.headline == single.headline  # the headline stays the pooled test set

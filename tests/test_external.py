@@ -253,3 +253,18 @@ def test_a_cohort_description_is_checked(tmp_path):
         with pytest.raises(SourceError, match=message) as caught:
             cohort_description(tmp_path)
         assert COHORT_FILE in str(caught.value)
+
+
+def test_a_cohort_the_models_trained_on_is_not_external():
+    """The CT-ICH profile scores PHE-SICH as another hospital; once `download.source: combined`
+    trains on it, `external@phe_sich` is refused (its held-out patients are evaluate's by_cohort)."""
+    from ich.predict.external import refuse_a_training_cohort
+
+    profile = yaml.safe_load((REPO / "profiles" / "ct-ich-jpg.yaml").read_text())
+    phe = profile["external"]["cohorts"]["phe_sich"]
+    refuse_a_training_cohort("phe_sich", phe, profile["download"])  # CT-ICH alone: PHE-SICH is external
+    combined = {**profile["download"], "source": "combined"}
+    with pytest.raises(ValueError, match="phe_sich.*trained on"):
+        refuse_a_training_cohort("phe_sich", phe, combined)
+    with pytest.raises(ValueError, match="trained on"):
+        refuse_a_training_cohort("ct", {"source": "images", "path": profile["download"]["path"]}, profile["download"])

@@ -17,6 +17,7 @@ import pandas as pd
 from ich.metrics.classification import output_check
 from ich.metrics.curves import calibration_table, confusion_rows, pr_table, roc_table
 from ich.metrics.model_evaluation import JsonBlock, evaluate_predictions, headline
+from ich.metrics.pooled_folds import cohort_summaries
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,12 @@ def report_model(
     n_boot: int,
     seed: int,
 ) -> ModelReport:
-    """The evaluation of ``predictions`` (one model's val and test rows) against the slice ``index``."""
+    """The evaluation of ``predictions`` (one model's val and test rows) against the slice ``index``.
+
+    An index of several cohorts (a combined source: hospitals trained together) also gets
+    ``by_cohort``: each cohort's test patients apart (:func:`ich.metrics.pooled_folds.cohort_summaries`,
+    the run's test set as one fold), since a figure pooled over hospitals hides how each fares.
+    """
     table = evaluate_predictions(
         predictions,
         index,
@@ -61,6 +67,10 @@ def report_model(
     test = predictions[predictions["set"] == "test"].merge(index[["slice_id", "any"]], on="slice_id")
     y, prob = test["any"].to_numpy(), test["prob_any"].to_numpy()
     table["outputs"] = {k: round(v, 6) if isinstance(v, float) else v for k, v in output_check(y, prob).items()}
+    if index["cohort"].nunique() > 1:
+        labels = index[["slice_id", "patient_id", "any", "cohort"]]
+        points = {0: dict(operating_points)}
+        table["by_cohort"] = cohort_summaries({0: predictions}, points, labels, n_boot=n_boot, seed=seed)
     curves = {
         "roc": roc_table(y, prob).round(6),
         "pr": pr_table(y, prob).round(6),

@@ -73,6 +73,22 @@ def _study_folders(root: Path, study_of: pd.Series) -> dict[str, Path]:
     return names
 
 
+def refuse_a_training_cohort(name: str, section: Mapping[str, Any], download: Mapping[str, Any]) -> None:
+    """Refuse external cohort ``name`` when the training source (params ``download``) reads the same folder:
+    its patients trained the models, so it is not external (a combined source's held-out patients
+    of that cohort are scored by ``evaluate``'s ``by_cohort`` instead)."""
+    if download.get("source") == "combined":
+        trained = [c.get("path") for c in download["combined"]["cohorts"].values()]
+    else:
+        trained = [download.get("path") or (download.get(str(download["source"]).replace("-", "_")) or {}).get("path")]
+    own = Path(str(section.get("path", ""))).resolve()
+    if any(path and Path(str(path)).resolve() == own for path in trained):
+        raise ValueError(
+            f"external cohort {name!r} ({section.get('path')}) is a cohort the models were trained on "
+            "(params download): it is not external; its held-out patients are in evaluate's by_cohort figures"
+        )
+
+
 def read_external_cohort(name: str, section: Mapping[str, Any]) -> ExternalCohort:
     """The cohort ``name`` of params ``external.cohorts``: ``source`` (an adapter), ``path`` and the
     adapter's own options (those of ``download.<source>``). A ``cohort.json`` in the cohort's folder
