@@ -46,14 +46,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "figures" / "bleed-paste.png")
     args = parser.parse_args()
 
-    spec, _ = parse_section(args.model, yaml.safe_load(args.profile.read_text())["train"][args.model])
-    if not spec.paste:
+    spec, training, _ = parse_section(args.model, yaml.safe_load(args.profile.read_text())["train"][args.model])
+    if not training.paste:
         raise SystemExit(f"train.{args.model} pastes nothing (paste: 0)")
     index = pd.read_csv(args.project / "data" / "converted" / "index.csv")
     split = pd.read_csv(args.project / "data" / "split" / "split.csv")
     train = index.merge(split[["patient_id", "set", "fold"]], on="patient_id")
     train = train[train["set"] == "train"].reset_index(drop=True)
-    data = spec.dataset(train, args.project / "data" / "converted", training=True)
+    data = training.dataset(spec, train, args.project / "data" / "converted")
     bank = data.bank
     torch.manual_seed(args.seed)
     tiles = []

@@ -55,10 +55,10 @@ def main() -> None:
     rows = []
     for name in models:
         for seed in seeds:
-            spec, config = parse_section(name, {**sections[name], "seed": seed})
+            spec, training, config = parse_section(name, {**sections[name], "seed": seed})
             started = time.perf_counter()
             _, result, predictions = train_classifier(
-                index, split, "data/converted", spec, config,
+                index, split, "data/converted", spec, config, training,
                 balance_policy=params["split"]["balance"], balance_ratio=params["split"]["balance_ratio"],
             )  # fmt: skip
             test = predictions[predictions["set"] == "test"]

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 from ich.networks import default_device
 from ich.networks.classifier import ClassifierSpec, build_classifier
 from ich.params import load_params
-from ich.train.classify import parse_section
+from ich.train.classify import ClassifierTraining, parse_section
 from ich.train.loop import TrainConfig, make_optimizer
 from ich.train.study import StudyLoss
 
@@ -65,19 +65,19 @@ def main() -> None:
     args = parser.parse_args()
     sections = load_params()["train"]
 
-    def section(name: str) -> tuple[ClassifierSpec, TrainConfig]:
+    def section(name: str) -> tuple[ClassifierSpec, ClassifierTraining, TrainConfig]:
         """The ``train`` section, with the command line's overrides."""
-        spec, config = parse_section(name, sections[name])
+        spec, training, config = parse_section(name, sections[name])
         spec = replace(spec, input_size=args.input_size) if args.input_size else spec
         workers = args.num_workers if args.num_workers is not None else config.num_workers
-        return spec, replace(config, num_workers=workers)
+        return spec, training, replace(config, num_workers=workers)
 
     names = args.models.split(",") if args.models else list(sections)
     index = pd.read_csv("data/converted/index.csv")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {DEVICE}")
     print(f"{'model':<12} {'input':>5} {'batch':>5} {'params':>12} {'img/s':>8}")
     for name in names:
-        spec, config = section(name)
+        spec, training, config = section(name)
         channels = spec.slice_channels * spec.stack
         torch.manual_seed(0)
         model = build_classifier(spec)
@@ -90,18 +90,18 @@ def main() -> None:
                 0, 256, (config.batch_size, channels, spec.input_size, spec.input_size), dtype=torch.uint8
             )
             y, loss_fn = torch.randint(0, 2, (config.batch_size, outputs)).float(), nn.BCEWithLogitsLoss()
-        prepare = spec.preparation(augment=spec.augment)
+        prepare = training.preparation(spec)
         rate = _rate(model, lambda x=x, y=y: [(x, y)], make_optimizer(model, config), args.seconds, prepare, loss_fn)
         n_params = sum(p.numel() for p in model.parameters())
         print(f"{name:<12} {spec.input_size:>5} {config.batch_size:>5} {n_params:>12,} {rate:>8.1f}")
 
-    spec, config = section(args.loader_model)
+    spec, training, config = section(args.loader_model)
     if spec.per_study:
         raise SystemExit(f"--loader-model {args.loader_model} reads whole studies; choose a slice model")
 
     def loader(cache: bool) -> DataLoader:
         return DataLoader(
-            replace(spec, cache_images=cache).dataset(index, "data/converted"),
+            spec.dataset(index, "data/converted", cache=cache),
             batch_size=config.batch_size,
             shuffle=True,
             num_workers=config.num_workers,
@@ -120,7 +120,7 @@ def main() -> None:
     ):
         torch.manual_seed(0)
         model = build_classifier(spec)
-        prepare = spec.preparation(augment=spec.augment)
+        prepare = training.preparation(spec)
         rates[label] = _rate(
             model, batches, make_optimizer(model, config), args.seconds, prepare, nn.BCEWithLogitsLoss()
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import pandas as pd
@@ -10,15 +11,16 @@ import torch
 from ich import layout
 from ich.io.atomic import atomic_dir, write_csv, write_json
 from ich.metrics import choose_operating_points
+from ich.networks.classifier import write_network_spec
 from ich.params import load_params
-from ich.train.classify import parse_section, train_classifier
+from ich.train.classify import parse_section, train_classifier, trained_on
 from ich.train.loop import is_main_process, save_atomic
 from ich.train.resumable import ResumableRun
 
 
 def main(name: str) -> None:
     params = load_params()
-    spec, config = parse_section(name, params["train"][name])
+    spec, training, config = parse_section(name, params["train"][name])
     index = pd.read_csv(layout.INDEX)
     run = ResumableRun(f"train_{name}", inputs=[__file__, layout.CONVERTED, layout.SPLIT_DIR])
     model, result, predictions = train_classifier(
@@ -27,6 +29,7 @@ def main(name: str) -> None:
         layout.CONVERTED,
         spec,
         config,
+        training,
         balance_policy=params["split"]["balance"],
         balance_ratio=params["split"]["balance_ratio"],
         checkpoint=run.checkpoint,
@@ -36,6 +39,7 @@ def main(name: str) -> None:
         return  # under torchrun every rank trains; rank 0 writes
     with atomic_dir(layout.MODELS / name) as out:
         save_atomic(model.state_dict(), out / "model.pt")
+        write_network_spec(out, spec, trained_on(json.loads(layout.SOURCE.read_text()), predictions, config.refit))
         write_csv(out / "predictions.csv", predictions)
         write_json(out / "operating_points.json", choose_operating_points(predictions, index))
     seconds = run.finish()

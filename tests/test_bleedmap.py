@@ -18,7 +18,7 @@ from ich.models import available, build, capabilities, register, registry
 from ich.models.bleedmap import MapScoredClassifier
 from ich.networks.classifier import ClassifierSpec
 from ich.train.bleedmap import MapLoss, MapSupervision
-from ich.train.classify import train_classifier
+from ich.train.classify import ClassifierTraining, train_classifier
 from ich.train.loop import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -162,37 +162,42 @@ def test_dataset_carries_the_mask_and_whether_it_is_known(tiny_cohort):
 
 
 def test_bleedmap_trains_on_masks_with_pasted_bleeds_from_training_patients_only(tiny_cohort, tiny_split):
-    spec = ClassifierSpec(
-        "bleedmap_cnn",
-        input_size=32,
-        grey=True,
-        context=1,
-        paste=0.5,
-        rewindow={"source": [0, 80]},
-        options={"width": 8},
-    )
+    spec = ClassifierSpec("bleedmap_cnn", input_size=32, grey=True, context=1, options={"width": 8})
+    training = ClassifierTraining(paste=0.5, rewindow={"source": [0, 80]})
     config = TrainConfig(epochs=2, batch_size=16, lr=3e-3, seed=0)
     table = tiny_cohort["index"].merge(tiny_split[["patient_id", "set", "fold"]], on="patient_id")
     train = table[table["set"] == "train"].reset_index(drop=True)
-    data = spec.dataset(train, tiny_cohort["converted"], training=True)
+    data = training.dataset(spec, train, tiny_cohort["converted"])
     assert data.bank is not None and data.bank.patients <= set(train["patient_id"])
     with pytest.raises(ValueError, match="training slices"):
-        spec.dataset(table, tiny_cohort["converted"], training=True)  # validation and test rows: refused
+        training.dataset(spec, table, tiny_cohort["converted"])  # validation and test rows: refused
     torch.manual_seed(0)
     pasted = [data[i] for i in np.flatnonzero(train["any"].to_numpy() == 0)]
     gained = [t.labels[0] == 1 and x.mask.any() for x, t in pasted]
     assert 0 < sum(gained) < len(gained)  # about half of the normal slices got a bleed and its mask
     model, result, predictions = train_classifier(
-        tiny_cohort["index"], tiny_split, tiny_cohort["converted"], spec, config, balance_policy="loss_weights"
+        tiny_cohort["index"],
+        tiny_split,
+        tiny_cohort["converted"],
+        spec,
+        config,
+        training,
+        balance_policy="loss_weights",
     )
     assert list(predictions.columns) == ["slice_id", "patient_id", "set", "fold", "prob_any"]
     assert predictions["prob_any"].between(0, 1).all() and len(result.history) == 2
     again = train_classifier(
-        tiny_cohort["index"], tiny_split, tiny_cohort["converted"], spec, config, balance_policy="loss_weights"
+        tiny_cohort["index"],
+        tiny_split,
+        tiny_cohort["converted"],
+        spec,
+        config,
+        training,
+        balance_policy="loss_weights",
     )[2]
     pd.testing.assert_frame_equal(predictions, again)  # pasting and re-windowing are seeded
     with pytest.raises(ValueError, match="bleed-map model"):
-        replace(spec, arch="wa2d_cnn3")
+        training.check(replace(spec, arch="wa2d_cnn3"))
 
 
 def test_the_mask_follows_the_image_through_the_augmentation():
@@ -236,12 +241,13 @@ def test_a_bleed_map_model_declared_in_one_place_trains_on_masks_with_no_edit_el
     register("coarse_map", bleed_map=True)(
         lambda *, in_channels, num_outputs, input_size: _CoarseMapNet(in_channels, num_outputs)
     )
-    spec = ClassifierSpec("coarse_map", input_size=32, grey=True, paste=0.5)
+    spec = ClassifierSpec("coarse_map", input_size=32, grey=True)
     assert spec.uses_masks and not spec.per_study and "coarse_map" in available(bleed_map=True)
     config = TrainConfig(epochs=1, batch_size=16, lr=3e-3, seed=0)
     _, result, predictions = train_classifier(
-        tiny_cohort["index"], tiny_split, tiny_cohort["converted"], spec, config, balance_policy="loss_weights"
-    )
+        tiny_cohort["index"], tiny_split, tiny_cohort["converted"], spec, config, ClassifierTraining(paste=0.5),
+        balance_policy="loss_weights",
+    )  # fmt: skip
     assert predictions["prob_any"].between(0, 1).all() and len(result.history) == 1
     # the map target follows the network's own stride: 32 px input, a 4 x 4 map
     logits, bleed_map, target = MapSupervision(_CoarseMapNet(1, 1))(MaskedSlices(*torch.zeros(2, 2, 1, 32, 32)))

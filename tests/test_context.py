@@ -10,7 +10,7 @@ import torch
 from ich.data.context import neighbour_rows
 from ich.data.datasets import read_slice_image
 from ich.networks.classifier import ClassifierSpec, build_classifier
-from ich.train.classify import train_classifier
+from ich.train.classify import ClassifierTraining, train_classifier
 from ich.train.loop import TrainConfig
 from tests.test_models import CLASSIFIERS
 
@@ -64,13 +64,13 @@ def test_every_classifier_takes_a_stack(name):
     model = build_classifier(spec).eval()
     assert spec.slice_channels * spec.stack == 15
     assert model(torch.randn(2, 15, side, side)).shape == (2, 1)
-    prepared = spec.preparation(augment=False)(torch.zeros(1, 15, side, side, dtype=torch.uint8))
+    prepared = spec.preparation()(torch.zeros(1, 15, side, side, dtype=torch.uint8))
     assert prepared.shape == (1, 15, side, side)
     assert torch.allclose(prepared[0, :3], prepared[0, 12:])  # every slice normalised alike
 
 
 def test_training_with_context_runs_end_to_end(tiny_cohort, tiny_split, one_thread):
-    spec = ClassifierSpec("wa2d_cnn3", input_size=32, context=1, augment=True)
+    spec = ClassifierSpec("wa2d_cnn3", input_size=32, context=1)
     model, result, predictions = train_classifier(
         tiny_cohort["index"], tiny_split, tiny_cohort["converted"], spec, TrainConfig(epochs=2, batch_size=16, seed=0)
     )
@@ -80,9 +80,9 @@ def test_training_with_context_runs_end_to_end(tiny_cohort, tiny_split, one_thre
 
 
 def test_window_dropout_shows_training_images_as_their_brain_window_only():
-    spec = ClassifierSpec("wa2d_cnn3", input_size=8, context=1, window_dropout=1.0)
+    spec = ClassifierSpec("wa2d_cnn3", input_size=8, context=1)
     x = torch.randint(0, 256, (4, 9, 8, 8), dtype=torch.uint8)
-    train = spec.preparation(augment=True).train()
+    train = ClassifierTraining(window_dropout=1.0).preparation(spec).train()
     train.degrees = train.translate = train.scale = 0.0  # isolate the dropout from the affine map
     train.flip = False
     out = train(x).view(4, 3, 3, 8, 8)
@@ -91,13 +91,13 @@ def test_window_dropout_shows_training_images_as_their_brain_window_only():
     for window in range(3):  # every window now carries the brain window, normalised as that window
         expected = (raw[:, :, 0] - mean[window]) / std[window]
         assert torch.allclose(out[:, :, window], expected, atol=1e-5)
-    evaluation = spec.preparation(augment=True).eval()(x).view(4, 3, 3, 8, 8)
+    evaluation = ClassifierTraining(window_dropout=1.0).preparation(spec).eval()(x).view(4, 3, 3, 8, 8)
     assert not torch.allclose(evaluation[:, :, 1], evaluation[:, :, 0])  # never at evaluation
-    half = ClassifierSpec("wa2d_cnn3", input_size=8, window_dropout=0.5).preparation(augment=True).train()
+    half = ClassifierTraining(window_dropout=0.5).preparation(ClassifierSpec("wa2d_cnn3", input_size=8)).train()
     torch.manual_seed(0)
     dropped = [bool(torch.equal(*half._drop_windows(torch.rand(1, 3, 2, 2)).unbind(1)[:2])) for _ in range(400)]
     assert 0.4 < np.mean(dropped) < 0.6
-    with pytest.raises(ValueError, match="needs augment"):
-        ClassifierSpec("wa2d_cnn3", augment=False, window_dropout=0.3)
+    with pytest.raises(ValueError, match="need augment"):
+        ClassifierTraining(augment=False, window_dropout=0.3)
     with pytest.raises(ValueError, match="grey model"):
-        ClassifierSpec("thesis_cnn", grey=True, window_dropout=0.3)
+        ClassifierTraining(window_dropout=0.3).check(ClassifierSpec("thesis_cnn", grey=True))

@@ -122,9 +122,12 @@ def test_pretrained_lite0_unet_on_whole_slices_beats_the_band(tiny_cohort, tiny_
 
     post = PostProcess(threshold=0.5, close_kernel=3, open_kernel=3)
     parts = segmentation_parts(tiny_cohort["index"], tiny_split)
-    spec = UNetSpec(kind="lite0_unet", pretrained="imagenet", base_width=8, crop=64, stride=64, loss="bce_dice")
+    from ich.train.segmenter.settings import UNetTraining
+
+    spec = UNetSpec(kind="lite0_unet", base_width=8, crop=64, stride=64)
+    training = UNetTraining(pretrained="imagenet", loss="bce_dice")
     config = TrainConfig(epochs=16, batch_size=8, lr=3e-3, seed=0, scheduler="cosine")
-    model, result = train_unet(tiny_cohort["converted"], parts, spec, config, [post])
+    model, result = train_unet(tiny_cohort["converted"], parts, spec, training, config, [post])
     assert result.best_score > 0.2
     lite0 = _evaluate(unet_predictor(model, spec), tiny_cohort, parts, tmp_path / "lite0")
     lo, hi, _ = fit_band(tiny_cohort["converted"], parts["train"], BandSpec(), post)

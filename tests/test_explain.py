@@ -59,7 +59,7 @@ def test_explain_figure_draws_each_case_and_its_overlay(tiny_cohort, tmp_path, c
 
     def figure(table):
         inputs = spec.dataset(index, tiny_cohort["converted"])
-        return explain_figure("demo", build_classifier(spec), table, index, inputs, spec.preparation(augment=False),
+        return explain_figure("demo", build_classifier(spec), table, index, inputs, spec.preparation(),
                               slice_channels=spec.slice_channels, n_cases=2)  # fmt: skip
 
     fig = figure(predictions)

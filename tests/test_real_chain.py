@@ -17,10 +17,8 @@ from ich.data.cohort_conversion import ConvertConfig, convert_cohort
 from ich.data.split import assert_no_leakage, patient_labels, split_patients
 from ich.io.raw_cohort import read_raw_cohort
 from ich.metrics import evaluate_predictions
-from ich.networks.classifier import ClassifierSpec
 from ich.sources import materialise
-from ich.train.classify import train_classifier
-from ich.train.loop import TrainConfig
+from ich.train.classify import parse_section, train_classifier
 from tests.conftest import REPO, SHARED_DATA
 
 ROOT = Path(os.environ.get("ICH_CTICH_JPG", str(SHARED_DATA / "ct-ich-jpg")))
@@ -102,10 +100,10 @@ def chain(tmp_path_factory) -> dict:
     index, quarantine = convert_cohort(root / "raw", root / "converted", config)
     s = profile["split"]
     split = split_patients(patient_labels(index), folds=3, mode=s["mode"], test_fold=s["test_fold"], seed=s["seed"])
-    section = {**profile["train"]["wa2d_cnn3"], "input_size": 32, "epochs": 1}
-    spec = ClassifierSpec(**{k: v for k, v in section.items() if k in ClassifierSpec.__dataclass_fields__})
-    train = TrainConfig(**{k: v for k, v in section.items() if k in TrainConfig.__dataclass_fields__})
-    _, _, predictions = train_classifier(index, split, root / "converted", spec, train, balance_policy=s["balance"])
+    spec, training, train = parse_section("wa2d_cnn3", {**profile["train"]["wa2d_cnn3"], "input_size": 32, "epochs": 1})
+    _, _, predictions = train_classifier(
+        index, split, root / "converted", spec, train, training, balance_policy=s["balance"]
+    )
     e = profile["evaluate"]
     metrics = evaluate_predictions(
         predictions, index, thresholds=e["thresholds"], patient_fractions=e["patient_fractions"], n_boot=50, seed=0
@@ -169,11 +167,10 @@ def test_the_real_masks_train_the_pixel_supervised_model_with_pasted_bleeds(chai
         image = cv2.imread(str(root / row.image_path), cv2.IMREAD_GRAYSCALE)
         assert mask.any() and np.median(image[mask]) > 60  # bleed on brain tissue, not on air
     section = {**_profile()["train"]["bleedmap_paste"], "input_size": 32, "epochs": 1}
-    spec = ClassifierSpec(**{k: v for k, v in section.items() if k in ClassifierSpec.__dataclass_fields__})
-    train = TrainConfig(**{k: v for k, v in section.items() if k in TrainConfig.__dataclass_fields__})
+    spec, recipe, train = parse_section("bleedmap_paste", section)
     table = index.merge(split[["patient_id", "set", "fold"]], on="patient_id")
     training = table[table["set"] == "train"].reset_index(drop=True)
-    donors = spec.dataset(training, root, training=True).bank.patients
+    donors = recipe.dataset(spec, training, root).bank.patients
     assert donors and donors <= set(split.loc[split["set"] == "train", "patient_id"])
-    _, _, predictions = train_classifier(index, split, root, spec, train, balance_policy="loss_weights")
+    _, _, predictions = train_classifier(index, split, root, spec, train, recipe, balance_policy="loss_weights")
     assert set(predictions["set"]) == {"val", "test"} and predictions["prob_any"].between(0, 1).all()

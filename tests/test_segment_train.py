@@ -41,11 +41,12 @@ from ich.train.segmenter.data import read_pair, segmentation_parts, training_cro
 from ich.train.segmenter.fit import choose_on_validation, predict_split
 from ich.train.segmenter.fit_band import band_predictor, fit_band
 from ich.train.segmenter.fit_unet import train_unet
-from ich.train.segmenter.settings import UNET_TRAINING, BandSpec, band_settings, unet_settings
+from ich.train.segmenter.settings import UNET_TRAINING, BandSpec, UNetTraining, band_settings, unet_settings
 from tests.conftest import REPO
 
 # 64 px slices: 32 px crops with stride 16 (3 x 3 per slice), the demo's 64/32 at 128 px halved.
-SPEC = UNetSpec(base_width=8, crop=32, stride=16, loss="bce_dice")
+SPEC = UNetSpec(base_width=8, crop=32, stride=16)
+TRAINING = UNetTraining(loss="bce_dice")
 CONFIG = TrainConfig(epochs=20, batch_size=16, lr=3e-3, seed=0)
 POST = PostProcess(threshold=0.5, close_kernel=3, open_kernel=3)
 
@@ -74,7 +75,7 @@ def test_unet_trained_on_crops_beats_the_threshold_band(tiny_cohort, parts, tmp_
     BCE alone needs many more epochs than a test can afford on this small cohort (it first
     learns "no bleed" everywhere), so the Dice-augmented loss is used; the demo uses BCE.
     """
-    model, result = train_unet(tiny_cohort["converted"], parts, SPEC, CONFIG, [POST])
+    model, result = train_unet(tiny_cohort["converted"], parts, SPEC, TRAINING, CONFIG, [POST])
     assert result.best_score > 0 and len(result.history) == CONFIG.epochs
     unet = _evaluate(unet_predictor(model, SPEC), tiny_cohort, parts, tmp_path / "unet")
 
@@ -93,8 +94,8 @@ def test_unet_trained_on_crops_beats_the_threshold_band(tiny_cohort, parts, tmp_
 
 def test_two_cpu_runs_with_one_seed_give_identical_weights(tiny_cohort, parts):
     config = replace(CONFIG, epochs=2)
-    a, ra = train_unet(tiny_cohort["converted"], parts, SPEC, config, [POST])
-    b, rb = train_unet(tiny_cohort["converted"], parts, SPEC, config, [POST])
+    a, ra = train_unet(tiny_cohort["converted"], parts, SPEC, TRAINING, config, [POST])
+    b, rb = train_unet(tiny_cohort["converted"], parts, SPEC, TRAINING, config, [POST])
     assert ra.history == rb.history
     for (name, va), vb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(va, vb), name
@@ -105,14 +106,15 @@ def test_two_cpu_runs_with_one_seed_give_identical_weights(tiny_cohort, parts):
 
 def test_training_crops_keep_every_positive_and_undersample_negatives(tiny_cohort, parts):
     for ratio in (0.5, 1.0):
-        data = training_crops(tiny_cohort["converted"], parts["train"], replace(SPEC, negative_ratio=ratio), seed=0)
+        training = replace(TRAINING, negative_ratio=ratio)
+        data = training_crops(tiny_cohort["converted"], parts["train"], SPEC, training, seed=0)
         with_bleed = sum(bool(data.slices[k][1][y : y + 32, x : x + 32].any()) for k, (y, x) in data.crops)
         assert len(data) - with_bleed == round(ratio * with_bleed)
         assert len(data.slices) == len({k for k, _ in data.crops})  # only contributing slices in memory
 
 
 def test_crop_items_are_the_grid_crops_and_augment_image_and_mask_together(tiny_cohort, parts):
-    plain = training_crops(tiny_cohort["converted"], parts["train"], replace(SPEC, augment=None), seed=0)
+    plain = training_crops(tiny_cohort["converted"], parts["train"], SPEC, replace(TRAINING, augment=None), seed=0)
     which, (y, x) = plain.crops[0]
     image, mask = plain[0]
     assert image.shape == (3, 32, 32) and mask.shape == (1, 32, 32)
@@ -120,7 +122,7 @@ def test_crop_items_are_the_grid_crops_and_augment_image_and_mask_together(tiny_
     np.testing.assert_allclose(image.numpy(), expected, atol=1e-6)
     np.testing.assert_array_equal(mask[0].numpy(), plain.slices[which][1][y : y + 32, x : x + 32])
 
-    augmented = training_crops(tiny_cohort["converted"], parts["train"], SPEC, seed=0)
+    augmented = training_crops(tiny_cohort["converted"], parts["train"], SPEC, TRAINING, seed=0)
     torch.manual_seed(3)
     first = augmented[0]
     torch.manual_seed(3)
@@ -191,14 +193,15 @@ def test_predict_prob_map_stitches_crop_predictions_back_exactly():
 
 
 def test_unet_settings_default_to_the_paper_and_reject_unknown_keys():
-    spec, config = unet_settings({"kind": "unet"})
-    assert (spec.crop, spec.stride, spec.base_width, spec.loss, spec.augment) == (160, 80, 64, "bce", AffineRanges())
+    spec, training, config = unet_settings({"kind": "unet"})
+    assert (spec.crop, spec.stride, spec.base_width) == (160, 80, 64)
+    assert (training.loss, training.augment, training.negative_ratio) == ("bce", AffineRanges(), 1.0)
     assert config == UNET_TRAINING and (config.lr, config.epochs, config.batch_size) == (1e-5, 150, 32)
-    spec, config = unet_settings({"kind": "unet", "augment": False, "lr": 0.003, "crop": 64})
-    assert spec.augment is None and spec.crop == 64 and config.lr == 0.003 and config.epochs == 150
-    spec, _ = unet_settings({"kind": "unet", "augment": {"rotation_deg": 5}})
-    assert spec.augment == AffineRanges(rotation_deg=5)
-    assert unet_settings({"kind": "unet", "augment": True})[0].augment == AffineRanges()
+    spec, training, config = unet_settings({"kind": "unet", "augment": False, "lr": 0.003, "crop": 64})
+    assert training.augment is None and spec.crop == 64 and config.lr == 0.003 and config.epochs == 150
+    _, training, _ = unet_settings({"kind": "unet", "augment": {"rotation_deg": 5}})
+    assert training.augment == AffineRanges(rotation_deg=5)
+    assert unet_settings({"kind": "unet", "augment": True})[1].augment == AffineRanges()
     with pytest.raises(ValueError, match="unknown keys"):
         unet_settings({"kind": "unet", "epoch": 3}, where="segment.unet")
     assert band_settings({"kind": "threshold_band", "lo": [1, 2, 1]}).lo == (1, 2, 1)
@@ -343,6 +346,10 @@ def test_segmentation_stages_write_their_outputs(tiny_cohort, tiny_split, tmp_pa
         assert recorded["threshold"] == chosen.threshold in params["segment"]["postprocess"]["thresholds"]
         assert Path(f"plots/segment/{name}.csv").exists()
     assert (Path("data/segmenters/unet/model.pt")).exists()
+    # the folder describes its network: ich predict builds from it, not from params.yaml
+    from ich.networks.segmenter import read_segmenter_spec, unet_spec
+
+    assert read_segmenter_spec(Path("data/segmenters/unet")) == unet_spec(params["segment"]["unet"])
     assert pd.read_csv("plots/segment/unet.csv").columns.tolist() == [
         "epoch",
         "train_loss",
@@ -388,7 +395,9 @@ def test_normal_slices_without_a_mask_file_count_as_empty_masks(tiny_cohort, tin
     normal = parts["train"][parts["train"]["any"] == 0].iloc[0]
     image, mask = read_pair(tiny_cohort["converted"], normal)
     assert mask.shape == image.shape[:2] and not mask.any()
-    crops = training_crops(tiny_cohort["converted"], parts["train"], UNetSpec(crop=32, stride=32), seed=0)
+    crops = training_crops(
+        tiny_cohort["converted"], parts["train"], UNetSpec(crop=32, stride=32), UNetTraining(), seed=0
+    )
     assert len(crops) > 0
     no_masks = index.assign(mask_path="")
     with pytest.raises(ValueError, match="no training slice has a reference bleed mask"):

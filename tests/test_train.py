@@ -1,3 +1,4 @@
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -7,18 +8,19 @@ import torch
 
 from ich.networks.classifier import ClassifierSpec
 from ich.train import loop
-from ich.train.classify import train_classifier
+from ich.train.classify import ClassifierTraining, train_classifier
 from ich.train.loop import TrainConfig
 
-SPEC = ClassifierSpec("wa2d_cnn3", input_size=64, augment=False)
+SPEC = ClassifierSpec("wa2d_cnn3", input_size=64)
+PLAIN = ClassifierTraining(augment=False)
 CONFIG = TrainConfig(epochs=3, batch_size=16, lr=3e-3, seed=0)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _train(cohort, split, config=CONFIG, spec=SPEC, **kw):
-    return train_classifier(cohort["index"], split, cohort["converted"], spec, config, **kw)
+def _train(cohort, split, config=CONFIG, spec=SPEC, training=PLAIN, **kw):
+    return train_classifier(cohort["index"], split, cohort["converted"], spec, config, training, **kw)
 
 
 def test_training_lowers_the_loss_and_predicts_val_and_test(tiny_cohort, tiny_split):
@@ -141,7 +143,7 @@ def test_training_reads_slices_packed_in_archives(tiny_cohort, tiny_split, tmp_p
 
     index, _ = convert_cohort(tiny_cohort["raw"], tmp_path, ConvertConfig(size=64, workers=1, shard_size=16))
     assert index["image_path"].str.contains(r"\.zip/").all()
-    _, _, packed = train_classifier(index, tiny_split, tmp_path, SPEC, replace(CONFIG, epochs=1))
+    _, _, packed = train_classifier(index, tiny_split, tmp_path, SPEC, replace(CONFIG, epochs=1), PLAIN)
     _, _, loose = _train(tiny_cohort, tiny_split, config=replace(CONFIG, epochs=1))
     pd.testing.assert_frame_equal(packed, loose)
 
@@ -202,3 +204,37 @@ def test_refit_trains_on_validation_patients_too_and_keeps_validation_for_the_po
     assert not torch.equal(next(iter(refit.state_dict().values())), next(iter(plain.state_dict().values())))
     with pytest.raises(ValueError, match="plateau"):
         replace(config, refit=True, scheduler="plateau")
+
+
+def test_a_trained_network_describes_itself_and_inference_builds_from_that(tiny_cohort, tiny_split, tmp_path):
+    """network.json beside model.pt holds the spec, what the network reads and what it learnt
+    from; the network built from it alone gives the trained network's probabilities."""
+    from ich.networks.classifier import (
+        NETWORK_FILE,
+        build_classifier,
+        predict_probs,
+        read_network_spec,
+        write_network_spec,
+    )
+    from ich.train.classify import trained_on
+
+    spec = replace(SPEC, context=1, options={"batch_norm": True})
+    model, _, predictions = _train(tiny_cohort, tiny_split, config=replace(CONFIG, epochs=1), spec=spec)
+    with pytest.raises(FileNotFoundError, match=f"{NETWORK_FILE} is missing"):
+        read_network_spec(tmp_path)
+    torch.save(model.state_dict(), tmp_path / "model.pt")
+    write_network_spec(tmp_path, spec, trained_on({"name": "tiny", "synthetic": True}, predictions, refit=False))
+    record = json.loads((tmp_path / NETWORK_FILE).read_text())
+    assert record["input"]["channels"] == 9 and record["input"]["slices"] == 3 and record["outputs"] == ["any"]
+    assert record["trained_on"]["cohort"] == "tiny" and record["trained_on"]["test_patients"] > 0
+    assert "augment" not in record["spec"] and "paste" not in record["spec"]  # training knobs stay training's
+    described = read_network_spec(tmp_path)
+    assert described == spec
+    rebuilt = build_classifier(described, tmp_path / "model.pt")
+    data = described.dataset(tiny_cohort["index"].head(8), tiny_cohort["converted"])
+    loader = torch.utils.data.DataLoader(data, batch_size=8)
+    prepare = described.preparation()
+    np.testing.assert_array_equal(
+        predict_probs(rebuilt, loader, torch.device("cpu"), prepare),
+        predict_probs(model, loader, torch.device("cpu"), prepare),
+    )

@@ -1,9 +1,11 @@
-"""A classifier of the zoo as its ``train.<model>`` section describes it: spec, network, probabilities."""
+"""A classifier of the zoo as its ``train.<model>`` section (and then its ``network.json``) describes it:
+spec, network, probabilities."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -14,54 +16,36 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ich.data.datasets import SliceDataset, StudyDataset
-from ich.data.transforms import BatchPreparation, Rewindow
+from ich.data.transforms import BatchPreparation
 from ich.labels import LABELS
-from ich.models import available, build, capabilities
+from ich.models import build, capabilities
+from ich.networks import NETWORK_FILE
 
 
 @dataclass(frozen=True)
 class ClassifierSpec:
-    """Which network and how it sees the data (one ``train.<model>`` params section)."""
+    """What a classifier is and how it reads slices: all that building and running it needs.
+
+    The network part of a ``train.<model>`` section; how it is trained (initial weights,
+    augmentation, pasted bleeds, the map loss) is training's (:class:`ich.train.classify.ClassifierTraining`).
+    Training writes it beside the weights (:data:`NETWORK_FILE`), and inference builds from there.
+    """
 
     arch: str
     input_size: int = 128
     outputs: str = "any"  # any | all (any + five subtypes, the multi-label variant)
     grey: bool = False  # single brain-window channel (the thesis CNN)
-    pretrained: str = "none"
-    augment: bool = True
-    cache_images: bool = True  # decoded slices kept in RAM (turn off for RSNA-scale data)
     context: int = 0  # neighbouring slices on each side stacked as channels (ich.data.context)
-    window_dropout: float = 0.0  # training images shown as brain window only (ich.data.transforms)
-    intensity: float = 0.0  # random gamma, contrast and brightness when training (ich.data.transforms)
-    rewindow: dict[str, Any] | None = None  # training images re-windowed (ich.data.transforms.Rewindow keys)
-    paste: float = 0.0  # share of normal training slices given a real bleed (ich.data.bleed_paste); map models
-    map_weight: float = 1.0  # weight of the bleed-map loss beside the slice loss (ich.train.bleedmap); map models
     options: dict[str, Any] = field(default_factory=dict)  # architecture keywords (e.g. batch_norm)
 
     def __post_init__(self) -> None:
-        if (self.rewindow or self.paste) and not self.augment:
-            raise ValueError("rewindow and paste are augmentations: they need augment: true")
-        if self.paste and not self.uses_masks:
-            raise ValueError(
-                f"paste labels the pasted bleed's mask: it needs a bleed-map model {available(bleed_map=True)}"
-            )
-        if self.paste and self.per_study:
-            raise ValueError("paste works on single slices, not on whole studies")
-        if self.window_dropout and not self.augment:
-            raise ValueError("window_dropout is an augmentation: it needs augment: true")
-        if self.window_dropout and self.grey:
-            raise ValueError("window_dropout needs the three windows; a grey model has one")
-        if self.intensity and not self.augment:
-            raise ValueError("intensity is an augmentation: it needs augment: true")
+        if self.outputs not in ("any", "all"):
+            raise ValueError(f"outputs must be 'any' or 'all', got {self.outputs!r}")
 
     @property
     def label_columns(self) -> tuple[str, ...]:
         """Targets in output order."""
-        if self.outputs == "any":
-            return ("any",)
-        if self.outputs == "all":
-            return LABELS
-        raise ValueError(f"outputs must be 'any' or 'all', got {self.outputs!r}")
+        return ("any",) if self.outputs == "any" else LABELS
 
     @property
     def slice_channels(self) -> int:
@@ -83,52 +67,69 @@ class ClassifierSpec:
         """Slices per input: the slice and ``context`` neighbours on each side."""
         return 2 * self.context + 1
 
-    def preparation(self, augment: bool) -> BatchPreparation:
-        """The batch preparation this network's inputs get (augmentation only if ``augment``)."""
-        return BatchPreparation(
-            self.slice_channels,
-            augment=augment,
-            slices=self.stack,
-            window_dropout=self.window_dropout,
-            intensity=self.intensity,
-            rewindow=Rewindow(**{k: tuple(v) for k, v in self.rewindow.items()}) if self.rewindow else None,
-        )
+    def preparation(self) -> BatchPreparation:
+        """The batch preparation of this network's inputs: scaling and normalisation, no augmentation."""
+        return BatchPreparation(self.slice_channels, augment=False, slices=self.stack)
 
-    def dataset(self, table: pd.DataFrame, root: str | Path, training: bool = False) -> SliceDataset | StudyDataset:
-        """The rows of ``table`` as this network sees them: slices, or whole studies for a study model.
-
-        ``training``: the training set, whose items carry the mask (and pasted bleeds) for a map model.
-        """
-        masks = training and self.uses_masks
+    def dataset(self, table: pd.DataFrame, root: str | Path, *, cache: bool = True) -> SliceDataset | StudyDataset:
+        """The rows of ``table`` as this network reads them: slices, or whole studies for a study model
+        (``cache``: decoded once into memory, :class:`ich.data.datasets.SliceDataset`)."""
         slices = SliceDataset(
             table,
             root,
             input_size=self.input_size,
             label_columns=self.label_columns,
             grey=self.grey,
-            cache=self.cache_images,
+            cache=cache,
             context=self.context,
-            masks=masks,
-            paste=self.paste if masks else 0.0,
         )
         return StudyDataset(slices, table) if self.per_study else slices
 
 
 def classifier_spec(section: Mapping[str, Any]) -> ClassifierSpec:
-    """The network part of a ``train.<model>`` section (the optimisation keys are training's:
+    """The network part of a ``train.<model>`` section (the other keys are training's:
     :func:`ich.train.classify.parse_section` checks the whole section)."""
     keys = {f.name for f in fields(ClassifierSpec)}
     return ClassifierSpec(**{k: v for k, v in section.items() if k in keys})
 
 
-def build_classifier(spec: ClassifierSpec, weights: str | Path | None = None) -> nn.Module:
-    """The network of ``spec``; with ``weights``, the trained state dict loaded safely."""
+def write_network_spec(folder: str | Path, spec: ClassifierSpec, trained_on: Mapping[str, Any]) -> None:
+    """Describe the network of ``folder/model.pt`` in ``folder/network.json``: the spec, what it
+    reads (channels, normalisation) and ``trained_on`` (the cohort), as nnU-Net keeps its plans."""
+    prepare = spec.preparation()
+    record = {
+        "spec": asdict(spec),
+        "input": {
+            "channels": spec.slice_channels * spec.stack,
+            "windows": "brain window only" if spec.grey else "three windows (R, G, B)",
+            "slices": spec.stack,
+            "side_px": spec.input_size,
+            "mean": [round(float(v), 6) for v in prepare.mean.flatten()],
+            "std": [round(float(v), 6) for v in prepare.std.flatten()],
+        },
+        "outputs": list(spec.label_columns),
+        "trained_on": dict(trained_on),
+    }
+    (Path(folder) / NETWORK_FILE).write_text(json.dumps(record, indent=2) + "\n")
+
+
+def read_network_spec(folder: str | Path) -> ClassifierSpec:
+    """The spec a trained network's folder describes (:func:`write_network_spec`)."""
+    path = Path(folder) / NETWORK_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: the model was trained by an older version; run `dvc repro`")
+    return ClassifierSpec(**json.loads(path.read_text())["spec"])
+
+
+def build_classifier(spec: ClassifierSpec, weights: str | Path | None = None, *, pretrained: str = "none") -> nn.Module:
+    """The network of ``spec``: with ``weights`` the trained state dict loaded safely, else initialised
+    as ``pretrained`` says (:func:`ich.models.build`)."""
     return build(
         spec.arch,
         in_channels=spec.slice_channels * spec.stack,
         num_outputs=len(spec.label_columns),
         input_size=spec.input_size,
-        pretrained=str(weights) if weights is not None else spec.pretrained,
+        pretrained=str(weights) if weights is not None else pretrained,
         **spec.options,
     )
 
@@ -142,4 +143,12 @@ def predict_probs(model: nn.Module, loader: DataLoader, device: torch.device, pr
     return torch.cat(chunks).numpy()
 
 
-__all__ = ["ClassifierSpec", "build_classifier", "classifier_spec", "predict_probs"]
+__all__ = [
+    "NETWORK_FILE",
+    "ClassifierSpec",
+    "build_classifier",
+    "classifier_spec",
+    "predict_probs",
+    "read_network_spec",
+    "write_network_spec",
+]

@@ -34,8 +34,8 @@ from ich.data.cohort_conversion import ConvertConfig
 from ich.data.transforms import BatchPreparation
 from ich.io.digest import dvc_md5
 from ich.networks import default_device
-from ich.networks.classifier import ClassifierSpec, build_classifier, classifier_spec
-from ich.networks.segmenter import NETWORK_KINDS, build_unet, unet_predictor, unet_spec
+from ich.networks.classifier import ClassifierSpec, build_classifier, read_network_spec
+from ich.networks.segmenter import NETWORK_KINDS, build_unet, read_segmenter_spec, unet_predictor
 from ich.params import SAFE_LOADER, load_params
 from ich.predict.familiarity import training_reference
 from ich.predict.names import ENSEMBLE
@@ -146,9 +146,10 @@ class _Lock:
 def _classifier(project: Path, params: dict[str, Any], name: str, device: torch.device) -> Classifier:
     if name not in params.get("train", {}):
         raise ValueError(f"model {name!r} is not in params.yaml train; trained models: {sorted(params['train'])}")
-    spec = classifier_spec(params["train"][name])
-    model = build_classifier(spec, project / layout.MODELS / name / "model.pt").to(device).eval()
-    return Classifier(name, spec, model, spec.preparation(augment=False).to(device).eval())
+    folder = project / layout.MODELS / name
+    spec = read_network_spec(folder)
+    model = build_classifier(spec, folder / "model.pt").to(device).eval()
+    return Classifier(name, spec, model, spec.preparation().to(device).eval())
 
 
 def load_artefacts(
@@ -196,7 +197,7 @@ def load_artefacts(
             )
         out = layout.SEGMENTERS / segmenter
         versions[out.as_posix()] = lock.check(f"train_segmenter@{segmenter}", out)
-        spec = unet_spec(section)
+        spec = read_segmenter_spec(project / layout.SEGMENTERS / segmenter)
         net = build_unet(spec, project / layout.SEGMENTERS / segmenter / "model.pt")
         post = read_post_process(project / layout.SEGMENTERS / segmenter)
         unet = Segmenter(segmenter, unet_predictor(net.to(device).eval(), spec), post)

@@ -18,6 +18,7 @@ from ich.io.slices import read_mask, read_slice
 from ich.labels import has_mask_file, mask_is_known
 from ich.networks.segmenter import UNetSpec
 from ich.segmentation import AffineRanges, augment_crop, crop_grid, extract_crops, positive_crops, undersample
+from ich.train.segmenter.settings import UNetTraining
 
 
 def segmentation_parts(index: pd.DataFrame, split: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -84,7 +85,9 @@ class CropDataset(Dataset):
         return x, torch.from_numpy(mask[None].astype(np.float32))
 
 
-def training_crops(root: str | Path, train: pd.DataFrame, spec: UNetSpec, seed: int) -> CropDataset:
+def training_crops(
+    root: str | Path, train: pd.DataFrame, spec: UNetSpec, training: UNetTraining, seed: int
+) -> CropDataset:
     """Hssayeni 2020's training set: every crop with bleed plus ``negative_ratio`` x as many without, drawn once.
 
     Negatives are pooled over every training slice (with or without bleed) before the draw.
@@ -101,9 +104,9 @@ def training_crops(root: str | Path, train: pd.DataFrame, spec: UNetSpec, seed: 
         positive += positive_crops(mask, coords, spec.crop).tolist()
     if not any(positive):
         raise ValueError("no training crop holds bleed: the U-Net has nothing to learn from")
-    kept = [pool[i] for i in undersample(np.array(positive), spec.negative_ratio, np.random.default_rng(seed))]
+    kept = [pool[i] for i in undersample(np.array(positive), training.negative_ratio, np.random.default_rng(seed))]
     rows = sorted({k for k, _ in kept})
     renumber = {k: j for j, k in enumerate(rows)}
     slices = [read_pair(root, train.iloc[k]) for k in rows]
     print(f"training crops: {len(kept)} of {len(pool)} ({sum(positive)} with bleed) from {len(rows)} slices")
-    return CropDataset(slices, [(renumber[k], corner) for k, corner in kept], spec.crop, spec.augment)
+    return CropDataset(slices, [(renumber[k], corner) for k, corner in kept], spec.crop, training.augment)

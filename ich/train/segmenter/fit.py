@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ich.io.atomic import write_json
-from ich.networks.segmenter import NETWORK_KINDS, unet_predictor
+from ich.networks.segmenter import NETWORK_KINDS, unet_predictor, write_segmenter_spec
 from ich.segmentation import (
     PostProcess,
     choose_post_process,
@@ -55,9 +55,10 @@ class FittedSegmenter:
 def _unet(
     name: str, section: Mapping[str, Any], root: str | Path, parts, candidates, out: Path, **resume
 ) -> FittedSegmenter:
-    spec, config = unet_settings(section, where=f"segment.{name}")
-    model, result = train_unet(root, parts, spec, config, candidates, **resume)
+    spec, training, config = unet_settings(section, where=f"segment.{name}")
+    model, result = train_unet(root, parts, spec, training, config, candidates, **resume)
     save_atomic(model.state_dict(), out / "model.pt")
+    write_segmenter_spec(out, spec)
     metrics = {
         "kind": spec.kind,
         "parameters": sum(p.numel() for p in model.parameters()),

@@ -19,12 +19,14 @@ from ich.segmentation.inference import predict_prob_map
 from ich.train.loop import FitResult, TrainConfig, fit, seed_everything
 from ich.train.losses import make_loss
 from ich.train.segmenter.data import read_pairs, training_crops
+from ich.train.segmenter.settings import UNetTraining
 
 
 def train_unet(
     root: str | Path,
     parts: Mapping[str, pd.DataFrame],
     spec: UNetSpec,
+    training: UNetTraining,
     config: TrainConfig,
     candidates: Sequence[PostProcess],
     *,
@@ -46,10 +48,10 @@ def train_unet(
         raise ValueError("the split has no validation slice with a mask: the best epoch cannot be chosen")
     seed_everything(config.seed)
     device = default_device()
-    train_set = training_crops(root, parts["train"], spec, config.seed)
+    train_set = training_crops(root, parts["train"], spec, training, config.seed)
     val_pairs = list(read_pairs(root, parts["val"]))
     val_pairs = [pair for pair in val_pairs if pair[1].any()] or val_pairs
-    model = build_unet(spec)
+    model = build_unet(spec, pretrained=training.pretrained)
 
     def validate(m: nn.Module) -> tuple[float, float]:
         maps, loss, pixels = [], 0.0, 0
@@ -63,6 +65,7 @@ def train_unet(
 
     stamp = digest_values(
         asdict(spec),
+        asdict(training),
         asdict(config),
         *(asdict(c) for c in candidates),
         *(parts[name].to_csv(index=False) for name in ("train", "val")),
@@ -72,7 +75,7 @@ def train_unet(
         model,
         train_set,
         balance=Balance(np.arange(len(train_set))),
-        loss_fn=make_loss(spec.loss, spec.dice_weight).to(device),
+        loss_fn=make_loss(training.loss, training.dice_weight).to(device),
         validate=validate,
         config=config,
         checkpoint=checkpoint,

@@ -3,16 +3,35 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from ich.networks.segmenter import UNetSpec, unet_spec
 from ich.params import check_known_keys
+from ich.segmentation import AffineRanges
 from ich.train.loop import TrainConfig
 
 UNET_TRAINING = TrainConfig(epochs=150, batch_size=32, optimizer="adam", lr=1e-5)
 """Hssayeni 2020's optimisation (Adam, learning rate 1e-5, mini-batch 32, 150 epochs): what a
 ``kind: unet`` section gets for every ``TrainConfig`` key it does not set."""
+
+
+@dataclass(frozen=True)
+class UNetTraining:
+    """How a segmentation network learns beyond the optimiser (the rest of a network ``segment.<name>`` section).
+
+    ``negative_ratio``: crops without bleed per crop with bleed (Hssayeni 2020 undersamples them).
+    ``augment`` holds the affine ranges (Hssayeni 2020: rotation 20 degrees, shift 0.1, shear 0.1, zoom
+    0.2); ``None`` (``augment: false`` in the params) switches augmentation off.
+    ``loss`` is Hssayeni 2020's ``bce`` or ``bce_dice`` (BCE + ``dice_weight`` x soft-Dice loss).
+    ``pretrained``: ``none``, ``imagenet`` (``lite0_unet``) or a checkpoint path, as for classifiers.
+    """
+
+    pretrained: str = "none"
+    negative_ratio: float = 1.0
+    augment: AffineRanges | None = field(default_factory=AffineRanges)
+    loss: str = "bce"
+    dice_weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -31,12 +50,16 @@ class BandSpec:
     objective: str = "jaccard"
 
 
-def unet_settings(section: Mapping[str, Any], where: str = "segment") -> tuple[UNetSpec, TrainConfig]:
-    """Parse a ``kind: unet`` section into the spec and the loop settings (Hssayeni 2020's by default)."""
-    check_known_keys(section, UNetSpec, TrainConfig, where=where)
-    spec_keys = {f.name for f in fields(UNetSpec)}
-    config = replace(UNET_TRAINING, **{k: v for k, v in section.items() if k not in spec_keys})
-    return unet_spec(section), config
+def unet_settings(section: Mapping[str, Any], where: str = "segment") -> tuple[UNetSpec, UNetTraining, TrainConfig]:
+    """Parse a network section into the spec, its training and the loop settings (Hssayeni 2020's by default)."""
+    check_known_keys(section, UNetSpec, UNetTraining, TrainConfig, where=where)
+    spec_keys, training_keys = {f.name for f in fields(UNetSpec)}, {f.name for f in fields(UNetTraining)}
+    values = {k: v for k, v in section.items() if k in training_keys}
+    if "augment" in values:  # a mapping of ranges (missing ones: the paper's), true: the paper's, false: none
+        augment = values["augment"]
+        values["augment"] = AffineRanges() if augment is True else AffineRanges(**augment) if augment else None
+    config_values = {k: v for k, v in section.items() if k not in spec_keys | training_keys}
+    return unet_spec(section), UNetTraining(**values), replace(UNET_TRAINING, **config_values)
 
 
 def band_settings(section: Mapping[str, Any], where: str = "segment") -> BandSpec:
