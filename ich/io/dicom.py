@@ -435,16 +435,8 @@ def read_ct_slice(
         raise UnusableSliceError(path, f"unexpected error reading DICOM ({type(exc).__name__}: {exc})") from exc
 
 
-def _read(
-    path: Path,
-    accepted_sizes: Collection[int] | None,
-    allow_z_fallback: bool,
-    require_patient_id: bool,
-    max_obliquity_deg: float | None,
-) -> CTSlice:
-    ds, notes = _read_dataset(path)
-
-    # -- what kind of object is this?
+def _check_image_kind(ds: pydicom.Dataset, path: Path, accepted_sizes: Collection[int] | None) -> tuple[str, int, int]:
+    """Refuse what is not one greyscale axial CT image of an accepted size; ``(photometric, rows, cols)``."""
     modality = _text(ds, "Modality")
     if not modality:
         raise UnusableSliceError(path, "missing Modality: expected CT")
@@ -478,8 +470,11 @@ def _read(
             path,
             f"unexpected matrix size {rows_i}x{cols_i}: accepted rows/columns are {_describe_sizes(accepted_sizes)}",
         )
+    return photometric, rows_i, cols_i
 
-    # -- HU conversion parameters
+
+def _hu_rescale(ds: pydicom.Dataset, path: Path, notes: list[str]) -> tuple[float, float]:
+    """``(slope, intercept)`` of the conversion to HU."""
     raw_slope, raw_intercept = _get(ds, "RescaleSlope"), _get(ds, "RescaleIntercept")
     if raw_slope in (None, "") or raw_intercept in (None, ""):
         raise UnusableSliceError(path, "missing RescaleSlope/RescaleIntercept: cannot convert to HU")
@@ -494,8 +489,11 @@ def _read(
     rescale_type = _text(ds, "RescaleType").upper()
     if rescale_type and rescale_type != "HU":
         notes.append(f"RescaleType {rescale_type!r} (expected 'HU'): values used as HU")
+    return slope, intercept
 
-    # -- identity
+
+def _identity(ds: pydicom.Dataset, path: Path, require_patient_id: bool) -> tuple[str, str, str, str]:
+    """``(sop_uid, study_uid, series_uid, patient_id)``: what keys the slice to its labels and groups."""
     sop_uid = _text(ds, "SOPInstanceUID")
     if not sop_uid:
         raise UnusableSliceError(path, "missing SOPInstanceUID: the slice cannot be keyed to its labels")
@@ -508,29 +506,29 @@ def _read(
     patient_id = _text(ds, "PatientID")
     if not patient_id and require_patient_id:
         raise UnusableSliceError(path, "missing PatientID: the slice cannot be assigned to a patient for splitting")
+    return sop_uid, study_uid, series_uid, patient_id
 
-    # -- position along z
-    instance, _ = _first_float(_get(ds, "InstanceNumber"))
-    instance_number = int(instance) if instance is not None else None
-    position = _floats(_get(ds, "ImagePositionPatient"), 3)
+
+def _slice_normal(ds: pydicom.Dataset, path: Path, max_obliquity_deg: float | None) -> np.ndarray | None:
+    """The unit normal of the slice's plane, pointing towards the head (``None`` without an orientation)."""
     orientation = _floats(_get(ds, "ImageOrientationPatient"), 6)
-    normal = None
-    if orientation is not None:
-        row_cos = np.asarray(orientation[:3])
-        col_cos = np.asarray(orientation[3:])
-        lengths = (float(np.linalg.norm(row_cos)), float(np.linalg.norm(col_cos)))
-        if max(abs(length - 1) for length in lengths) > COSINE_TOLERANCE or abs(row_cos @ col_cos) > COSINE_TOLERANCE:
-            # a plane without a direction has no position along z and no place in a SEG
-            raise UnusableSliceError(
-                path,
-                f"ImageOrientationPatient [{', '.join(f'{v:g}' for v in orientation)}] is not two orthogonal unit "
-                "vectors: the slice's plane is undefined",
-            )
-        normal = np.cross(row_cos, col_cos)
-        normal /= np.linalg.norm(normal)
-        if normal[2] < 0:
-            normal = -normal  # z grows towards the head whatever the row/column directions
-    if normal is not None and max_obliquity_deg is not None:
+    if orientation is None:
+        return None
+    row_cos = np.asarray(orientation[:3])
+    col_cos = np.asarray(orientation[3:])
+    lengths = (float(np.linalg.norm(row_cos)), float(np.linalg.norm(col_cos)))
+    if max(abs(length - 1) for length in lengths) > COSINE_TOLERANCE or abs(row_cos @ col_cos) > COSINE_TOLERANCE:
+        # a plane without a direction has no position along z and no place in a SEG
+        raise UnusableSliceError(
+            path,
+            f"ImageOrientationPatient [{', '.join(f'{v:g}' for v in orientation)}] is not two orthogonal unit "
+            "vectors: the slice's plane is undefined",
+        )
+    normal = np.cross(row_cos, col_cos)
+    normal /= np.linalg.norm(normal)
+    if normal[2] < 0:
+        normal = -normal  # z grows towards the head whatever the row/column directions
+    if max_obliquity_deg is not None:
         angle = math.degrees(math.acos(min(1.0, abs(float(normal[2])))))
         if angle > max_obliquity_deg:
             raise UnusableSliceError(
@@ -538,33 +536,41 @@ def _read(
                 f"not an axial slice: slice normal is {angle:.0f} degrees from the patient z axis "
                 f"(limit {max_obliquity_deg:g}; sagittal/coronal reformat?)",
             )
-    if position is not None:
-        z_source = "ImagePositionPatient"
-        if normal is not None:
-            z = float(np.dot(np.asarray(position), normal))
-        else:
-            z = float(position[2])
-            notes.append("missing ImageOrientationPatient: z = ImagePositionPatient[2]")
-    else:
-        location, _ = _first_float(_get(ds, "SliceLocation"))
-        if not allow_z_fallback:
-            raise UnusableSliceError(
-                path,
-                "missing ImagePositionPatient: cannot order the slice along z",
-            )
-        if location is not None:
-            z, z_source = float(location), "SliceLocation"
-            notes.append("missing ImagePositionPatient: z from SliceLocation (mm)")
-        elif instance_number is not None:
-            z, z_source = float(instance_number), "InstanceNumber"
-            notes.append("missing ImagePositionPatient: z from InstanceNumber (slice number, not mm)")
-        else:
-            raise UnusableSliceError(
-                path,
-                "missing ImagePositionPatient, SliceLocation and InstanceNumber: cannot order the slice along z",
-            )
+    return normal
 
-    # -- decode
+
+def _z_position(
+    ds: pydicom.Dataset, path: Path, normal: np.ndarray | None, allow_z_fallback: bool, notes: list[str]
+) -> tuple[float, str, int | None]:
+    """``(z, where z came from, InstanceNumber)``: the slice's place along the patient's z axis."""
+    instance, _ = _first_float(_get(ds, "InstanceNumber"))
+    instance_number = int(instance) if instance is not None else None
+    position = _floats(_get(ds, "ImagePositionPatient"), 3)
+    if position is not None:
+        if normal is not None:
+            return float(np.dot(np.asarray(position), normal)), "ImagePositionPatient", instance_number
+        notes.append("missing ImageOrientationPatient: z = ImagePositionPatient[2]")
+        return float(position[2]), "ImagePositionPatient", instance_number
+    location, _ = _first_float(_get(ds, "SliceLocation"))
+    if not allow_z_fallback:
+        raise UnusableSliceError(
+            path,
+            "missing ImagePositionPatient: cannot order the slice along z",
+        )
+    if location is not None:
+        notes.append("missing ImagePositionPatient: z from SliceLocation (mm)")
+        return float(location), "SliceLocation", instance_number
+    if instance_number is not None:
+        notes.append("missing ImagePositionPatient: z from InstanceNumber (slice number, not mm)")
+        return float(instance_number), "InstanceNumber", instance_number
+    raise UnusableSliceError(
+        path,
+        "missing ImagePositionPatient, SliceLocation and InstanceNumber: cannot order the slice along z",
+    )
+
+
+def _decode(ds: pydicom.Dataset, path: Path, rows: int, cols: int) -> tuple[np.ndarray, str]:
+    """The integer pixel array of the declared size, and the transfer syntax UID."""
     uid = _transfer_syntax(ds)
     _check_decoder(path, uid)
     try:
@@ -580,22 +586,24 @@ def _read(
             path,
             f"pixel data cannot be decoded ({_ts_name(str(uid))}: {type(exc).__name__}: {message})",
         ) from exc
-    if pixels.ndim != 2 or pixels.shape != (rows_i, cols_i):
+    if pixels.ndim != 2 or pixels.shape != (rows, cols):
         raise UnusableSliceError(
             path,
-            f"decoded pixel array has shape {tuple(pixels.shape)}, expected ({rows_i}, {cols_i})",
+            f"decoded pixel array has shape {tuple(pixels.shape)}, expected ({rows}, {cols})",
         )
     if pixels.dtype.kind not in "iu":  # integer pixels with a finite slope and intercept give finite HU
         raise UnusableSliceError(
             path, f"non-integer decoded pixel data ({pixels.dtype}): expected integer CT pixel data"
         )
-    if photometric == "MONOCHROME1":
-        notes.append("MONOCHROME1: HU from the rescale as usual; display inversion not applied")
+    return pixels, str(uid)
 
-    # -- descriptive fields
-    center_raw, width_raw = _get(ds, "WindowCenter"), _get(ds, "WindowWidth")
-    center, center_multi = _first_float(center_raw)
-    width, width_multi = _first_float(width_raw)
+
+def _display_and_geometry(
+    ds: pydicom.Dataset, notes: list[str]
+) -> tuple[float | None, float | None, tuple[float, float], float | None]:
+    """``(window centre, window width, pixel spacing, slice thickness)``, descriptive and never fatal."""
+    center, center_multi = _first_float(_get(ds, "WindowCenter"))
+    width, width_multi = _first_float(_get(ds, "WindowWidth"))
     if center_multi or width_multi:
         centers = _text(ds, "WindowCenter").replace("\\", ", ")
         widths = _text(ds, "WindowWidth").replace("\\", ", ")
@@ -609,7 +617,26 @@ def _read(
     thickness, _ = _first_float(_get(ds, "SliceThickness"))
     if thickness is not None and thickness <= 0:
         thickness = None
+    return center, width, pixel_spacing, thickness
 
+
+def _read(
+    path: Path,
+    accepted_sizes: Collection[int] | None,
+    allow_z_fallback: bool,
+    require_patient_id: bool,
+    max_obliquity_deg: float | None,
+) -> CTSlice:
+    ds, notes = _read_dataset(path)
+    photometric, rows, cols = _check_image_kind(ds, path, accepted_sizes)
+    slope, intercept = _hu_rescale(ds, path, notes)
+    sop_uid, study_uid, series_uid, patient_id = _identity(ds, path, require_patient_id)
+    normal = _slice_normal(ds, path, max_obliquity_deg)
+    z, z_source, instance_number = _z_position(ds, path, normal, allow_z_fallback, notes)
+    pixels, uid = _decode(ds, path, rows, cols)
+    if photometric == "MONOCHROME1":
+        notes.append("MONOCHROME1: HU from the rescale as usual; display inversion not applied")
+    center, width, pixel_spacing, thickness = _display_and_geometry(ds, notes)
     return CTSlice(
         pixels=pixels,
         slope=slope,
@@ -625,7 +652,7 @@ def _read(
         instance_number=instance_number,
         window_center=center,
         window_width=width,
-        transfer_syntax=str(uid),
+        transfer_syntax=uid,
         photometric=photometric,
         notes=tuple(notes),
     )
