@@ -1,7 +1,8 @@
 """Turn a raw cohort (``data/raw``: manifest, labels) into windowed PNG slices and the slice index.
 
-Per file: read (DICOM -> HU), resize to the output size, stack the HU windows as RGB, write
-the PNG and its mask. Per cohort: order slices by z within each study, attach labels,
+Per file: read (:mod:`ich.data.source_readers`, one reader per format: DICOM or NIfTI -> HU
+windows as RGB, or a pre-windowed image), frame and resize to the output size, write the PNG and
+its mask. Per cohort: order slices by z within each study, attach labels,
 pseudonymise ids, and quarantine everything unusable with a reason. The invariant checked
 at the end: source items in = slices written + files quarantined.
 
@@ -28,10 +29,9 @@ from tqdm import tqdm
 
 from ich.data.framing import Frame, frame_for
 from ich.data.resize import resize_square
-from ich.data.windowing import stack_windows, stack_windows_stored
-from ich.io.dicom import read_ct_slice
-from ich.io.image_files import image_channels, read_windowed_image
-from ich.io.nifti import nifti_slice_count, read_nifti_mask_slice, read_nifti_slice
+from ich.data.source_readers import SOURCE_READERS, SourceItem, resolve
+from ich.data.windowing import stack_windows
+from ich.io.nifti import nifti_slice_count
 from ich.io.slices import SliceArchive, SliceFiles, encode_png, output_path, remove_slices
 from ich.io.unusable import UnusableSliceError
 from ich.labels import LABELS
@@ -99,109 +99,25 @@ def pseudonym(value: str, salt: str, prefix: str = "", length: int = 16) -> str:
 
 
 @dataclass(frozen=True)
-class _Item:
-    """One source item: a manifest row, and for NIfTI the slice number within the volume."""
-
-    raw_dir: str
-    row: dict
-    sub_index: int | None = None
-    require_patient_id: bool = True  # a cohort's slices need one (patient-level splits); one study to report does not
-
-
-def _resolve(raw_dir: str, path: str) -> Path:
-    p = Path(path)
-    return p if p.is_absolute() else Path(raw_dir) / p
-
-
-def _read_mask(path: Path, shape: tuple[int, int], median: int = 0) -> np.ndarray:
-    """A 0/255 mask at the source resolution; it must cover the image pixel for pixel.
-
-    A mask saved as lossy JPEG (the CT-ICH release's ``*_HGE_Seg.jpg``) carries 8 x 8 block
-    speckle along its edges: grey levels ringing about the threshold, which thresholding turns
-    into a checkerboard fringe of specks. ``median`` (an odd kernel size) filters the grey levels
-    first, so the threshold sees the edge the annotator drew (docs/real-data.md measures what it
-    changes on CT-ICH).
-    """
-    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if mask is None:
-        raise UnusableSliceError(path, "mask file is unreadable")
-    if mask.shape != tuple(shape):
-        raise UnusableSliceError(path, f"mask is {mask.shape[1]}x{mask.shape[0]}, its image {shape[1]}x{shape[0]}")
-    if median:
-        mask = cv2.medianBlur(mask, median)
-    return (mask > 127).astype(np.uint8) * 255
-
-
-@dataclass(frozen=True)
 class _Unit:
     """Items converted together by one worker; ``shard`` names their archive in packed mode."""
 
-    items: list[_Item]
+    items: list[SourceItem]
     shard: int | None = None
 
 
-def _render(item: _Item, config: ConvertConfig) -> dict:
+def _render(item: SourceItem, config: ConvertConfig) -> dict:
     """Read and window one source item; an index record with ``image`` (BGR) and ``mask``
     arrays at the output size, or a quarantine record."""
     row = item.row
-    source = _resolve(item.raw_dir, row["path"])
+    source = resolve(item.raw_dir, row["path"])
     source_name = str(source) if item.sub_index is None else f"{source}#{item.sub_index}"
     try:
-        mask = None
-        if row["format"] == "dicom":
-            ct = read_ct_slice(source, require_patient_id=item.require_patient_id)
-            rgb = stack_windows_stored(ct.pixels, ct.slope, ct.intercept, config.windows)
-            original_shape = ct.shape
-            record = {
-                "key": ct.sop_uid,
-                "patient": ct.patient_id,
-                "study": ct.study_uid,
-                "series": ct.series_uid,
-                "z": ct.z,
-                "has_hu": True,
-                "channels": "hu",
-                "spacing": ct.pixel_spacing,
-                "thickness": ct.slice_thickness,
-                "notes": "; ".join(ct.notes),
-            }
-        elif row["format"] == "nifti":
-            hu, spacing, z = read_nifti_slice(source, item.sub_index)
-            rgb = stack_windows(hu, config.windows)
-            original_shape = hu.shape
-            record = {
-                "key": f"{row['slice_key']}_{item.sub_index}",
-                "patient": row["patient_id"],
-                "study": row["study_id"],
-                "series": row["series_id"],
-                "z": z,
-                "has_hu": True,
-                "channels": "hu",
-                "spacing": spacing[:2],
-                "thickness": spacing[2],
-                "notes": "",
-            }
-            if row.get("mask_path"):
-                mask = read_nifti_mask_slice(_resolve(item.raw_dir, row["mask_path"]), item.sub_index) * 255
-        elif row["format"] == "image":
-            bone = _resolve(item.raw_dir, row["bone_path"]) if row.get("bone_path") else None
-            rgb = read_windowed_image(source, bone_path=bone)
-            original_shape = rgb.shape[:2]
-            record = {
-                "key": row["slice_key"],
-                "patient": row["patient_id"],
-                "study": row["study_id"],
-                "series": row["series_id"],
-                "z": float(row["z"]),
-                "has_hu": False,
-                "channels": image_channels(rgb, bone=bone is not None),
-                "spacing": (float("nan"), float("nan")),
-                "thickness": None,
-                "notes": row.get("note", ""),
-            }
-        else:
+        if row["format"] not in SOURCE_READERS:
             raise UnusableSliceError(source, f"unknown manifest format {row['format']!r}")
-        if mask is None and row.get("mask_path") and row["format"] != "nifti":
-            mask = _read_mask(_resolve(item.raw_dir, row["mask_path"]), original_shape, config.mask_median)
+        read = SOURCE_READERS[row["format"]](item, config.windows, config.mask_median)
+        rgb, record, mask = read.rgb, read.record, read.mask
+        original_shape = rgb.shape[:2]
         try:
             frame = frame_for(rgb, config.framing)
         except ValueError as exc:
@@ -259,7 +175,7 @@ def render_slice(
     indexes, with the ``image`` (BGR uint8 at ``config.size``), the ``mask`` (or ``None``), the
     ``frame`` and the ``source_shape``; or ``{"quarantine": True, "source_path", "reason"}``.
     """
-    return _render(_Item(str(raw_dir), row, sub_index, require_patient_id), config)
+    return _render(SourceItem(str(raw_dir), row, sub_index, require_patient_id), config)
 
 
 def _convert_unit(unit: _Unit, config: ConvertConfig, out_dir: str) -> list[dict]:
@@ -293,27 +209,27 @@ def convert_rows(raw_dir: str | Path, rows: list[dict], config: ConvertConfig, o
     Writes the slices under ``out_dir`` and returns one index or quarantine record per row, but
     no index or checks: :func:`convert_cohort` is the converter; this is for profiling it.
     """
-    return _convert_unit(_Unit([_Item(str(raw_dir), row) for row in rows]), config, str(out_dir))
+    return _convert_unit(_Unit([SourceItem(str(raw_dir), row) for row in rows]), config, str(out_dir))
 
 
-def _items(raw_dir: Path, manifest: pd.DataFrame) -> tuple[list[_Item], list[dict]]:
+def _items(raw_dir: Path, manifest: pd.DataFrame) -> tuple[list[SourceItem], list[dict]]:
     """Expand the manifest into slice items; volumes that cannot even be opened are quarantined whole."""
     items, unreadable = [], []
     for row in manifest.to_dict("records"):
         if row["format"] != "nifti":
-            items.append(_Item(str(raw_dir), row))
+            items.append(SourceItem(str(raw_dir), row))
             continue
-        path = _resolve(str(raw_dir), row["path"])
+        path = resolve(str(raw_dir), row["path"])
         try:
             n = nifti_slice_count(path)
         except UnusableSliceError as exc:
             unreadable.append({"source_path": str(path), "reason": exc.reason, "stage": "convert", "kind": "file"})
             continue
-        items += [_Item(str(raw_dir), row, k) for k in range(n)]
+        items += [SourceItem(str(raw_dir), row, k) for k in range(n)]
     return items, unreadable
 
 
-def _units(items: list[_Item], config: ConvertConfig, workers: int) -> list[_Unit]:
+def _units(items: list[SourceItem], config: ConvertConfig, workers: int) -> list[_Unit]:
     """Packed: one unit per archive of ``shard_size`` items in manifest order. Files: batches
     small enough to balance the workers and show progress."""
     if config.shard_size > 0:
@@ -323,7 +239,7 @@ def _units(items: list[_Item], config: ConvertConfig, workers: int) -> list[_Uni
     return [_Unit(items[i : i + size]) for i in range(0, len(items), size)]
 
 
-def _run(items: list[_Item], config: ConvertConfig, out_dir: Path) -> list[dict]:
+def _run(items: list[SourceItem], config: ConvertConfig, out_dir: Path) -> list[dict]:
     """Convert every item (in a process pool unless ``workers == 1``); records in item order."""
     workers = config.workers or os.cpu_count() or 1
     units = _units(items, config, workers)
