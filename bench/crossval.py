@@ -60,6 +60,7 @@ from ich.metrics.pooled_folds import cohort_summaries, summary  # noqa: E402
 from ich.predict.artefacts import load_artefacts  # noqa: E402
 from ich.predict.batch import classify_folders, predict_folders  # noqa: E402
 from ich.predict.external import label_predictions, read_external_cohort  # noqa: E402
+from tools.profile import resolve_profile  # noqa: E402
 from tools.project import copy_project  # noqa: E402
 
 
@@ -328,7 +329,9 @@ def markdown(results: dict, thresholds: list[float], fractions: list[float]) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("profile", type=Path, help="a complete params.yaml variant with split.mode: kfold")
+    parser.add_argument(
+        "profile", type=Path, help="a profile (an overlay on params.yaml) or a params file, split.mode: kfold"
+    )
     parser.add_argument("--folds", default="", help="comma-separated test folds (default: all)")
     parser.add_argument("--models", default="", help="comma-separated subset of the profile's models")
     parser.add_argument("--workdir", type=Path, default=None, help="work copy of the repo (default: a temporary one)")
@@ -362,7 +365,7 @@ def main() -> None:
 
     if bool(args.set) != bool(args.variant):
         parser.error("--set and --variant go together: a changed profile is published under its own name")
-    profile = with_overrides(yaml.safe_load(args.profile.read_text()), args.set)
+    profile = with_overrides(resolve_profile(args.profile), args.set)
     folds = [int(k) for k in args.folds.split(",")] if args.folds else list(range(profile["split"]["folds"]))
     models = [m for m in args.models.split(",") if m] or None
     out = args.out or REPO / "bench" / "out" / (

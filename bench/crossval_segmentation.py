@@ -41,6 +41,7 @@ from crossval import REPO, prepare_workdir, profile_for_fold, run_command
 
 from ich.metrics.ci import bootstrap_ci
 from ich.segmentation.map_evaluation import segmenter_metrics
+from tools.profile import resolve_profile  # crossval puts the repository on sys.path
 
 
 def run_fold(workdir: Path, params: dict, out: Path) -> float:
@@ -109,7 +110,7 @@ def markdown(results: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("profile", type=Path, nargs="?", default=REPO / "params.yaml", help="a complete params.yaml")
+    parser.add_argument("profile", type=Path, nargs="?", default=REPO / "params.yaml", help="a profile (an overlay on params.yaml) or a params file")
     parser.add_argument("--folds", default="", help="comma-separated test folds (default: all)")
     parser.add_argument("--segmenters", default="", help="comma-separated subset of the profile's segmenters")
     parser.add_argument("--workdir", type=Path, default=None, help="work copy of the repo (default: a temporary one)")
@@ -121,7 +122,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    profile = yaml.safe_load(args.profile.read_text())
+    profile = resolve_profile(args.profile)
     profile["split"]["mode"] = "kfold"
     chosen = [n for n in args.segmenters.split(",") if n]
     unknown = set(chosen) - set(profile["segmenters"])

@@ -1,7 +1,7 @@
 """A figure of real bleeds pasted into normal training slices (:mod:`ich.data.bleed_paste`).
 
 Reads a project whose ``split`` stage has run (``data/converted`` and ``data/split``; by default
-this repository, e.g. after ``cp profiles/ct-ich-jpg.yaml params.yaml && dvc repro split``),
+this repository, e.g. after ``python -m tools.profile profiles/ct-ich-jpg.yaml && dvc repro split``),
 builds the bank of bleeds from the training slices of that split, as ``train@<model>`` does
 with ``paste`` set, and pastes bleeds into normal training slices. Each row of the figure: the
 donor slice with its mask outlined, the recipient as it was, the recipient with the bleed, and
@@ -20,12 +20,13 @@ import cv2
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from ich.params import with_train_defaults  # noqa: E402
 from ich.train.classify import parse_section  # noqa: E402
+from tools.profile import resolve_profile  # noqa: E402
 
 
 def outlined(grey: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -46,7 +47,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "figures" / "bleed-paste.png")
     args = parser.parse_args()
 
-    spec, training, _ = parse_section(args.model, yaml.safe_load(args.profile.read_text())["train"][args.model])
+    sections = with_train_defaults(resolve_profile(args.profile))["train"]
+    spec, training, _ = parse_section(args.model, sections[args.model])
     if not training.paste:
         raise SystemExit(f"train.{args.model} pastes nothing (paste: 0)")
     index = pd.read_csv(args.project / "data" / "converted" / "index.csv")

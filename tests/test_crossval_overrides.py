@@ -63,9 +63,10 @@ def test_a_variant_is_published_beside_the_profiles_entries(crossval, tmp_path):
 def test_the_combined_ablation_runs_from_a_copy_with_every_cohort_path_made_absolute(crossval):
     """`--set download.source=combined` on the real profile: each fold's params read both hospitals
     from absolute paths (the DAG runs in a copy elsewhere), and only the test fold changes."""
-    import yaml
 
-    profile = yaml.safe_load((BENCH.parents[1] / "profiles" / "ct-ich-jpg.yaml").read_text())
+    from tools.profile import resolve_profile
+
+    profile = resolve_profile(BENCH.parents[1] / "profiles" / "ct-ich-jpg.yaml")
     params = crossval.profile_for_fold(crossval.with_overrides(profile, ["download.source=combined"]), 3, None)
     assert params["download"]["source"] == "combined" and params["split"]["test_fold"] == 3
     cohorts = params["download"]["combined"]["cohorts"]

@@ -17,9 +17,11 @@ from ich.data.cohort_conversion import ConvertConfig, convert_cohort
 from ich.data.split import assert_no_leakage, patient_labels, split_patients
 from ich.io.raw_cohort import read_raw_cohort
 from ich.metrics import evaluate_predictions
+from ich.params import with_train_defaults
 from ich.sources import materialise
 from ich.train.classify import parse_section, train_classifier
 from tests.conftest import REPO, SHARED_DATA
+from tools.profile import resolve_profile
 
 ROOT = Path(os.environ.get("ICH_CTICH_JPG", str(SHARED_DATA / "ct-ich-jpg")))
 PROFILE = REPO / "profiles" / "ct-ich-jpg.yaml"
@@ -32,36 +34,33 @@ needs_release = pytest.mark.skipif(
 
 
 def _profile() -> dict:
-    return yaml.safe_load(PROFILE.read_text())
+    """The profile as a stage reads it: laid over params.yaml, train defaults merged."""
+    return with_train_defaults(resolve_profile(PROFILE))
 
 
-def _paths(tree: dict, prefix: str = "") -> set[str]:
-    """Dotted paths of every key of a nested parameter dict."""
-    out = set()
-    for key, value in tree.items():
-        out.add(prefix + key)
-        if isinstance(value, dict):
-            out |= _paths(value, f"{prefix}{key}.")
-    return out
+def test_the_profile_overlays_only_what_differs_and_resolves_to_a_complete_params_file():
+    """The profile names what differs from params.yaml and nothing else (a value equal to the
+    base's is noise that would hide the next change there); resolved, it carries every parameter
+    a stage reads, and a train section for its models only."""
+    base, overlay = yaml.safe_load((REPO / "params.yaml").read_text()), yaml.safe_load(PROFILE.read_text())
 
+    def same(layer: dict, under: dict, prefix: str = "") -> list[str]:
+        found = []
+        for key, value in layer.items():
+            if isinstance(value, dict) and isinstance(under.get(key), dict):
+                found += same(value, under[key], f"{prefix}{key}.")
+            elif key in under and under[key] == value:
+                found.append(prefix + key)
+        return found
 
-def test_profile_is_a_complete_params_file_for_the_release():
-    """The profile must carry every parameter of params.yaml (a stage would fail on a missing
-    one); model sections, source-specific download sections and external cohorts are its own."""
-    params, profile = yaml.safe_load((REPO / "params.yaml").read_text()), _profile()
-    per_model = {
-        name for value in params.values() if isinstance(value, list) for name in value if isinstance(name, str)
-    }
-    sources = {name for name, value in params["download"].items() if isinstance(value, dict)}
-
-    def own(path: str) -> bool:  # sections of the demo's models/segmenters, sources and external cohorts
-        parts = path.split(".")
-        if parts[:2] == ["external", "cohorts"] and len(parts) > 2:
-            return True
-        return len(parts) > 1 and (parts[1] in per_model or (parts[0] == "download" and parts[1] in sources))
-
-    missing = {p for p in _paths(params) - _paths(profile) if not own(p)}
-    assert not missing, f"profiles/ct-ich-jpg.yaml lacks {sorted(missing)}"
+    assert overlay.pop("base") == "params.yaml"
+    assert not same(overlay, base), f"the profile repeats params.yaml: {same(overlay, base)}"
+    profile = _profile()
+    kept = {"download", "convert", "split", "launcher", "models", "train", "ensemble", "evaluate", "explain"}
+    assert kept | {"segmenters", "segment", "evaluate_segmentation", "report", "site", "external"} == set(profile)
+    assert set(profile["train"]) == set(profile["models"])
+    for section in ("convert", "split", "evaluate"):
+        assert set(profile[section]) == set(base[section]), section
     assert profile["download"]["source"] == "images" and profile["download"]["images"]["layout"] == "ctich-jpg"
     assert (REPO / profile["download"]["path"]).resolve() == (REPO.parent / "shared" / "data" / "ct-ich-jpg").resolve()
     assert profile["split"]["mode"] == "kfold" and profile["split"]["folds"] == 5
