@@ -182,7 +182,7 @@ def train_classifier(
         loss = float(nn.functional.binary_cross_entropy_with_logits(logits, targets))
         return loss, _auc(val_targets, probs[:, 0])
 
-    stamp = digest_values(
+    fingerprint = digest_values(
         asdict(spec),
         asdict(training),
         asdict(config),
@@ -199,14 +199,14 @@ def train_classifier(
         validate=validate,
         config=config,
         checkpoint=checkpoint,
-        fingerprint=stamp,
+        fingerprint=fingerprint,
         device=device,
         prepare=training.preparation(spec),
     )
     val_probs = predict(model, val_set)
     if config.refit:
         model = _refit(
-            spec, training, config, parts, image_root, result, balance_policy, balance_ratio, checkpoint, stamp
+            spec, training, config, parts, image_root, result, balance_policy, balance_ratio, checkpoint, fingerprint
         )
     rows = []
     for name in ("val", "test"):
@@ -254,7 +254,7 @@ def _refit(
     balance_policy: str,
     balance_ratio: float,
     checkpoint: Path | None,
-    stamp: str,
+    fingerprint: str,
 ) -> nn.Module:
     """A new network trained on training + validation patients for the validation-chosen number of
     epochs (the schedule compressed to them), with the same seed and recipe.
@@ -278,7 +278,7 @@ def _refit(
         validate=None,
         config=replace(config, epochs=chosen.best_epoch + 1),
         checkpoint=refit_checkpoint,
-        fingerprint=digest_values(stamp, "refit", chosen.best_epoch),
+        fingerprint=digest_values(fingerprint, "refit", chosen.best_epoch),
         device=default_device(),
         prepare=training.preparation(spec),
     )

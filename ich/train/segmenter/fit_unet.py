@@ -63,7 +63,7 @@ def train_unet(
             maps.append((prob, mask))
         return loss / pixels, max(score_candidates(maps, candidates).values())
 
-    stamp = digest_values(
+    fingerprint = digest_values(
         asdict(spec),
         asdict(training),
         asdict(config),
@@ -79,7 +79,7 @@ def train_unet(
         validate=validate,
         config=config,
         checkpoint=checkpoint,
-        fingerprint=stamp,
+        fingerprint=fingerprint,
         device=device,
     )
     return model, result
