@@ -110,7 +110,13 @@ def markdown(results: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("profile", type=Path, nargs="?", default=REPO / "params.yaml", help="a profile (an overlay on params.yaml) or a params file")
+    parser.add_argument(
+        "profile",
+        type=Path,
+        nargs="?",
+        default=REPO / "params.yaml",
+        help="a profile (an overlay on params.yaml) or a params file",
+    )
     parser.add_argument("--folds", default="", help="comma-separated test folds (default: all)")
     parser.add_argument("--segmenters", default="", help="comma-separated subset of the profile's segmenters")
     parser.add_argument("--workdir", type=Path, default=None, help="work copy of the repo (default: a temporary one)")

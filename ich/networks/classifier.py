@@ -121,15 +121,17 @@ def read_network_spec(folder: str | Path) -> ClassifierSpec:
     return ClassifierSpec(**json.loads(path.read_text())["spec"])
 
 
-def build_classifier(spec: ClassifierSpec, weights: str | Path | None = None, *, pretrained: str = "none") -> nn.Module:
-    """The network of ``spec``: with ``weights`` the trained state dict loaded safely, else initialised
-    as ``pretrained`` says (:func:`ich.models.build`)."""
+def build_classifier(
+    spec: ClassifierSpec, state_dict: str | Path | None = None, *, pretrained: str = "none"
+) -> nn.Module:
+    """The network of ``spec``: with ``state_dict`` (a trained ``model.pt``) its weights loaded safely,
+    else initialised as ``pretrained`` says (:func:`ich.models.build`)."""
     return build(
         spec.arch,
         in_channels=spec.slice_channels * spec.stack,
         num_outputs=len(spec.label_columns),
         input_size=spec.input_size,
-        pretrained=str(weights) if weights is not None else pretrained,
+        pretrained=str(state_dict) if state_dict is not None else pretrained,
         **spec.options,
     )
 

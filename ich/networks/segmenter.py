@@ -65,10 +65,10 @@ def read_segmenter_spec(folder: str | Path) -> UNetSpec:
     return UNetSpec(**json.loads(path.read_text())["spec"])
 
 
-def build_unet(spec: UNetSpec, weights: str | Path | None = None, *, pretrained: str = "none") -> nn.Module:
-    """The U-Net of ``spec``: with ``weights`` the trained state dict loaded safely, else initialised as
-    ``pretrained`` says (``none``, ``imagenet`` for ``lite0_unet``, or a checkpoint path)."""
-    pretrained = str(weights) if weights is not None else pretrained
+def build_unet(spec: UNetSpec, state_dict: str | Path | None = None, *, pretrained: str = "none") -> nn.Module:
+    """The U-Net of ``spec``: with ``state_dict`` (a trained ``model.pt``) its weights loaded safely, else
+    initialised as ``pretrained`` says (``none``, ``imagenet`` for ``lite0_unet``, or a checkpoint path)."""
+    pretrained = str(state_dict) if state_dict is not None else pretrained
     # the Lite0 U-Net has BatchNorm in every layer, as EfficientNet has: only the paper's U-Net chooses
     options = {"batch_norm": spec.batch_norm} if spec.kind == "unet" else {}
     return build(
