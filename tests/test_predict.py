@@ -58,7 +58,7 @@ def _edit(params: dict) -> None:
             "arch": "wa2d_cnn3",
             "options": {"batch_norm": True},
             "input_size": 64,
-            "outputs": "all",
+            "subtypes": True,
             "epochs": 24,  # about 1.5 s each here; fewer leave the probabilities bunched near 0.5
             "batch_size": 16,
             "optimizer": "adam",

@@ -126,7 +126,7 @@ def test_the_balancing_policy_reaches_the_training_loop(monkeypatch, tiny_cohort
 
 
 def test_multilabel_outputs(tiny_cohort, tiny_split):
-    spec = replace(SPEC, outputs="all")
+    spec = replace(SPEC, subtypes=True)
     _, _, predictions = _train(tiny_cohort, tiny_split, config=replace(CONFIG, epochs=1), spec=spec)
     assert [c for c in predictions.columns if c.startswith("prob_")] == [
         "prob_any",

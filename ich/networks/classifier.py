@@ -33,19 +33,15 @@ class ClassifierSpec:
 
     arch: str
     input_size: int = 128
-    outputs: str = "any"  # any | all (any + five subtypes, the multi-label variant)
+    subtypes: bool = False  # true: "any" and the five subtypes (a multi-label network)
     grey: bool = False  # single brain-window channel (the thesis CNN)
     context: int = 0  # neighbouring slices on each side stacked as channels (ich.data.context)
     options: dict[str, Any] = field(default_factory=dict)  # architecture keywords (e.g. batch_norm)
 
-    def __post_init__(self) -> None:
-        if self.outputs not in ("any", "all"):
-            raise ValueError(f"outputs must be 'any' or 'all', got {self.outputs!r}")
-
     @property
     def label_columns(self) -> tuple[str, ...]:
         """Targets in output order."""
-        return ("any",) if self.outputs == "any" else LABELS
+        return LABELS if self.subtypes else ("any",)
 
     @property
     def slice_channels(self) -> int:

@@ -81,7 +81,7 @@ class Artefacts:
     weights: dict[str, float]  # deciding members and their weights (one model: weight 1)
     classifiers: dict[str, Classifier]  # the deciding members, and the subtype model if another
     operating_points: dict[str, Any]  # of the decider, chosen on validation
-    subtype_model: str | None  # a multi-label (outputs: all) model, for per-subtype probabilities
+    subtype_model: str | None  # a multi-label (subtypes: true) model, for per-subtype probabilities
     segmenter: Segmenter | None
     versions: dict[str, str]  # artefact folder -> dvc.lock md5
     device: torch.device
