@@ -47,7 +47,7 @@ def test_ambiguous_or_unordered_tables_are_errors():
 @pytest.mark.parametrize("grey", [False, True])
 def test_the_dataset_stacks_every_window_of_each_neighbour(tiny_cohort, grey):
     index = tiny_cohort["index"]
-    spec = ClassifierSpec("wa2d_cnn3", input_size=32, grey=grey, context=1)
+    spec = ClassifierSpec("wa2d_cnn3", input_size=32, brain_window_only=grey, context=1)
     image, _ = spec.dataset(index, tiny_cohort["converted"])[0]
     per_slice = spec.slice_channels
     assert image.shape == (3 * per_slice, 32, 32)
@@ -100,4 +100,4 @@ def test_window_dropout_shows_training_images_as_their_brain_window_only():
     with pytest.raises(ValueError, match="need augment"):
         ClassifierTraining(augment=False, window_dropout=0.3)
     with pytest.raises(ValueError, match="grey model"):
-        ClassifierTraining(window_dropout=0.3).check(ClassifierSpec("thesis_cnn", grey=True))
+        ClassifierTraining(window_dropout=0.3).check(ClassifierSpec("thesis_cnn", brain_window_only=True))

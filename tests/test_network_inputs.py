@@ -16,6 +16,7 @@ import torch
 
 from ich.data.cohort_conversion import ConvertConfig
 from ich.data.datasets import SliceDataset
+from ich.networks.classifier import ClassifierSpec
 from ich.predict.infer import network_inputs
 from ich.predict.inputs import study_from_manifest
 
@@ -32,7 +33,7 @@ def test_a_training_item_and_a_prediction_input_of_the_same_slices_are_equal(tin
     study = study_from_manifest(rows, tiny_cohort["raw"], ConvertConfig(size=64, workers=1), name=study_id)
 
     training = SliceDataset(table, tiny_cohort["converted"], input_size=input_size, grey=grey, context=context)
-    spec = SimpleNamespace(input_size=input_size, grey=grey, context=context, per_study=False)
+    spec = ClassifierSpec("wa2d_cnn3", input_size=input_size, brain_window_only=grey, context=context)
     predicted = network_inputs(study, SimpleNamespace(spec=spec))
 
     assert predicted.dtype == torch.uint8 and len(predicted) == len(training) == len(table)

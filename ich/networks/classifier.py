@@ -34,7 +34,7 @@ class ClassifierSpec:
     arch: str
     input_size: int = 128
     subtypes: bool = False  # true: "any" and the five subtypes (a multi-label network)
-    grey: bool = False  # single brain-window channel (the thesis CNN)
+    brain_window_only: bool = False  # one channel: the brain window alone (the thesis CNN; the CT-ICH profile)
     context: int = 0  # neighbouring slices on each side stacked as channels (ich.data.context)
     options: dict[str, Any] = field(default_factory=dict)  # architecture keywords (e.g. batch_norm)
 
@@ -46,7 +46,7 @@ class ClassifierSpec:
     @property
     def slice_channels(self) -> int:
         """Channels of one slice: its windows, or the brain window alone."""
-        return 1 if self.grey else 3
+        return 1 if self.brain_window_only else 3
 
     @property
     def per_study(self) -> bool:
@@ -75,7 +75,7 @@ class ClassifierSpec:
             root,
             input_size=self.input_size,
             label_columns=self.label_columns,
-            grey=self.grey,
+            grey=self.brain_window_only,
             cache=cache,
             context=self.context,
         )
@@ -97,7 +97,7 @@ def write_network_spec(folder: str | Path, spec: ClassifierSpec, trained_on: Map
         "spec": asdict(spec),
         "input": {
             "channels": spec.slice_channels * spec.stack,
-            "windows": "brain window only" if spec.grey else "three windows (R, G, B)",
+            "windows": "brain window only" if spec.brain_window_only else "three windows (R, G, B)",
             "slices": spec.stack,
             "side_px": spec.input_size,
             "mean": [round(float(v), 6) for v in prepare.mean.flatten()],

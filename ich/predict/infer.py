@@ -82,7 +82,7 @@ def network_inputs(study: Study, classifier: Classifier) -> torch.Tensor:
     """The uint8 inputs ``(N, C, H, W)`` of ``classifier`` for every network image (slice or slab),
     neighbours stacked as in training."""
     spec = classifier.spec
-    images = np.stack([network_image(image, spec.input_size, spec.grey) for image in study.network_images])
+    images = np.stack([network_image(image, spec.input_size, spec.brain_window_only) for image in study.network_images])
     per_slice = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
     if spec.per_study:
         return per_slice[None]  # one study (1, T, C, H, W)

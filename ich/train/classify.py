@@ -52,7 +52,7 @@ class ClassifierTraining:
             )
         if self.paste and spec.per_study:
             raise ValueError("paste works on single slices, not on whole studies")
-        if self.window_dropout and spec.grey:
+        if self.window_dropout and spec.brain_window_only:
             raise ValueError("window_dropout needs the three windows; a grey model has one")
 
     def preparation(self, spec: ClassifierSpec) -> BatchPreparation:
@@ -76,7 +76,7 @@ class ClassifierTraining:
             root,
             input_size=spec.input_size,
             label_columns=spec.label_columns,
-            grey=spec.grey,
+            grey=spec.brain_window_only,
             cache=self.cache_images,
             context=spec.context,
             masks=True,
