@@ -162,7 +162,7 @@ def test_dataset_carries_the_mask_and_whether_it_is_known(tiny_cohort):
 
 
 def test_bleedmap_trains_on_masks_with_pasted_bleeds_from_training_patients_only(tiny_cohort, tiny_split):
-    spec = ClassifierSpec("bleedmap_cnn", input_size=32, brain_window_only=True, context=1, options={"width": 8})
+    spec = ClassifierSpec("bleedmap_cnn", input_size=32, brain_window_only=True, context=1, arch_options={"width": 8})
     training = ClassifierTraining(paste=0.5, rewindow={"source": [0, 80]})
     config = TrainConfig(epochs=2, batch_size=16, lr=3e-3, seed=0)
     table = tiny_cohort["index"].merge(tiny_split[["patient_id", "set", "fold"]], on="patient_id")

@@ -200,9 +200,9 @@ def test_classifier_spec_options_reach_the_builder():
     from ich.networks.classifier import build_classifier
     from ich.train.classify import parse_section
 
-    spec, _, _ = parse_section("m", {"arch": "wa2d_cnn3", "options": {"batch_norm": True}})
+    spec, _, _ = parse_section("m", {"arch": "wa2d_cnn3", "arch_options": {"batch_norm": True}})
     assert any(isinstance(m, nn.BatchNorm2d) for m in build_classifier(spec).modules())
-    spec, _, _ = parse_section("m", {"arch": "wa2d_cnn3", "options": {"no_such_option": 1}})
+    spec, _, _ = parse_section("m", {"arch": "wa2d_cnn3", "arch_options": {"no_such_option": 1}})
     with pytest.raises(TypeError, match="no_such_option"):
         build_classifier(spec)
 

@@ -50,7 +50,7 @@ def tiny_net(*, in_channels: int, num_outputs: int, input_size: int, width: int 
 
 SECTION = {
     "arch": "tiny_net",
-    "options": {"width": 6},
+    "arch_options": {"width": 6},
     "input_size": 32,
     "epochs": 2,
     "batch_size": 16,

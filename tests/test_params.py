@@ -21,16 +21,16 @@ PROFILES = sorted(REPO.glob("profiles/*.yaml"))
 def test_a_model_section_is_laid_over_the_defaults_and_wins():
     params = {
         "train": {
-            "defaults": {"lr": 0.1, "epochs": 3, "options": {"batch_norm": True}},
+            "defaults": {"lr": 0.1, "epochs": 3, "arch_options": {"batch_norm": True}},
             "a": {"arch": "a", "lr": 0.5},
-            "b": {"arch": "b", "options": {"width": 8}},
+            "b": {"arch": "b", "arch_options": {"width": 8}},
         },
         "models": ["a", "b"],
     }
     merged = with_train_defaults(params)
     assert merged["train"] == {
-        "a": {"lr": 0.5, "epochs": 3, "options": {"batch_norm": True}, "arch": "a"},
-        "b": {"lr": 0.1, "epochs": 3, "options": {"width": 8}, "arch": "b"},  # options replaced whole
+        "a": {"lr": 0.5, "epochs": 3, "arch_options": {"batch_norm": True}, "arch": "a"},
+        "b": {"lr": 0.1, "epochs": 3, "arch_options": {"width": 8}, "arch": "b"},  # arch_options replaced whole
     }
     assert params["train"]["a"] == {"arch": "a", "lr": 0.5}  # the input is left alone
     assert with_train_defaults({"train": {"a": {"arch": "a"}}}) == {"train": {"a": {"arch": "a"}}}

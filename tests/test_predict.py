@@ -56,7 +56,7 @@ def _edit(params: dict) -> None:
     params["train"] = {
         "wa2d_cnn3": {
             "arch": "wa2d_cnn3",
-            "options": {"batch_norm": True},
+            "arch_options": {"batch_norm": True},
             "input_size": 64,
             "subtypes": True,
             "epochs": 24,  # about 1.5 s each here; fewer leave the probabilities bunched near 0.5

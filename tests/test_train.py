@@ -218,7 +218,7 @@ def test_a_trained_network_describes_itself_and_inference_builds_from_that(tiny_
     )
     from ich.train.classify import trained_on
 
-    spec = replace(SPEC, context=1, options={"batch_norm": True})
+    spec = replace(SPEC, context=1, arch_options={"batch_norm": True})
     model, _, predictions = _train(tiny_cohort, tiny_split, config=replace(CONFIG, epochs=1), spec=spec)
     with pytest.raises(FileNotFoundError, match=f"{NETWORK_FILE} is missing"):
         read_network_spec(tmp_path)

@@ -36,7 +36,9 @@ class ClassifierSpec:
     subtypes: bool = False  # true: "any" and the five subtypes (a multi-label network)
     brain_window_only: bool = False  # one channel: the brain window alone (the thesis CNN; the CT-ICH profile)
     context: int = 0  # neighbouring slices on each side stacked as channels (ich.data.context)
-    options: dict[str, Any] = field(default_factory=dict)  # architecture keywords (e.g. batch_norm)
+    arch_options: dict[str, Any] = field(
+        default_factory=dict
+    )  # keywords of the architecture's builder (e.g. batch_norm)
 
     @property
     def label_columns(self) -> tuple[str, ...]:
@@ -128,7 +130,7 @@ def build_classifier(
         num_outputs=len(spec.label_columns),
         input_size=spec.input_size,
         pretrained=str(state_dict) if state_dict is not None else pretrained,
-        **spec.options,
+        **spec.arch_options,
     )
 
 
