@@ -71,7 +71,7 @@ def test_the_unet_takes_the_encoder_part_and_draws_a_full_resolution_map(imagene
     with pytest.raises(ValueError, match="divisible by 32"):
         model(torch.rand(1, 3, 48, 48))
     with pytest.raises(ValueError, match="remove batch_norm"):
-        unet_spec({"kind": "lite0_unet", "batch_norm": True})
+        unet_spec({"method": "lite0_unet", "batch_norm": True})
 
 
 def _with_weights(monkeypatch, name: str, weights: PackagedWeights) -> None:
@@ -124,7 +124,7 @@ def test_pretrained_lite0_unet_on_whole_slices_beats_the_band(tiny_cohort, tiny_
     parts = segmentation_parts(tiny_cohort["index"], tiny_split)
     from ich.train.segmenter.settings import UNetTraining
 
-    spec = UNetSpec(kind="lite0_unet", base_width=8, crop=64, stride=64)
+    spec = UNetSpec(method="lite0_unet", base_width=8, crop=64, stride=64)
     training = UNetTraining(pretrained="imagenet", loss="bce_dice")
     config = TrainConfig(epochs=16, batch_size=8, lr=3e-3, seed=0, scheduler="cosine")
     model, result = train_unet(tiny_cohort["converted"], parts, spec, training, config, [post])

@@ -193,20 +193,20 @@ def test_predict_prob_map_stitches_crop_predictions_back_exactly():
 
 
 def test_unet_settings_default_to_the_paper_and_reject_unknown_keys():
-    spec, training, config = unet_settings({"kind": "unet"})
+    spec, training, config = unet_settings({"method": "unet"})
     assert (spec.crop, spec.stride, spec.base_width) == (160, 80, 64)
     assert (training.loss, training.augment, training.negative_ratio) == ("bce", AffineRanges(), 1.0)
     assert config == UNET_TRAINING and (config.lr, config.epochs, config.batch_size) == (1e-5, 150, 32)
-    spec, training, config = unet_settings({"kind": "unet", "augment": False, "lr": 0.003, "crop": 64})
+    spec, training, config = unet_settings({"method": "unet", "augment": False, "lr": 0.003, "crop": 64})
     assert training.augment is None and spec.crop == 64 and config.lr == 0.003 and config.epochs == 150
-    _, training, _ = unet_settings({"kind": "unet", "augment": {"rotation_deg": 5}})
+    _, training, _ = unet_settings({"method": "unet", "augment": {"rotation_deg": 5}})
     assert training.augment == AffineRanges(rotation_deg=5)
-    assert unet_settings({"kind": "unet", "augment": True})[1].augment == AffineRanges()
+    assert unet_settings({"method": "unet", "augment": True})[1].augment == AffineRanges()
     with pytest.raises(ValueError, match="unknown keys"):
-        unet_settings({"kind": "unet", "epoch": 3}, where="segment.unet")
-    assert band_settings({"kind": "threshold_band", "lo": [1, 2, 1]}).lo == (1, 2, 1)
+        unet_settings({"method": "unet", "epoch": 3}, where="segment.unet")
+    assert band_settings({"method": "threshold_band", "lo": [1, 2, 1]}).lo == (1, 2, 1)
     with pytest.raises(ValueError, match="unknown keys"):
-        band_settings({"kind": "threshold_band", "band": [1, 2]})
+        band_settings({"method": "threshold_band", "band": [1, 2]})
 
 
 def test_a_cohort_without_masks_cannot_train_a_segmenter(tiny_cohort, tiny_split):
@@ -341,7 +341,7 @@ def test_segmentation_stages_write_their_outputs(tiny_cohort, tiny_split, tmp_pa
         assert list(predictions.columns) == ["slice_id", "patient_id", "set", "fold", "prob_path"]
         assert all((Path("data/segmenters") / name / p).exists() for p in predictions["prob_path"])
         recorded = json.loads(Path(f"metrics/segment/{name}.json").read_text())
-        assert recorded["kind"] == params["segment"][name]["kind"]
+        assert recorded["method"] == params["segment"][name]["method"]
         chosen = read_post_process(Path("data/segmenters") / name)
         assert recorded["threshold"] == chosen.threshold in params["segment"]["postprocess"]["thresholds"]
         assert Path(f"plots/segment/{name}.csv").exists()

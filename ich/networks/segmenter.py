@@ -1,7 +1,7 @@
 """A segmenter network as its ``segment.<name>`` section (and then its ``network.json``) describes it:
 spec, build, predictor.
 
-Two kinds: the U-Net of Hssayeni 2020 (``unet``, crops of the slice) and the EfficientNet-Lite0
+Two methods: the U-Net of Hssayeni 2020 (``unet``, crops of the slice) and the EfficientNet-Lite0
 U-Net (``lite0_unet``, :mod:`ich.models.efficientnet_lite`, whole slices: ``crop`` = the slice).
 """
 
@@ -20,8 +20,8 @@ from ich.models import build
 from ich.networks import NETWORK_FILE
 from ich.segmentation.inference import predict_prob_map
 
-NETWORK_KINDS = ("unet", "lite0_unet")
-"""``segment.<name>.kind`` values that are networks (weights in ``model.pt``), all described by :class:`UNetSpec`."""
+NETWORK_METHODS = ("unet", "lite0_unet")
+"""``segment.<name>.method`` values that are networks (weights in ``model.pt``), all described by :class:`UNetSpec`."""
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class UNetSpec:
     ``inference_batch`` is how many crops go through the network at once when predicting.
     """
 
-    kind: str = "unet"
+    method: str = "unet"
     base_width: int = 64
     batch_norm: bool = False  # BatchNorm in every block (ich.models.unet; not in Hssayeni 2020); unet only
     crop: int = 160
@@ -42,11 +42,11 @@ class UNetSpec:
 
 
 def unet_spec(section: Mapping[str, Any]) -> UNetSpec:
-    """The network part of a ``kind: unet`` section (the other keys are training's:
+    """The network part of a ``method: unet`` section (the other keys are training's:
     :func:`ich.train.segmenter.settings.unet_settings` checks the whole section)."""
-    if section.get("kind", "unet") not in NETWORK_KINDS:
-        raise ValueError(f"segmenter kind must be one of {NETWORK_KINDS}, got {section.get('kind')!r}")
-    if section.get("kind") == "lite0_unet" and "batch_norm" in section:
+    if section.get("method", "unet") not in NETWORK_METHODS:
+        raise ValueError(f"segmenter method must be one of {NETWORK_METHODS}, got {section.get('method')!r}")
+    if section.get("method") == "lite0_unet" and "batch_norm" in section:
         raise ValueError("lite0_unet has BatchNorm in every layer, as EfficientNet has: remove batch_norm")
     keys = {f.name for f in fields(UNetSpec)}
     return UNetSpec(**{k: v for k, v in section.items() if k in keys})
@@ -70,9 +70,9 @@ def build_unet(spec: UNetSpec, state_dict: str | Path | None = None, *, pretrain
     initialised as ``pretrained`` says (``none``, ``imagenet`` for ``lite0_unet``, or a checkpoint path)."""
     pretrained = str(state_dict) if state_dict is not None else pretrained
     # the Lite0 U-Net has BatchNorm in every layer, as EfficientNet has: only the paper's U-Net chooses
-    options = {"batch_norm": spec.batch_norm} if spec.kind == "unet" else {}
+    options = {"batch_norm": spec.batch_norm} if spec.method == "unet" else {}
     return build(
-        spec.kind,
+        spec.method,
         in_channels=3,
         num_outputs=1,
         input_size=spec.crop,
@@ -89,7 +89,7 @@ def unet_predictor(model: nn.Module, spec: UNetSpec) -> Callable[[np.ndarray], n
 
 
 __all__ = [
-    "NETWORK_KINDS",
+    "NETWORK_METHODS",
     "UNetSpec",
     "build_unet",
     "read_segmenter_spec",

@@ -35,7 +35,7 @@ from ich.data.transforms import BatchPreparation
 from ich.io.digest import dvc_md5
 from ich.networks import default_device
 from ich.networks.classifier import ClassifierSpec, build_classifier, read_network_spec
-from ich.networks.segmenter import NETWORK_KINDS, build_unet, read_segmenter_spec, unet_predictor
+from ich.networks.segmenter import NETWORK_METHODS, build_unet, read_segmenter_spec, unet_predictor
 from ich.params import SAFE_LOADER, load_params
 from ich.predict.familiarity import training_reference
 from ich.predict.names import ENSEMBLE
@@ -162,7 +162,7 @@ def load_artefacts(
 ) -> Artefacts:
     """Load and check the trained pipeline of ``project``; ``model`` decides (a trained model or ``ensemble``).
 
-    ``segmenter`` names a network section (``kind: unet`` or ``lite0_unet``) of ``segment`` (``None``: no bleed masks or volume);
+    ``segmenter`` names a network section (``method: unet`` or ``lite0_unet``) of ``segment`` (``None``: no bleed masks or volume);
     ``subtypes=False`` leaves out a multi-label model that does not decide (no subtype probabilities).
     """
     project = Path(project)
@@ -190,9 +190,9 @@ def load_artefacts(
     unet = None
     if segmenter is not None:
         section = params["segment"].get(segmenter)
-        if section is None or section.get("kind") not in NETWORK_KINDS:
+        if section is None or section.get("method") not in NETWORK_METHODS:
             raise ValueError(
-                f"segmenter {segmenter!r} is not a network section (kind: {' or '.join(NETWORK_KINDS)}) "
+                f"segmenter {segmenter!r} is not a network section (method: {' or '.join(NETWORK_METHODS)}) "
                 "of params.yaml segment"
             )
         out = layout.SEGMENTERS / segmenter

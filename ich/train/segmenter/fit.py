@@ -1,15 +1,15 @@
 """Fit a segmenter named in ``params.yaml`` (``segment.<name>``) and map the val/test slices.
 
-Both kinds end the same way, so one evaluation treats them alike: every validation and test
+Both methods end the same way, so one evaluation treats them alike: every validation and test
 slice with a reference mask gets a bleed-probability map (:func:`predict_split`, stored as in
 :mod:`ich.segmentation.maps`), the validation maps choose the operating threshold among the
 candidates (:func:`choose_on_validation`), and that :class:`~ich.segmentation.PostProcess`,
 stored beside the segmenter, turns maps into masks in the evaluation and in ``ich predict``.
 
-* ``kind: unet`` (the U-Net of Hssayeni 2020) and ``kind: lite0_unet`` (EfficientNet-Lite0 encoder,
+* ``method: unet`` (the U-Net of Hssayeni 2020) and ``method: lite0_unet`` (EfficientNet-Lite0 encoder,
   whole slices): through the shared loop (:mod:`ich.train.segmenter.fit_unet`); the best weights
   go to ``model.pt``.
-* ``kind: threshold_band``: the grey-level band grid-searched on the training slices
+* ``method: threshold_band``: the grey-level band grid-searched on the training slices
   (:mod:`ich.train.segmenter.fit_band`); the band goes to ``band.json``.
 """
 
@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ich.io.atomic import write_json
-from ich.networks.segmenter import NETWORK_KINDS, unet_predictor, write_segmenter_spec
+from ich.networks.segmenter import NETWORK_METHODS, unet_predictor, write_segmenter_spec
 from ich.segmentation import (
     PostProcess,
     choose_post_process,
@@ -60,7 +60,7 @@ def _unet(
     save_atomic(model.state_dict(), out / "model.pt")
     write_segmenter_spec(out, spec)
     metrics = {
-        "kind": spec.kind,
+        "method": spec.method,
         "parameters": sum(p.numel() for p in model.parameters()),
         "epochs": config.epochs,
         "best_epoch": result.best_epoch,
@@ -76,11 +76,16 @@ def _band(
     spec = band_settings(section, where=f"segment.{name}")
     lo, hi, grid = fit_band(root, parts["train"], spec, candidates[0])  # a 0/1 map: only the kernels matter
     write_json(out / "band.json", {"lo": lo, "hi": hi, "channel": spec.channel})
-    metrics = {"kind": spec.kind, "lo": lo, "hi": hi, f"train_{spec.objective}": round(float(grid["score"].max()), 6)}
+    metrics = {
+        "method": spec.method,
+        "lo": lo,
+        "hi": hi,
+        f"train_{spec.objective}": round(float(grid["score"].max()), 6),
+    }
     return FittedSegmenter(band_predictor(lo, hi, spec), grid, metrics)
 
 
-KINDS = {**dict.fromkeys(NETWORK_KINDS, _unet), "threshold_band": _band}
+METHODS = {**dict.fromkeys(NETWORK_METHODS, _unet), "threshold_band": _band}
 
 
 def fit_segmenter(
@@ -100,10 +105,12 @@ def fit_segmenter(
     ``checkpoint`` and ``inputs_digest`` resume an interrupted U-Net run as in
     :func:`ich.train.classify.train_classifier`; the band has nothing to resume.
     """
-    kind = section.get("kind")
-    if kind not in KINDS:
-        raise ValueError(f"params.yaml segment.{name}.kind must be one of {sorted(KINDS)}, got {kind!r}")
-    return KINDS[kind](name, section, root, parts, candidates, out, checkpoint=checkpoint, inputs_digest=inputs_digest)
+    method = section.get("method")
+    if method not in METHODS:
+        raise ValueError(f"params.yaml segment.{name}.method must be one of {sorted(METHODS)}, got {method!r}")
+    return METHODS[method](
+        name, section, root, parts, candidates, out, checkpoint=checkpoint, inputs_digest=inputs_digest
+    )
 
 
 def predict_split(
