@@ -27,8 +27,8 @@ repro: setup
 	$(BIN)/dvc repro
 
 lint: setup
-	$(BIN)/ruff check ich stages tests bench tools
-	$(BIN)/ruff format --check ich stages tests bench tools
+	$(BIN)/ruff check ich stages tests bench experiments tools
+	$(BIN)/ruff format --check ich stages tests bench experiments tools
 
 # A real Chromium renders the report page in tests/test_predict.py (Debian's package; the test
 # skips, saying why, only where it cannot be installed)

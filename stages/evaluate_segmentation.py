@@ -4,7 +4,7 @@ Writes ``metrics/segmentation/<name>.json`` (the headline figures: Dice, Jaccard
 error, detection), the full summary ``data/segmentation/summary.json`` (per segmenter: Dice/
 Jaccard per slice, subtype and patient, bleed volume error, detection at every threshold), the
 per-slice and per-patient tables under ``data/segmentation/<name>/`` (what
-``bench/crossval_segmentation.py`` pools over folds), and as plots the reference vs predicted volume per patient and overlays of the test
+``experiments/crossval_segmentation.py`` pools over folds), and as plots the reference vs predicted volume per patient and overlays of the test
 slices with the most bleed (green: reference, red: prediction).
 """
 

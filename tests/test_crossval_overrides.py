@@ -1,4 +1,4 @@
-"""bench/crossval.py's ablation switches: ``--set`` changes only keys the profile has, and a
+"""experiments/crossval.py's ablation switches: ``--set`` changes only keys the profile has, and a
 variant run is published beside the profile's own entries instead of replacing them."""
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "crossval.py"
+CROSSVAL = Path(__file__).resolve().parents[1] / "experiments" / "crossval.py"
 
 
 @pytest.fixture(scope="module")
 def crossval():
-    spec = importlib.util.spec_from_file_location("bench_crossval", BENCH)
+    spec = importlib.util.spec_from_file_location("experiments_crossval", CROSSVAL)
     module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_crossval"] = module
+    sys.modules["experiments_crossval"] = module
     spec.loader.exec_module(module)
     return module
 
@@ -66,7 +66,7 @@ def test_the_combined_ablation_runs_from_a_copy_with_every_cohort_path_made_abso
 
     from tools.profile import resolve_profile
 
-    profile = resolve_profile(BENCH.parents[1] / "profiles" / "ct-ich-jpg.yaml")
+    profile = resolve_profile(CROSSVAL.parents[1] / "profiles" / "ct-ich-jpg.yaml")
     params = crossval.profile_for_fold(crossval.with_overrides(profile, ["download.source=combined"]), 3, None)
     assert params["download"]["source"] == "combined" and params["split"]["test_fold"] == 3
     cohorts = params["download"]["combined"]["cohorts"]

@@ -51,7 +51,7 @@ def test_the_cycle_check_finds_a_cycle():
     assert find_cycle({"ich.a": {"ich.b"}, "ich.b": set()}) is None
 
 
-@pytest.mark.parametrize("outside", ["stages", "bench", "tests", "tools"])
+@pytest.mark.parametrize("outside", ["stages", "bench", "experiments", "tests", "tools"])
 def test_the_library_never_imports_stages_bench_tests_or_tools(outside):
     offenders = [
         path.relative_to(REPO).as_posix()

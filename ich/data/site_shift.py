@@ -11,7 +11,7 @@ the study with it, from the converted slice (``data/converted``), so it works fo
 
 The ranges are fixed in advance and moderate, not fitted to any external set: the point is to
 see whether a channel policy or an augmentation makes a model hold up when the input drifts,
-which no within-release test fold can show (``bench/crossval.py --site-shift``).
+which no within-release test fold can show (``experiments/crossval.py --site-shift``).
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ patients of the cohort instead of one fold's. Pooling compares probabilities of 
 models (one per fold) on one scale; the per-fold ROC-AUCs are printed beside it so a fold that
 calibrates differently shows.
 
-    python bench/crossval.py profiles/ct-ich-jpg.yaml [--folds 0,1,2,3,4] [--models wa2d_cnn1,...]
-                             [--workdir /tmp/cv] [--out bench/out/crossval-<profile>]
+    python experiments/crossval.py profiles/ct-ich-jpg.yaml [--folds 0,1,2,3,4] [--models wa2d_cnn1,...]
+                             [--workdir /tmp/cv] [--out experiments/out/crossval-<profile>]
                              [--site-shift] [--external phe_sich] [--publish]
                              [--set train.lite0_paste.pretrained=none --variant scratch]
 
@@ -335,7 +335,7 @@ def main() -> None:
     parser.add_argument("--folds", default="", help="comma-separated test folds (default: all)")
     parser.add_argument("--models", default="", help="comma-separated subset of the profile's models")
     parser.add_argument("--workdir", type=Path, default=None, help="work copy of the repo (default: a temporary one)")
-    parser.add_argument("--out", type=Path, default=None, help="default: bench/out/crossval-<profile name>")
+    parser.add_argument("--out", type=Path, default=None, help="default: experiments/out/crossval-<profile name>")
     parser.add_argument("--publish", action="store_true", help="also write docs/results/<profile>-crossval.json")
     parser.add_argument(
         "--repoint",
@@ -368,7 +368,7 @@ def main() -> None:
     profile = with_overrides(resolve_profile(args.profile), args.set)
     folds = [int(k) for k in args.folds.split(",")] if args.folds else list(range(profile["split"]["folds"]))
     models = [m for m in args.models.split(",") if m] or None
-    out = args.out or REPO / "bench" / "out" / (
+    out = args.out or REPO / "experiments" / "out" / (
         f"crossval-{args.profile.stem}" + (f"-{args.variant}" if args.variant else "")
     )
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ich-crossval-"))

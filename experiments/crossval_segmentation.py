@@ -10,8 +10,8 @@ they are pooled per segmenter and summarised with the evaluation's own
 bleed of the whole cohort, which is how Hssayeni 2020 reports its 5-fold Dice and Jaccard. The per-fold
 means are kept beside the pooled figures.
 
-    python bench/crossval_segmentation.py [params.yaml] [--folds 0,1,2,3,4]
-                                          [--workdir /tmp/cv-seg] [--out bench/out/crossval-segmentation-<profile>]
+    python experiments/crossval_segmentation.py [params.yaml] [--folds 0,1,2,3,4]
+                                          [--workdir /tmp/cv-seg] [--out experiments/out/crossval-segmentation-<profile>]
 
 A fold whose tables are already in ``--out`` is not run again, so an interrupted run resumes.
 Writes ``<out>/fold<k>/<segmenter>.csv`` (per-slice tables) and ``<out>/crossval.json``, and
@@ -120,7 +120,9 @@ def main() -> None:
     parser.add_argument("--folds", default="", help="comma-separated test folds (default: all)")
     parser.add_argument("--segmenters", default="", help="comma-separated subset of the profile's segmenters")
     parser.add_argument("--workdir", type=Path, default=None, help="work copy of the repo (default: a temporary one)")
-    parser.add_argument("--out", type=Path, default=None, help="default: bench/out/crossval-segmentation-<profile>")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="default: experiments/out/crossval-segmentation-<profile>"
+    )
     parser.add_argument(
         "--publish",
         action="store_true",
@@ -136,7 +138,7 @@ def main() -> None:
         raise SystemExit(f"segmenters {sorted(unknown)} are not in the profile's segmenters {profile['segmenters']}")
     profile["segmenters"] = chosen or profile["segmenters"]
     folds = [int(k) for k in args.folds.split(",")] if args.folds else list(range(profile["split"]["folds"]))
-    out = args.out or REPO / "bench" / "out" / f"crossval-segmentation-{args.profile.stem}"
+    out = args.out or REPO / "experiments" / "out" / f"crossval-segmentation-{args.profile.stem}"
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ich-crossval-segmentation-"))
 
     prepare_workdir(workdir)
