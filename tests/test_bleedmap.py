@@ -175,26 +175,15 @@ def test_bleedmap_trains_on_masks_with_pasted_bleeds_from_training_patients_only
     pasted = [data[i] for i in np.flatnonzero(train["any"].to_numpy() == 0)]
     gained = [t.labels[0] == 1 and x.mask.any() for x, t in pasted]
     assert 0 < sum(gained) < len(gained)  # about half of the normal slices got a bleed and its mask
-    model, result, predictions = train_classifier(
-        tiny_cohort["index"],
-        tiny_split,
-        tiny_cohort["converted"],
-        spec,
-        config,
-        training,
-        balance_policy="loss_weights",
-    )
+
+    def train():
+        cohort = tiny_cohort["index"], tiny_split, tiny_cohort["converted"]
+        return train_classifier(*cohort, spec, config, training, balance_policy="loss_weights")
+
+    model, result, predictions = train()
     assert list(predictions.columns) == ["slice_id", "patient_id", "set", "fold", "prob_any"]
     assert predictions["prob_any"].between(0, 1).all() and len(result.history) == 2
-    again = train_classifier(
-        tiny_cohort["index"],
-        tiny_split,
-        tiny_cohort["converted"],
-        spec,
-        config,
-        training,
-        balance_policy="loss_weights",
-    )[2]
+    again = train()[2]
     pd.testing.assert_frame_equal(predictions, again)  # pasting and re-windowing are seeded
     with pytest.raises(ValueError, match="bleed-map model"):
         training.check(replace(spec, arch="wa2d_cnn3"))
