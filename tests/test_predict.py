@@ -54,6 +54,7 @@ def _edit(params: dict) -> None:
     params["convert"]["image_size"] = 64
     params["models"] = ["wa2d_cnn3"]
     params["train"] = {
+        "defaults": params["train"]["defaults"],
         "wa2d_cnn3": {
             "arch": "wa2d_cnn3",
             "arch_options": {"batch_norm": True},
@@ -65,7 +66,7 @@ def _edit(params: dict) -> None:
             "lr": 0.002,
             "scheduler": "cosine",
             "seed": 0,
-        }
+        },
     }
     params["ensemble"].update(members=["wa2d_cnn3"], grid=[0.5, 1.0])
     # BCE alone leaves this small U-Net below the 0.5 map threshold everywhere at 64 px

@@ -20,16 +20,8 @@ def tiny_params(params: dict) -> dict:
     params["convert"].update(image_size=32, workers=1)
     params["models"] = ["wa2d_cnn3", "wa2d_cnn1"]
     params["train"] = {
-        name: {
-            "arch": name,
-            "input_size": 32,
-            "epochs": 1,
-            "batch_size": 16,
-            "optimizer": "adam",
-            "lr": 0.001,
-            "seed": 0,
-        }
-        for name in params["models"]
+        "defaults": {**params["train"]["defaults"], "input_size": 32, "epochs": 1},
+        **{name: {"arch": name} for name in params["models"]},
     }
     params["ensemble"]["members"] = params["models"]
     params["ensemble"]["grid"] = [0.0, 0.5, 1.0]
