@@ -28,8 +28,13 @@ TRAIN_DEFAULTS = "defaults"
 
 def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
     """The whole parameter file as a dict, each ``train`` section with ``train.defaults`` merged in."""
+    return with_train_defaults(read_params_file(path))
+
+
+def read_params_file(path: str | Path = "params.yaml") -> dict[str, Any]:
+    """The parameter file as written (``train.defaults`` apart): what ``dvc.lock`` records."""
     with open(path) as f:
-        return with_train_defaults(yaml.load(f, Loader=SAFE_LOADER))
+        return yaml.load(f, Loader=SAFE_LOADER)
 
 
 def with_train_defaults(params: dict[str, Any]) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from ich.io.digest import dvc_md5
 from ich.networks import default_device
 from ich.networks.classifier import ClassifierSpec, build_classifier, read_network_spec
 from ich.networks.segmenter import NETWORK_METHODS, build_unet, read_segmenter_spec, unet_predictor
-from ich.params import SAFE_LOADER, load_params
+from ich.params import SAFE_LOADER, read_params_file, with_train_defaults
 from ich.predict.familiarity import training_reference
 from ich.predict.names import ENSEMBLE
 from ich.predict.provenance import check_choices, study_conversion, training_cohort
@@ -167,8 +167,9 @@ def load_artefacts(
     """
     project = Path(project)
     device = device or default_device()
-    params = load_params(project / "params.yaml")
-    lock = _Lock(project, params)
+    written = read_params_file(project / "params.yaml")
+    params = with_train_defaults(written)
+    lock = _Lock(project, written)
     lock.check("convert", None)  # the conversion a study gets is the one the networks were trained on
     versions = {}
     check_choices(params, model, segmenter)
