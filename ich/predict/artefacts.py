@@ -181,7 +181,7 @@ def load_artefacts(
     else:
         weights = {model: 1.0}
     points = json.loads((folder / "operating_points.json").read_text())
-    multi_label = [m for m in trained if params["train"][m].get("outputs", "any") == "all"]
+    multi_label = [m for m in trained if params["train"][m].get("subtypes", False)]
     subtype_model = next((m for m in weights if m in multi_label), multi_label[0] if multi_label and subtypes else None)
     classifiers = {}
     for name in sorted({*weights, *([subtype_model] if subtype_model else [])}):
