@@ -17,7 +17,8 @@ A fold whose tables are already in ``--out`` is not run again, so an interrupted
 Writes ``<out>/fold<k>/<segmenter>.csv`` (per-slice tables) and ``<out>/crossval.json``, and
 prints a Markdown table. Pooled Dice and Jaccard over slices with bleed come with 95%
 patient-bootstrap intervals. ``--publish`` also writes the pooled and per-fold figures, per
-subtype and with the volume error, and the code version, to ``docs/results/<profile>-segmentation.json``. (Alternatively, ``dvc exp run -S split.mode=kfold -S
+subtype and with the volume error, and the code version, to ``docs/results/<profile>-segmentation.json``
+(``--variant NAME``: as ``<segmenter>[NAME]``, keeping the profile's own entries). (Alternatively, ``dvc exp run -S split.mode=kfold -S
 split.test_fold=<k> evaluate_segmentation`` for k = 0..4 keeps each fold as a DVC experiment
 to compare with ``dvc exp show``; this script adds the pooling.)
 """
@@ -124,6 +125,11 @@ def main() -> None:
         "--out", type=Path, default=None, help="default: experiments/out/crossval-segmentation-<profile>"
     )
     parser.add_argument(
+        "--variant",
+        default="",
+        help="publish the entries as <segmenter>[<variant>], beside the profile's own (a run on other code or folds)",
+    )
+    parser.add_argument(
         "--publish",
         action="store_true",
         help="also write docs/results/<profile>-segmentation.json (segmenters published before and not run now are kept)",
@@ -179,7 +185,9 @@ def main() -> None:
     if args.publish:
         published = REPO / "docs" / "results" / f"{args.profile.stem}-segmentation.json"
         earlier = json.loads(published.read_text())["segmenters"] if published.exists() else {}
-        merged = {**results, "segmenters": {**earlier, **results["segmenters"]}}
+        suffix = f"[{args.variant}]" if args.variant else ""
+        mine = {f"{name}{suffix}": block for name, block in results["segmenters"].items()}
+        merged = {**results, "segmenters": {**earlier, **mine}}
         published.write_text(json.dumps(merged, indent=2) + "\n")
         print(f"published: {published}")
     print(f"\npooled test slices of folds {folds}, each at its validation-chosen threshold\n")
