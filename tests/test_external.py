@@ -154,7 +154,7 @@ def test_a_study_folder_holding_two_studies_is_refused(tmp_path):
         read_external_cohort("two", {"source": "folder", "path": str(tmp_path)})
 
 
-CTICH_TRAINING = {
+CT_ICH_TRAINING = {
     "channels": "brain+bone",
     "windows": {"brain": {"level": 40, "width": 120}, "bone": {"level": 700, "width": 3200}},
 }
@@ -167,7 +167,7 @@ def test_a_dicom_study_is_windowed_as_the_pre_windowed_training_images_were(tmp_
     cv2.imwrite(str(tmp_path / "brain.jpg"), brain, [cv2.IMWRITE_JPEG_QUALITY, 95])
     cv2.imwrite(str(tmp_path / "bone.jpg"), bone, [cv2.IMWRITE_JPEG_QUALITY, 95])
 
-    config, why = study_conversion(ConvertConfig(size=128), {**CTICH_TRAINING})
+    config, why = study_conversion(ConvertConfig(size=128), {**CT_ICH_TRAINING})
     assert config.windows == ((-20.0, 100.0), (-20.0, 100.0), (-900.0, 2300.0)) and "source.json" in why
     from_dicom = render_slice({"path": str(dicom), "format": "dicom"}, config)["image"]
     row = {"path": str(tmp_path / "brain.jpg"), "format": "image", "bone_path": str(tmp_path / "bone.jpg"),

@@ -13,10 +13,10 @@ import pytest
 from ich.data.cohort_conversion import ConvertConfig, convert_cohort
 from ich.data.framing import frame_for, head_box
 from ich.sources import materialise
-from ich.sources.images import ctich_slice_images
+from ich.sources.images import ct_ich_slice_images
 from tests.conftest import SHARED_DATA
 
-CTICH = Path(os.environ.get("ICH_CTICH_JPG", str(SHARED_DATA / "ct-ich-jpg")))
+CT_ICH = Path(os.environ.get("ICH_CT_ICH_JPG", str(SHARED_DATA / "ct-ich-jpg")))
 
 
 def scene(rows: int = 300, cols: int = 420) -> np.ndarray:
@@ -81,13 +81,13 @@ def test_convert_frames_images_masks_and_spacing_alike(tmp_path):
 
 
 @pytest.mark.skipif(
-    not (CTICH / "hemorrhage_diagnosis.csv").is_file(), reason=f"CT-ICH JPG release not found at {CTICH}"
+    not (CT_ICH / "hemorrhage_diagnosis.csv").is_file(), reason=f"CT-ICH JPG release not found at {CT_ICH}"
 )
 def test_head_crop_on_real_ct_ich_slices_keeps_the_head():
     """Three real patients: the crop keeps at least 99% of the bright pixels and is never larger than the image."""
     kept = []
     for patient in ("049", "070", "100"):
-        for path in ctich_slice_images((CTICH / "Patients_CT" / patient / "brain").glob("*.jpg"))[::6]:
+        for path in ct_ich_slice_images((CT_ICH / "Patients_CT" / patient / "brain").glob("*.jpg"))[::6]:
             image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
             if not (image > 20).any():
                 continue

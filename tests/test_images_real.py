@@ -13,17 +13,17 @@ from ich.io.raw_cohort import read_raw_cohort
 from ich.sources import materialise
 from tests.conftest import SHARED_DATA
 
-ROOT = Path(os.environ.get("ICH_CTICH_JPG", str(SHARED_DATA / "ct-ich-jpg")))
+ROOT = Path(os.environ.get("ICH_CT_ICH_JPG", str(SHARED_DATA / "ct-ich-jpg")))
 pytestmark = pytest.mark.skipif(
     not (ROOT / "hemorrhage_diagnosis.csv").is_file(),
-    reason=f"CT-ICH JPG release not found at {ROOT} (set ICH_CTICH_JPG to its folder)",
+    reason=f"CT-ICH JPG release not found at {ROOT} (set ICH_CT_ICH_JPG to its folder)",
 )
 
 
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory):
     out = tmp_path_factory.mktemp("raw")
-    materialise("images", {"path": str(ROOT), "layout": "ctich-jpg"}, out)
+    materialise("images", {"path": str(ROOT), "layout": "ct-ich-jpg"}, out)
     return read_raw_cohort(out)
 
 

@@ -35,7 +35,7 @@ from ich.predict.infer import run_study
 from ich.predict.names import NOT_A_FINDING
 from ich.predict.report import SYNTHETIC_WARNING, build_report, render_html
 from ich.predict.seg import source_grid_masks
-from ich.sources.images import ctich_slice_images
+from ich.sources.images import ct_ich_slice_images
 from ich.synth import write_cohort
 from ich.synth.cohort import FIELD_OF_VIEW_MM, SLICE_THICKNESS_MM
 from tests.chromium import chromium, render
@@ -237,7 +237,7 @@ def test_a_real_ct_ich_patient_as_pre_windowed_images(project, tmp_path):
     assert main(["predict", str(folder), "--project", str(project), "--out", str(tmp_path / "ctich")]) == 0
     report = json.loads((tmp_path / "ctich" / "report.json").read_text())
     assert report["input"]["kind"] == "images"
-    slices = ctich_slice_images(folder.glob("*.jpg"))  # the bleed masks beside them are not slices
+    slices = ct_ich_slice_images(folder.glob("*.jpg"))  # the bleed masks beside them are not slices
     assert report["input"]["slices_used"] == len(slices) == 33
     masks = sorted(str(p) for p in set(folder.glob("*.jpg")) - set(slices))
     assert sorted(s["path"] for s in report["input"]["slices_skipped"]) == masks and len(masks) == 9

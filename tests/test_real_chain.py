@@ -23,13 +23,13 @@ from ich.train.classify import parse_section, train_classifier
 from tests.conftest import REPO, SHARED_DATA
 from tools.profile import resolve_profile
 
-ROOT = Path(os.environ.get("ICH_CTICH_JPG", str(SHARED_DATA / "ct-ich-jpg")))
+ROOT = Path(os.environ.get("ICH_CT_ICH_JPG", str(SHARED_DATA / "ct-ich-jpg")))
 PROFILE = REPO / "profiles" / "ct-ich-jpg.yaml"
 POSITIVE = ["049", "050", "051", "066", "084", "097"]  # 084 lacks its bone image of slice 36
 NEGATIVE = ["054", "055", "056", "098", "100", "130"]
 needs_release = pytest.mark.skipif(
     not (ROOT / "hemorrhage_diagnosis.csv").is_file(),
-    reason=f"CT-ICH JPG release not found at {ROOT} (set ICH_CTICH_JPG to its folder)",
+    reason=f"CT-ICH JPG release not found at {ROOT} (set ICH_CT_ICH_JPG to its folder)",
 )
 
 
@@ -61,7 +61,7 @@ def test_the_profile_overlays_only_what_differs_and_resolves_to_a_complete_param
     assert set(profile["train"]) == set(profile["models"])
     for section in ("convert", "split", "evaluate"):
         assert set(profile[section]) == set(base[section]), section
-    assert profile["download"]["source"] == "images" and profile["download"]["images"]["layout"] == "ctich-jpg"
+    assert profile["download"]["source"] == "images" and profile["download"]["images"]["layout"] == "ct-ich-jpg"
     assert (REPO / profile["download"]["path"]).resolve() == (REPO.parent / "shared" / "data" / "ct-ich-jpg").resolve()
     assert profile["split"]["mode"] == "kfold" and profile["split"]["folds"] == 5
     assert set(profile["models"]) <= set(profile["train"])

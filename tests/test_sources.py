@@ -160,15 +160,15 @@ def test_read_image_channel_mapping(tmp_path):
     assert image_channels(two, bone=True) == "brain+bone"
 
 
-CTICH_HEADER = (
+CT_ICH_HEADER = (
     "PatientNumber,SliceNumber,Intraventricular,Intraparenchymal,Subarachnoid,Epidural,Subdural,"
     "No_Hemorrhage,Fracture_Yes_No"
 )
 
 
-def _ctich_jpg_tree(root: Path) -> Path:
+def _ct_ich_jpg_tree(root: Path) -> Path:
     rng = np.random.default_rng(0)
-    rows = [CTICH_HEADER]
+    rows = [CT_ICH_HEADER]
     for patient, n in ((49, 3), (50, 2)):
         for s in range(1, n + 1):
             positive = patient == 50 and s == 2
@@ -188,8 +188,8 @@ def _ctich_jpg_tree(root: Path) -> Path:
     return root
 
 
-def test_images_ctich_jpg_layout(tmp_path):
-    root = _ctich_jpg_tree(tmp_path / "ctich")
+def test_images_ct_ich_jpg_layout(tmp_path):
+    root = _ct_ich_jpg_tree(tmp_path / "ctich")
     out = tmp_path / "raw"
     materialise("images", {"path": str(root)}, out)  # layout auto-detected
     manifest, labels, source = check_contract(out)
@@ -404,7 +404,7 @@ def test_nifti_masks_align_with_ct(tmp_path):
 def _ct_ich_tree(root: Path) -> Path:
     (root / "ct_scans").mkdir(parents=True)
     (root / "masks").mkdir()
-    rows = [CTICH_HEADER]
+    rows = [CT_ICH_HEADER]
     for patient, depth in ((49, 3), (50, 2), (59, 2)):
         for s in range(1, depth + 1):
             bleed = patient == 49 and s == 2

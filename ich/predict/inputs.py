@@ -52,7 +52,7 @@ from ich.io.unusable import UnusableSliceError
 from ich.predict.familiarity import head_mask
 from ich.sources.common import iter_files, natural_key
 from ich.sources.dicomtree import scan_dicom_tree, select_series
-from ich.sources.images import ctich_slice_images
+from ich.sources.images import ct_ich_slice_images
 
 MASK_NAME = "mask"
 """Image files whose name holds this (any case) are masks exported beside the slices, not slices."""
@@ -405,7 +405,7 @@ def _read(path: Path, config: ConvertConfig) -> Study:
         raise StudyInputError(f"{path}: nothing to read: {what}")
     if images and not any(_is_dicom(p) for p in candidates):
         ignored = [{"path": str(p), "reason": "not an image file in a folder of images"} for p in candidates]
-        slices = ctich_slice_images(images)  # the CT-ICH layout keeps each slice's mask beside it
+        slices = ct_ich_slice_images(images)  # the CT-ICH layout keeps each slice's mask beside it
         masks = sorted(set(images) - set(slices))
         ignored += [{"path": str(p), "reason": "a bleed mask (<slice>_HGE_Seg), not a slice"} for p in masks]
         named = [p for p in slices if MASK_NAME in p.stem.lower()]

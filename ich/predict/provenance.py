@@ -100,6 +100,8 @@ def check_choices(params: dict[str, Any], model: str, segmenter: str | None) -> 
     trained = [*params["models"], ENSEMBLE]
     if model not in trained:
         raise ValueError(f"unknown model {model!r}: choose one of {', '.join(trained)}")
-    sections = [name for name, section in params["segment"].items() if isinstance(section, dict) and "method" in section]
+    sections = [
+        name for name, section in params["segment"].items() if isinstance(section, dict) and "method" in section
+    ]
     if segmenter is not None and segmenter not in sections:
         raise ValueError(f"unknown segmenter {segmenter!r}: choose one of {', '.join(sections)} or none")

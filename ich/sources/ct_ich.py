@@ -30,7 +30,7 @@ from ich.io.nifti import nifti_slice_count
 from ich.io.raw_cohort import write_raw_cohort
 from ich.io.unusable import UnusableSliceError
 from ich.sources.common import SourceError, natural_key, relative_or_absolute, require_path
-from ich.sources.ctich_labels import CTICH_CITATION, read_ctich_labels
+from ich.sources.ct_ich_labels import CT_ICH_CITATION, read_ct_ich_labels
 from ich.sources.fetch import CT_ICH_PROJECT, CT_ICH_VERSION, parse_sha256sums, physionet_download, verify_checksums
 
 LABELS_CSV = "hemorrhage_diagnosis_raw_ct.csv"
@@ -78,7 +78,7 @@ def materialise(params: dict[str, Any], out_dir: Path) -> None:
         "name": "ct-ich",
         "synthetic": False,
         "has_hu": True,
-        "citation": CTICH_CITATION,
+        "citation": CT_ICH_CITATION,
         "license": f"PhysioNet data licence of ct-ich {version} (accepted by the user on physionet.org)",
         "version": version,
         "slice_key": "ctich_<NNN>_<k>, k = SliceNumber - 1 = 0-based slice index of the volume",
@@ -88,7 +88,7 @@ def materialise(params: dict[str, Any], out_dir: Path) -> None:
 
 def tables(root: Path, out_dir: Path) -> tuple[list[dict], list[dict], list[dict]]:
     """Manifest rows, label rows and issues of a CT-ICH NIfTI folder."""
-    label_rows, issues = read_ctich_labels(root / LABELS_CSV)
+    label_rows, issues = read_ct_ich_labels(root / LABELS_CSV)
     volumes = _volumes(root / "ct_scans")
     masks = _volumes(root / "masks")
     labels: list[dict] = []

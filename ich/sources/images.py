@@ -3,13 +3,13 @@
 Parameters (``params.yaml`` -> ``download.images``; ``path`` may come from ``download.path``):
 
 ``path``     local dataset folder (required; files are referenced there, not copied).
-``layout``   ``ctich-jpg`` | ``headct-png`` | ``generic`` | ``auto`` (default: detect).
+``layout``   ``ct-ich-jpg`` | ``headct-png`` | ``generic`` | ``auto`` (default: detect).
 ``labels``   generic layout: labels CSV (default ``<path>/labels.csv``).
 ``name``, ``citation``, ``license``: generic layout: what source.json reports.
 
 Layouts
 -------
-``ctich-jpg`` (CT-ICH, Kaggle JPG release; Hssayeni et al.): ``Patients_CT/<NNN>/brain/<S>.jpg``
+``ct-ich-jpg`` (CT-ICH, Kaggle JPG release; Hssayeni et al.): ``Patients_CT/<NNN>/brain/<S>.jpg``
 and ``Patients_CT/<NNN>/bone/<S>.jpg`` plus ``hemorrhage_diagnosis.csv`` (UTF-8 BOM, CRLF;
 PatientNumber, SliceNumber, Intraventricular, Intraparenchymal, Subarachnoid, Epidural,
 Subdural, No_Hemorrhage, Fracture_Yes_No). One manifest row per brain image:
@@ -48,18 +48,18 @@ from ich.io.image_files import CHANNEL_MAPPING
 from ich.io.raw_cohort import to_flag, write_raw_cohort
 from ich.labels import SUBTYPES
 from ich.sources.common import SourceError, natural_key, read_csv_table, require_path
-from ich.sources.ctich_labels import CTICH_CITATION, read_ctich_labels
+from ich.sources.ct_ich_labels import CT_ICH_CITATION, read_ct_ich_labels
 
-CTICH_CSV = "hemorrhage_diagnosis.csv"
-CTICH_MASK_SUFFIX = "_HGE_Seg"
+CT_ICH_CSV = "hemorrhage_diagnosis.csv"
+CT_ICH_MASK_SUFFIX = "_HGE_Seg"
 """The release's bleed masks sit beside the slices: ``brain/<S>_HGE_Seg.jpg`` is the mask of ``brain/<S>.jpg``."""
 HEADCT_CITATION = "Kitamura F. Head CT - hemorrhage (Kaggle dataset, felipekitamura/head-ct-hemorrhage)."
-LAYOUTS = ("auto", "ctich-jpg", "headct-png", "generic")
+LAYOUTS = ("auto", "ct-ich-jpg", "headct-png", "generic")
 
 
 def detect_layout(root: Path) -> str:
-    if (root / "Patients_CT").is_dir() and (root / CTICH_CSV).is_file():
-        return "ctich-jpg"
+    if (root / "Patients_CT").is_dir() and (root / CT_ICH_CSV).is_file():
+        return "ct-ich-jpg"
     if (root / "head_ct").is_dir() and (root / "labels.csv").is_file():
         return "headct-png"
     return "generic"
@@ -73,8 +73,8 @@ def materialise(params: dict[str, Any], out_dir: Path) -> None:
     detected = layout == "auto"
     if detected:
         layout = detect_layout(root)
-    if layout == "ctich-jpg":
-        manifest, labels, source, issues = ctich_jpg_tables(root)
+    if layout == "ct-ich-jpg":
+        manifest, labels, source, issues = ct_ich_jpg_tables(root)
     elif layout == "headct-png":
         manifest, labels, source, issues = headct_tables(root)
     else:
@@ -91,7 +91,7 @@ def materialise(params: dict[str, Any], out_dir: Path) -> None:
 def layout_searched(root: Path, params: dict[str, Any]) -> list[str]:
     """Every place the layouts look for their labels, for the message when none is there."""
     return [
-        f"{root / 'Patients_CT'}/ with {root / CTICH_CSV} (ctich-jpg)",
+        f"{root / 'Patients_CT'}/ with {root / CT_ICH_CSV} (ct-ich-jpg)",
         f"{root / 'head_ct'}/ with {root / 'labels.csv'} (headct-png)",
         f"{generic_labels(root, params)} (generic: columns image, patient_id, any)",
     ]
@@ -100,14 +100,14 @@ def layout_searched(root: Path, params: dict[str, Any]) -> list[str]:
 # ----------------------------------------------------------------------------- CT-ICH JPG
 
 
-def ctich_slice_images(paths: Iterable[Path]) -> list[Path]:
+def ct_ich_slice_images(paths: Iterable[Path]) -> list[Path]:
     """The CT slices among ``paths`` (a glob of ``brain/*.jpg``), in natural order: the masks left out."""
-    return sorted((p for p in paths if not p.stem.endswith(CTICH_MASK_SUFFIX)), key=lambda p: natural_key(str(p)))
+    return sorted((p for p in paths if not p.stem.endswith(CT_ICH_MASK_SUFFIX)), key=lambda p: natural_key(str(p)))
 
 
-def ctich_jpg_tables(root: Path) -> tuple[list[dict], list[dict], dict, list[dict]]:
+def ct_ich_jpg_tables(root: Path) -> tuple[list[dict], list[dict], dict, list[dict]]:
     """Manifest rows, label rows, source info and issues of the CT-ICH Kaggle JPG release."""
-    rows, issues = read_ctich_labels(root / CTICH_CSV)
+    rows, issues = read_ct_ich_labels(root / CT_ICH_CSV)
     manifest: list[dict] = []
     labels: list[dict] = []
     patients_dir = root / "Patients_CT"
@@ -118,7 +118,7 @@ def ctich_jpg_tables(root: Path) -> tuple[list[dict], list[dict], dict, list[dic
 
         brain = patients_dir / patient / "brain" / f"{number}.jpg"
         bone = patients_dir / patient / "bone" / f"{number}.jpg"
-        mask = patients_dir / patient / "brain" / f"{number}{CTICH_MASK_SUFFIX}.jpg"
+        mask = patients_dir / patient / "brain" / f"{number}{CT_ICH_MASK_SUFFIX}.jpg"
         if not brain.is_file():
             issues.append({"path": str(brain), "reason": "brain window image missing: label row without an image"})
             continue
@@ -143,7 +143,7 @@ def ctich_jpg_tables(root: Path) -> tuple[list[dict], list[dict], dict, list[dic
     # images on disk that the label table does not list: kept (convert reports them)
     listed = {Path(r["path"]) for r in manifest}
     if patients_dir.is_dir():
-        for brain in ctich_slice_images(patients_dir.glob("*/brain/*.jpg")):
+        for brain in ct_ich_slice_images(patients_dir.glob("*/brain/*.jpg")):
             if brain in listed:
                 continue
             patient, number = brain.parent.parent.name, brain.stem
@@ -167,9 +167,9 @@ def ctich_jpg_tables(root: Path) -> tuple[list[dict], list[dict], dict, list[dic
         "name": "ct-ich-jpg",
         "synthetic": False,
         "has_hu": False,
-        "citation": CTICH_CITATION,
+        "citation": CT_ICH_CITATION,
         "license": "CC BY 4.0",
-        "layout": "ctich-jpg",
+        "layout": "ct-ich-jpg",
         "windows": {"brain": {"level": 40, "width": 120}, "bone": {"level": 700, "width": 3200}},
         "channels": CHANNEL_MAPPING["brain+bone"],
         "z_units": "slice number",
@@ -313,4 +313,4 @@ def _relative_key(image: Path, root: Path) -> str:
         return image.as_posix()
 
 
-__all__ = ["LAYOUTS", "ctich_jpg_tables", "detect_layout", "generic_tables", "headct_tables", "materialise"]
+__all__ = ["LAYOUTS", "ct_ich_jpg_tables", "detect_layout", "generic_tables", "headct_tables", "materialise"]

@@ -14,7 +14,7 @@ from pathlib import Path
 from ich.io.raw_cohort import to_flag
 from ich.sources.common import read_csv_table
 
-CTICH_COLUMNS = {
+CT_ICH_COLUMNS = {
     "intraventricular": "Intraventricular",
     "intraparenchymal": "Intraparenchymal",
     "subarachnoid": "Subarachnoid",
@@ -23,7 +23,7 @@ CTICH_COLUMNS = {
 }
 """Our subtype name -> the release's column."""
 
-CTICH_CITATION = (
+CT_ICH_CITATION = (
     "Hssayeni MD, Croock MS, Salman AD, Al-khafaji HF, Yahya ZA, Ghoraani B. Intracranial "
     "hemorrhage segmentation using a deep convolutional model. Data 2020;5(1):14. "
     "Hssayeni M. Computed Tomography Images for Intracranial Hemorrhage Detection and "
@@ -33,7 +33,7 @@ CTICH_CITATION = (
 
 
 @dataclass(frozen=True)
-class CtichLabelRow:
+class CtIchLabelRow:
     """One slice's labels: ``patient`` is the zero-padded number ("049"), ``slice_number`` as written."""
 
     patient: str
@@ -41,15 +41,15 @@ class CtichLabelRow:
     labels: dict[str, int | None]  # "any" and the five subtypes
 
 
-def read_ctich_labels(path: Path) -> tuple[list[CtichLabelRow], list[dict]]:
+def read_ct_ich_labels(path: Path) -> tuple[list[CtIchLabelRow], list[dict]]:
     """The rows of a CT-ICH label CSV, and the issues found (``{"path", "reason"}`` each).
 
     Empty trailing lines are skipped; unparseable and duplicate rows are left out and reported.
     """
     table = read_csv_table(
-        path, required=["PatientNumber", "SliceNumber", *CTICH_COLUMNS.values(), "No_Hemorrhage"], what="CT-ICH labels"
+        path, required=["PatientNumber", "SliceNumber", *CT_ICH_COLUMNS.values(), "No_Hemorrhage"], what="CT-ICH labels"
     )
-    rows: list[CtichLabelRow] = []
+    rows: list[CtIchLabelRow] = []
     issues: list[dict] = []
     seen: set[tuple[str, int]] = set()
     for row in table.to_dict("records"):
@@ -65,7 +65,7 @@ def read_ctich_labels(path: Path) -> tuple[list[CtichLabelRow], list[dict]]:
             issues.append({"path": str(path), "reason": f"duplicate row for {patient}/{number}"})
             continue
         seen.add((patient, number))
-        subtypes = {label: to_flag(row[column]) for label, column in CTICH_COLUMNS.items()}
+        subtypes = {label: to_flag(row[column]) for label, column in CT_ICH_COLUMNS.items()}
         no_hemorrhage = to_flag(row["No_Hemorrhage"])
         any_value = None if no_hemorrhage is None else 1 - no_hemorrhage
         if any_value is not None and any_value != max(v or 0 for v in subtypes.values()):
@@ -75,5 +75,5 @@ def read_ctich_labels(path: Path) -> tuple[list[CtichLabelRow], list[dict]]:
                     "reason": "No_Hemorrhage disagrees with the subtype columns; any = 1 - No_Hemorrhage",
                 }
             )
-        rows.append(CtichLabelRow(patient, number, {"any": any_value, **subtypes}))
+        rows.append(CtIchLabelRow(patient, number, {"any": any_value, **subtypes}))
     return rows, issues
