@@ -59,7 +59,7 @@ from ich.metrics.model_evaluation import slice_block  # noqa: E402
 from ich.metrics.pooled_folds import cohort_summaries, summary  # noqa: E402
 from ich.predict.artefacts import load_artefacts  # noqa: E402
 from ich.predict.batch import classify_folders, predict_folders  # noqa: E402
-from ich.predict.external import label_predictions, read_external_cohort  # noqa: E402
+from ich.predict.external import label_predictions, read_external_cohort, refuse_a_training_cohort  # noqa: E402
 from tools.profile import resolve_profile  # noqa: E402
 from tools.project import copy_project  # noqa: E402
 
@@ -375,13 +375,11 @@ def main() -> None:
     names = [*(models or profile["models"]), "ensemble"]
     outputs = [".csv", ".operating_points.json", *([f".{key}.csv" for key in SHIFTS] if args.site_shift else [])]
     external = {c: profile["external"]["cohorts"][c] for c in args.external.split(",") if c}
-    if profile["download"]["source"] == "combined":
-        trained_on = {Path(c["path"]).resolve() for c in profile["download"]["combined"]["cohorts"].values()}
-        seen = [c for c, section in external.items() if Path(section["path"]).resolve() in trained_on]
-        if seen:
-            parser.error(
-                f"--external {','.join(seen)}: the combined source trains on it; its held-out folds are by_cohort"
-            )
+    for cohort, section in external.items():
+        try:
+            refuse_a_training_cohort(cohort, section, profile["download"])
+        except ValueError as exc:
+            parser.error(f"--external {cohort}: {exc}")
     outputs += [f".external-{cohort}.csv" for cohort in external]
 
     prepare_workdir(workdir)

@@ -69,9 +69,14 @@ class ClassifierSpec:
         """The batch preparation of this network's inputs: scaling and normalisation, no augmentation."""
         return BatchPreparation(self.slice_channels, augment=False, slices=self.stack)
 
-    def dataset(self, table: pd.DataFrame, root: str | Path, *, cache: bool = True) -> SliceDataset | StudyDataset:
-        """The rows of ``table`` as this network reads them: slices, or whole studies for a study model
-        (``cache``: decoded once into memory, :class:`ich.data.datasets.SliceDataset`)."""
+    def dataset(
+        self, table: pd.DataFrame, root: str | Path, *, cache: bool = True, masks: bool = False, paste: float = 0.0
+    ) -> SliceDataset | StudyDataset:
+        """The rows of ``table`` as this network reads them: slices, or whole studies for a study model.
+
+        ``cache``, ``masks`` and ``paste`` are :class:`ich.data.datasets.SliceDataset`'s: training
+        asks a map model's items to carry their masks (and pasted bleeds).
+        """
         slices = SliceDataset(
             table,
             root,
@@ -80,6 +85,8 @@ class ClassifierSpec:
             grey=self.brain_window_only,
             cache=cache,
             context=self.context,
+            masks=masks,
+            paste=paste,
         )
         return StudyDataset(slices, table) if self.per_study else slices
 

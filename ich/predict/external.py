@@ -25,7 +25,7 @@ from ich.labels import LABELS
 from ich.metrics.external import external_block
 from ich.predict.artefacts import Artefacts
 from ich.predict.batch import classify_folders
-from ich.sources import materialise
+from ich.sources import materialise, source_options
 from ich.sources.dicomtree import scan_dicom_tree
 
 
@@ -77,10 +77,8 @@ def refuse_a_training_cohort(name: str, section: Mapping[str, Any], download: Ma
     """Refuse external cohort ``name`` when the training source (params ``download``) reads the same folder:
     its patients trained the models, so it is not external (a combined source's held-out patients
     of that cohort are scored by ``evaluate``'s ``by_cohort`` instead)."""
-    if download.get("source") == "combined":
-        trained = [c.get("path") for c in download["combined"]["cohorts"].values()]
-    else:
-        trained = [download.get("path") or (download.get(str(download["source"]).replace("-", "_")) or {}).get("path")]
+    source, options = source_options(download)
+    trained = [c.get("path") for c in options["cohorts"].values()] if source == "combined" else [options["path"]]
     own = Path(str(section.get("path", ""))).resolve()
     if any(path and Path(str(path)).resolve() == own for path in trained):
         raise ValueError(

@@ -69,19 +69,7 @@ class ClassifierTraining:
     def dataset(self, spec: ClassifierSpec, table: pd.DataFrame, root: str | Path) -> SliceDataset | StudyDataset:
         """The training rows as ``spec`` learns from them: for a map model each item carries its mask
         (and pasted bleeds)."""
-        if not spec.uses_masks:
-            return spec.dataset(table, root, cache=self.cache_images)
-        return SliceDataset(
-            table,
-            root,
-            input_size=spec.input_size,
-            label_columns=spec.label_columns,
-            grey=spec.brain_window_only,
-            cache=self.cache_images,
-            context=spec.context,
-            masks=True,
-            paste=self.paste,
-        )
+        return spec.dataset(table, root, cache=self.cache_images, masks=spec.uses_masks, paste=self.paste)
 
 
 def parse_section(name: str, section: dict) -> tuple[ClassifierSpec, ClassifierTraining, TrainConfig]:
