@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ich import __version__
-from ich.predict.names import ENSEMBLE, FLAG_POINTS, NOT_A_FINDING
+from ich.predict.names import ENSEMBLE, FLAG_POINTS, NOT_A_FINDING, OUTLINES
 
 
 class OutputError(ValueError):
@@ -56,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", default=ENSEMBLE, help=f"deciding model: a trained model or {ENSEMBLE!r}")
     predict.add_argument("--segmenter", default="unet", help="U-Net section of params.yaml segment ('none': skip)")
     predict.add_argument("--flag-point", default="slice_youden", choices=FLAG_POINTS, help="slice flag threshold")
+    predict.add_argument(
+        "--outline",
+        default="above_threshold",
+        choices=OUTLINES,
+        help="slices whose bleed mask is kept, drawn, written and measured (default: those at or above the slice "
+        "threshold; every_slice keeps the segmenter's specks on slices the classifier reads as normal)",
+    )
     predict.add_argument(
         "--subtypes",
         action="store_true",
@@ -186,7 +193,7 @@ def _predict(args: argparse.Namespace) -> int:
                 steps["read+convert"] = time.perf_counter() - started
             else:
                 study, first = first, None
-            report, result = predict_study(study, where, artefacts, flag_point=args.flag_point)
+            report, result = predict_study(study, where, artefacts, flag_point=args.flag_point, outline=args.outline)
         except (StudyInputError, ValueError) as exc:
             if single:
                 print(f"ich predict: {exc}", file=sys.stderr)

@@ -399,6 +399,40 @@ def test_the_headline_says_first_when_the_models_are_synthetic(artefacts, tmp_pa
     assert report["provenance"]["dvc_lock_md5"] == artefacts.versions
 
 
+def test_only_slices_at_or_above_the_slice_threshold_keep_a_mask_unless_asked(artefacts, project, tmp_path):
+    lesion, _ = _phantom(tmp_path / "lesion", positive=True, seed=102)
+    study = read_study(lesion, artefacts.convert)
+    seg = artefacts.segmenter
+
+    def with_a_speck(image: np.ndarray) -> np.ndarray:
+        """The segmenter's map and a confident 8 px blob in a corner on every slice, as CT-ICH's specks."""
+        prob = seg.predict(image).copy()
+        prob[2:10, 2:10] = 1.0
+        return prob
+
+    specks = replace(artefacts, segmenter=replace(seg, predict=with_a_speck))
+    every = run_study(study, specks, max_cams=0, outline="every_slice")
+    gated = run_study(study, specks, max_cams=0)
+    below = [i for i in range(len(study.slices)) if i not in gated.above_threshold]
+    assert gated.above_threshold and below
+    assert every.masks[below].any()  # specks the gate must remove
+    assert not gated.masks[below].any()
+    assert np.array_equal(gated.masks[gated.above_threshold], every.masks[gated.above_threshold])
+    assert gated.volume_every_slice_ml == pytest.approx(every.volume_ml)
+    assert every.volume_every_slice_ml == pytest.approx(every.volume_ml)
+    assert 0 < gated.volume_ml < every.volume_ml
+    report = build_report(study, gated, specks, {})
+    assert report["bleed"]["volume_every_slice_ml"] == pytest.approx(every.volume_ml, abs=1e-3)
+    assert "at or above the slice threshold" in report["bleed"]["outlined_slices"]
+    assert "on every slice" in render_html(study, gated, report)
+    with pytest.raises(ValueError, match="outline must be one of"):
+        run_study(study, specks, max_cams=0, outline="flagged")
+    command = ["predict", str(lesion), "--project", str(project), "--out", str(tmp_path / "all")]
+    assert main([*command, "--outline", "every_slice"]) == 0
+    report = json.loads((tmp_path / "all" / "report.json").read_text())
+    assert "every slice keeps" in report["bleed"]["outlined_slices"]
+
+
 def test_a_negative_study_tells_one_story_in_the_page(artefacts, tmp_path):
     normal, _ = _phantom(tmp_path / "normal", positive=False, seed=103)
     study = read_study(normal, artefacts.convert)

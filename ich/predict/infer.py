@@ -13,8 +13,12 @@ Its operating points were chosen on the validation set (:mod:`ich.metrics.operat
 
 The study probability is also shown calibrated by the validation Platt scaling, so that 0.8
 means about 80% across models; decisions use the raw scores the thresholds were chosen on.
-Slices go through the networks in batches; every slice is segmented (the volume counts the
-whole mask), Grad-CAM is computed for the slices shown: the most suspicious ones, highest first.
+Slices go through the networks in batches; every slice is segmented, but by default only the
+slices at or above the slice threshold keep their mask (``outline="above_threshold"``): with its
+map threshold chosen on validation, the CT-ICH segmenter marks specks on a third of the normal
+slices, and a volume that summed them would grow with the number of normal slices. The volume
+over every slice's mask is reported beside it. Grad-CAM is computed for the slices shown: the
+most suspicious ones, highest first.
 A thin series reformatted into slabs (:attr:`ich.predict.inputs.Study.slabs`) is classified,
 explained and segmented slab by slab; each slab's probability and mask then apply to its source
 slices, the study score pools the slabs, and a slab is shown through its middle slice.
@@ -44,7 +48,7 @@ from ich.networks.classifier import predict_probs
 from ich.predict.artefacts import Artefacts, Classifier
 from ich.predict.familiarity import study_statistics, unfamiliar
 from ich.predict.inputs import Study
-from ich.predict.names import FLAG_POINTS
+from ich.predict.names import FLAG_POINTS, OUTLINES
 
 
 @dataclass
@@ -62,9 +66,11 @@ class StudyResult:
     flagged: list[int]  # ``above_threshold`` when the study is positive, else none
     shown: list[int]  # the most suspicious slices, highest probability first (the report's panels)
     cams: dict[int, np.ndarray]  # Grad-CAM (H, W) in [0, 1] per shown slice
-    masks: np.ndarray | None  # (N, size, size) uint8 0/1 bleed masks; None without a segmenter
-    volume_ml: float | None  # None without a segmenter or without spacing
+    masks: np.ndarray | None  # (N, size, size) uint8 0/1 bleed masks of the outlined slices; None without a segmenter
+    volume_ml: float | None  # of ``masks``; None without a segmenter or without spacing
     volume_note: str
+    outline: str  # which slices keep their mask (:data:`ich.predict.names.OUTLINES`)
+    volume_every_slice_ml: float | None  # the segmenter's masks on every slice, whatever ``outline`` kept
     statistics: dict[str, float]  # the study's image statistics (:mod:`ich.predict.familiarity`)
     unfamiliar: list[str]  # how it lies far outside the training studies; empty when it does not
     timings: dict[str, float] = field(default_factory=dict)  # seconds per step (not reproducible: not in reports)
@@ -132,11 +138,18 @@ def _volume(study: Study, masks: np.ndarray) -> tuple[float | None, str]:
 
 
 def run_study(
-    study: Study, artefacts: Artefacts, *, flag_point: str = "slice_youden", max_cams: int = 8
+    study: Study,
+    artefacts: Artefacts,
+    *,
+    flag_point: str = "slice_youden",
+    max_cams: int = 8,
+    outline: str = "above_threshold",
 ) -> StudyResult:
-    """Classify, explain and segment ``study`` with ``artefacts``."""
+    """Classify, explain and segment ``study`` with ``artefacts``; ``outline`` says which slices keep their mask."""
     if flag_point not in FLAG_POINTS:
         raise ValueError(f"flag_point must be one of {FLAG_POINTS}, got {flag_point!r}")
+    if outline not in OUTLINES:
+        raise ValueError(f"outline must be one of {OUTLINES}, got {outline!r}")
     timings: dict[str, float] = {}
     inputs: dict[str, torch.Tensor] = {}
     probs: dict[str, np.ndarray] = {}
@@ -175,10 +188,15 @@ def run_study(
 
             cams = dict(zip(shown, gradcam_maps(cam.model, chosen_inputs, cam.prepare), strict=True))
     statistics = study_statistics(study.network_images)
-    masks, volume, note = None, None, "no segmenter loaded"
+    masks, volume, every_slice, note = None, None, None, "no segmenter loaded"
     if artefacts.segmenter is not None:
         with timed(timings, "segment"):
             masks = _segment(study, artefacts)[slab_of]
+            every_slice, _ = _volume(study, masks)
+            if outline == "above_threshold":
+                kept = np.zeros(len(masks), dtype=bool)
+                kept[above] = True
+                masks[~kept] = 0
             volume, note = _volume(study, masks)
     return StudyResult(
         slice_probs=slice_probs,
@@ -195,6 +213,8 @@ def run_study(
         masks=masks,
         volume_ml=volume,
         volume_note=note,
+        outline=outline,
+        volume_every_slice_ml=every_slice,
         statistics=statistics,
         unfamiliar=unfamiliar(statistics, artefacts.reference),
         timings=timings,

@@ -34,6 +34,11 @@ SYNTHETIC_WARNING = "demo models trained on synthetic phantoms: this says nothin
 """Said before anything else, in the terminal and the page, when the training cohort is synthetic."""
 BELOW_DECISION = "above the slice threshold, below the study decision"
 """What a slice above the slice threshold is in a negative study: not "flagged"."""
+OUTLINED = {
+    "above_threshold": "slices at or above the slice threshold keep the segmenter's mask; the others none",
+    "every_slice": "every slice keeps the segmenter's mask (--outline every_slice)",
+}
+"""What ``bleed.outlined_slices`` says for each :data:`ich.predict.names.OUTLINES` choice."""
 TILE = 256  # px of each image shown per flagged slice
 BLEED_RGB = (255, 40, 40)
 
@@ -123,6 +128,8 @@ def build_report(study: Study, result: StudyResult, artefacts: Artefacts, output
             "segmenter": artefacts.segmenter.name,
             "volume_ml": _r(result.volume_ml, 3),
             "method": result.volume_note,
+            "outlined_slices": OUTLINED[result.outline],
+            "volume_every_slice_ml": _r(result.volume_every_slice_ml, 3),
             "map_threshold": artefacts.segmenter.post.threshold,
         },
         "gradcam_model": artefacts.cam_model,
@@ -235,7 +242,9 @@ def render_html(study: Study, result: StudyResult, report: dict[str, Any]) -> st
         volume = "no segmenter"
     else:
         amount = f"{bleed['volume_ml']:.2f} mL" if bleed["volume_ml"] is not None else "not available"
-        volume = f"{amount} <span class='muted'>({_esc(bleed['method'])})</span>"
+        every = bleed["volume_every_slice_ml"]
+        elsewhere = f"; on every slice {every:.2f} mL" if every is not None and every != bleed["volume_ml"] else ""
+        volume = f"{amount} <span class='muted'>({_esc(bleed['method'])}; {_esc(bleed['outlined_slices'])}{elsewhere})</span>"
         if not decision["positive"]:
             volume = f"the segmenter outlines {volume}, {NOT_A_FINDING}"
     subtypes = ""

@@ -32,6 +32,7 @@ def predict_study(
     *,
     flag_point: str = "slice_youden",
     max_cams: int = 8,
+    outline: str = "above_threshold",
     created: datetime | None = None,
 ) -> tuple[dict, StudyResult]:
     """Predict ``study`` (from :func:`ich.predict.read_study`) into ``out_dir``.
@@ -42,7 +43,7 @@ def predict_study(
     the report and the result, whose ``timings`` hold the seconds of every step.
     """
     out_dir = Path(out_dir)
-    result = run_study(study, artefacts, flag_point=flag_point, max_cams=max_cams)
+    result = run_study(study, artefacts, flag_point=flag_point, max_cams=max_cams, outline=outline)
     work = out_dir.with_name(f".{out_dir.name}.partial")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
