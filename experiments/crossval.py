@@ -61,7 +61,7 @@ from ich.predict.artefacts import load_artefacts  # noqa: E402
 from ich.predict.batch import classify_folders, predict_folders  # noqa: E402
 from ich.predict.external import label_predictions, read_external_cohort, refuse_a_training_cohort  # noqa: E402
 from tools.profile import resolve_profile  # noqa: E402
-from tools.project import copy_project  # noqa: E402
+from tools.project import copy_project, project_differences  # noqa: E402
 
 
 def profile_for_fold(profile: dict, fold: int, models: list[str] | None) -> dict:
@@ -135,8 +135,19 @@ def _code_version() -> str:
 
 
 def prepare_workdir(workdir: Path) -> None:
-    """Copy the code and DAG into ``workdir`` and make it a git + DVC repository (once)."""
+    """Copy the code and DAG into ``workdir`` and make it a git + DVC repository (once).
+
+    An existing work copy is resumed only when its code is this checkout's: folds run on other
+    code would be pooled as if they were one experiment.
+    """
     if (workdir / "dvc.yaml").exists():
+        differ = project_differences(REPO, workdir)
+        if differ:
+            raise SystemExit(
+                f"--workdir {workdir} holds other code than this checkout ({len(differ)} files differ, "
+                f"e.g. {', '.join(differ[:3])}; it ran {(workdir / 'CODE_VERSION').read_text().strip()}): "
+                "resume it from that code, or give a new --workdir"
+            )
         return
     copy_project(REPO, workdir)
     (workdir / "params.yaml").write_text("{}\n")

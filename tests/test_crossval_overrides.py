@@ -1,5 +1,6 @@
-"""experiments/crossval.py's ablation switches: ``--set`` changes only keys the profile has, and a
-variant run is published beside the profile's own entries instead of replacing them."""
+"""experiments/crossval.py's ablation switches: ``--set`` changes only keys the profile has, a
+variant run is published beside the profile's own entries instead of replacing them, and a work
+copy is resumed only with the code it ran."""
 
 from __future__ import annotations
 
@@ -74,3 +75,14 @@ def test_the_combined_ablation_runs_from_a_copy_with_every_cohort_path_made_abso
     for section in cohorts.values():
         assert Path(section["path"]).is_absolute() and Path(section["path"]).name in {"ct-ich-jpg", "phe-sich-ct"}
     assert profile["download"]["combined"]["cohorts"]["phe_sich"]["path"] == "../shared/data/phe-sich-ct"
+
+
+def test_a_work_copy_is_resumed_only_with_the_code_it_ran(crossval, tmp_path):
+    workdir = tmp_path / "work"
+    crossval.prepare_workdir(workdir)
+    assert (workdir / "dvc.yaml").is_file() and (workdir / "CODE_VERSION").is_file()
+    crossval.prepare_workdir(workdir)  # the same code: resumed
+    changed = workdir / "ich" / "labels.py"
+    changed.write_text(changed.read_text() + "\n# another version\n")
+    with pytest.raises(SystemExit, match=r"holds other code than this checkout \(1 files differ, e.g. ich/labels.py"):
+        crossval.prepare_workdir(workdir)

@@ -27,3 +27,21 @@ def copy_project(source: str | Path, dest: str | Path) -> None:
             shutil.copy(src, dest / name)
         else:
             raise FileNotFoundError(f"{src} is missing: not a checkout of this project")
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    """The :data:`PIPELINE_FILES` under ``root``, relative path -> bytes (interpreter caches left out)."""
+    found: dict[str, bytes] = {}
+    for name in PIPELINE_FILES:
+        top = root / name
+        paths = sorted(top.rglob("*")) if top.is_dir() else [top] if top.exists() else []
+        for path in paths:
+            if path.is_file() and "__pycache__" not in path.parts:
+                found[path.relative_to(root).as_posix()] = path.read_bytes()
+    return found
+
+
+def project_differences(source: str | Path, dest: str | Path) -> list[str]:
+    """The pipeline files that differ between two copies, or exist in one only (sorted)."""
+    a, b = _files(Path(source)), _files(Path(dest))
+    return sorted(name for name in a.keys() | b.keys() if a.get(name) != b.get(name))
