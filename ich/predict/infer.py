@@ -15,7 +15,7 @@ The study probability is also shown calibrated by the validation Platt scaling, 
 means about 80% across models; decisions use the raw scores the thresholds were chosen on.
 Slices go through the networks in batches; every slice is segmented, but by default only the
 slices at or above the slice threshold keep their mask (``outline="above_threshold"``): with its
-map threshold chosen on validation, the CT-ICH segmenter marks specks on a third of the normal
+map threshold chosen on validation, the CT-ICH segmenter marks specks on 28% of the normal
 slices, and a volume that summed them would grow with the number of normal slices. The volume
 over every slice's mask is reported beside it. Grad-CAM is computed for the slices shown: the
 most suspicious ones, highest first.
