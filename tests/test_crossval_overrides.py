@@ -4,23 +4,17 @@ copy is resumed only with the code it ran."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-CROSSVAL = Path(__file__).resolve().parents[1] / "experiments" / "crossval.py"
+from tests.conftest import REPO, load_experiment
 
 
 @pytest.fixture(scope="module")
 def crossval():
-    spec = importlib.util.spec_from_file_location("experiments_crossval", CROSSVAL)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["experiments_crossval"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("crossval")
 
 
 PROFILE = {"train": {"lite0": {"pretrained": "imagenet", "refit": True}}, "split": {"folds": 5}}
@@ -67,7 +61,7 @@ def test_the_combined_ablation_runs_from_a_copy_with_every_cohort_path_made_abso
 
     from tools.profile import resolve_profile
 
-    profile = resolve_profile(CROSSVAL.parents[1] / "profiles" / "ct-ich-jpg.yaml")
+    profile = resolve_profile(REPO / "profiles" / "ct-ich-jpg.yaml")
     params = crossval.profile_for_fold(crossval.with_overrides(profile, ["download.source=combined"]), 3, None)
     assert params["download"]["source"] == "combined" and params["split"]["test_fold"] == 3
     cohorts = params["download"]["combined"]["cohorts"]

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "gated_segmentation.py"
+from tests.conftest import load_experiment
 
 
 @pytest.fixture(scope="module")
 def gate():
-    spec = importlib.util.spec_from_file_location("experiments_gated_segmentation", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["experiments_gated_segmentation"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("gated_segmentation")
 
 
 def _row(slice_id, patient, ref, pred, inter, dice):
