@@ -28,20 +28,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from crossval_segmentation import overlap_intervals, pool
 
-FLAG_POINTS = ("slice_youden", "slice_sensitivity")
+from ich.predict.names import FLAG_POINTS  # crossval puts the repository on sys.path
 
 
-def slices_above_threshold(classification: Path, model: str, folds: list[int], flag_point: str) -> set[str]:
-    """Test slices whose probability reaches their fold's validation-chosen ``flag_point`` threshold."""
-    above: set[str] = set()
+def flagged_test_slices(classification: Path, model: str, folds: list[int], flag_point: str) -> pd.Series:
+    """Every test slice of ``folds`` -> whether its probability reaches its fold's validation-chosen
+    ``flag_point`` threshold."""
+    parts = []
     for k in folds:
         predictions = pd.read_csv(classification / f"fold{k}" / f"{model}.csv")
         points = json.loads((classification / f"fold{k}" / f"{model}.operating_points.json").read_text())
         if points["chosen_on"] != "val":
             raise ValueError(f"fold {k}: {model}'s operating points were chosen on {points['chosen_on']}, not val")
         cut = float(points[flag_point]["threshold"])
-        above |= set(predictions.loc[predictions["prob_any"] >= cut, "slice_id"])
-    return above
+        parts.append(pd.Series(predictions["prob_any"].to_numpy() >= cut, index=predictions["slice_id"]))
+    return pd.concat(parts)
+
+
+def slices_above_threshold(classification: Path, model: str, folds: list[int], flag_point: str) -> set[str]:
+    """Test slices whose probability reaches their fold's validation-chosen ``flag_point`` threshold."""
+    flagged = flagged_test_slices(classification, model, folds, flag_point)
+    return set(flagged.index[flagged])
 
 
 def gated(table: pd.DataFrame, kept: set[str]) -> pd.DataFrame:
@@ -92,15 +99,14 @@ def main() -> None:
     args = parser.parse_args()
     folds = [int(k) for k in args.folds.split(",")]
     table = pool(args.segmentation, folds, args.segmenter)
-    kept = slices_above_threshold(args.classification, args.model, folds, args.flag_point)
+    flagged = flagged_test_slices(args.classification, args.model, folds, args.flag_point)
+    kept = set(flagged.index[flagged])
     tested = set(table["slice_id"])
     if not kept & tested:
         raise SystemExit(
             "no test slice of the segmentation run is above the classifier's threshold: other folds or ids?"
         )
-    classified = set().union(
-        *(set(pd.read_csv(args.classification / f"fold{k}" / f"{args.model}.csv")["slice_id"]) for k in folds)
-    )
+    classified = set(flagged.index)
     if tested != classified:
         raise SystemExit(f"the two runs tested other slices ({len(tested ^ classified)} differ): not the same folds")
     results = {

@@ -18,9 +18,10 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
-def load_experiment(name: str) -> ModuleType:
-    """``experiments/<name>.py`` as a module (the scripts are not a package; ``ich`` never imports them)."""
-    spec = importlib.util.spec_from_file_location(f"experiments_{name}", REPO / "experiments" / f"{name}.py")
+def load_script(path: str) -> ModuleType:
+    """A script of the repository (``stages/<name>.py``, ``experiments/<name>.py``) as a module: they are
+    not a package, and ``ich`` never imports them."""
+    spec = importlib.util.spec_from_file_location(path.removesuffix(".py").replace("/", "_"), REPO / path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)

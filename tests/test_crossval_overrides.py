@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, load_experiment
+from tests.conftest import REPO, load_script
 
 
 @pytest.fixture(scope="module")
 def crossval():
-    return load_experiment("crossval")
+    return load_script("experiments/crossval.py")
 
 
 PROFILE = {"train": {"lite0": {"pretrained": "imagenet", "refit": True}}, "split": {"folds": 5}}

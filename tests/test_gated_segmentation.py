@@ -7,12 +7,12 @@ import json
 import pandas as pd
 import pytest
 
-from tests.conftest import load_experiment
+from tests.conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def gate():
-    return load_experiment("gated_segmentation")
+    return load_script("experiments/gated_segmentation.py")
 
 
 def _row(slice_id, patient, ref, pred, inter, dice):

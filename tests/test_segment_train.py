@@ -3,7 +3,6 @@ and their two DVC stages, run as plain functions on the tiny synthetic cohort.""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from dataclasses import replace
@@ -42,7 +41,7 @@ from ich.train.segmenter.fit import choose_on_validation, predict_split
 from ich.train.segmenter.fit_band import band_predictor, fit_band
 from ich.train.segmenter.fit_unet import train_unet
 from ich.train.segmenter.settings import UNET_TRAINING, BandSpec, UNetTraining, band_settings, unet_settings
-from tests.conftest import REPO
+from tests.conftest import REPO, load_script
 
 # 64 px slices: 32 px crops with stride 16 (3 x 3 per slice), the demo's 64/32 at 128 px halved.
 SPEC = UNetSpec(base_width=8, crop=32, stride=16)
@@ -315,10 +314,7 @@ def test_the_threshold_is_chosen_on_validation_maps_and_never_on_test(tiny_cohor
 
 
 def _stage(name: str):
-    spec = importlib.util.spec_from_file_location(f"stage_{name}", REPO / "stages" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f"stages/{name}.py")
 
 
 def test_segmentation_stages_write_their_outputs(tiny_cohort, tiny_split, tmp_path, monkeypatch):

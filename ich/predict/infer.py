@@ -149,7 +149,7 @@ def run_study(
     if flag_point not in FLAG_POINTS:
         raise ValueError(f"flag_point must be one of {FLAG_POINTS}, got {flag_point!r}")
     if outline not in OUTLINES:
-        raise ValueError(f"outline must be one of {OUTLINES}, got {outline!r}")
+        raise ValueError(f"outline must be one of {tuple(OUTLINES)}, got {outline!r}")
     timings: dict[str, float] = {}
     inputs: dict[str, torch.Tensor] = {}
     probs: dict[str, np.ndarray] = {}
@@ -192,12 +192,13 @@ def run_study(
     if artefacts.segmenter is not None:
         with timed(timings, "segment"):
             masks = _segment(study, artefacts)[slab_of]
-            every_slice, _ = _volume(study, masks)
-            if outline == "above_threshold":
-                kept = np.zeros(len(masks), dtype=bool)
-                kept[above] = True
-                masks[~kept] = 0
             volume, note = _volume(study, masks)
+            every_slice = volume
+            if outline == "above_threshold":
+                below = np.ones(len(masks), dtype=bool)
+                below[above] = False
+                masks[below] = 0
+                volume, note = _volume(study, masks)
     return StudyResult(
         slice_probs=slice_probs,
         subtype_probs=subtypes,

@@ -6,8 +6,11 @@ ENSEMBLE = "ensemble"
 FLAG_POINTS = ("slice_youden", "slice_sensitivity")
 """Validation-chosen slice thresholds a report can flag slices at."""
 
-OUTLINES = ("above_threshold", "every_slice")
-"""Which slices keep the segmenter's mask: those at or above the slice threshold (the default), or all."""
+OUTLINES = {
+    "above_threshold": "slices at or above the slice threshold keep the segmenter's mask; the others none",
+    "every_slice": "every slice keeps the segmenter's mask (--outline every_slice)",
+}
+"""Which slices keep the segmenter's mask (the default first), and what the report says of each."""
 
 NOT_A_FINDING = "not a finding: the study is below the decision"
 """What the segmenter's outline in a negative study is (it outlines something in most studies)."""

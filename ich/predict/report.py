@@ -23,7 +23,7 @@ from ich.io.atomic import write_json
 from ich.predict.artefacts import Artefacts
 from ich.predict.infer import StudyResult
 from ich.predict.inputs import Study
-from ich.predict.names import NOT_A_FINDING
+from ich.predict.names import NOT_A_FINDING, OUTLINES
 from ich.segmentation.map_evaluation import scaled_contours
 
 DISCLAIMER = (
@@ -34,11 +34,6 @@ SYNTHETIC_WARNING = "demo models trained on synthetic phantoms: this says nothin
 """Said before anything else, in the terminal and the page, when the training cohort is synthetic."""
 BELOW_DECISION = "above the slice threshold, below the study decision"
 """What a slice above the slice threshold is in a negative study: not "flagged"."""
-OUTLINED = {
-    "above_threshold": "slices at or above the slice threshold keep the segmenter's mask; the others none",
-    "every_slice": "every slice keeps the segmenter's mask (--outline every_slice)",
-}
-"""What ``bleed.outlined_slices`` says for each :data:`ich.predict.names.OUTLINES` choice."""
 TILE = 256  # px of each image shown per flagged slice
 BLEED_RGB = (255, 40, 40)
 
@@ -128,7 +123,7 @@ def build_report(study: Study, result: StudyResult, artefacts: Artefacts, output
             "segmenter": artefacts.segmenter.name,
             "volume_ml": _r(result.volume_ml, 3),
             "method": result.volume_note,
-            "outlined_slices": OUTLINED[result.outline],
+            "outlined_slices": OUTLINES[result.outline],
             "volume_every_slice_ml": _r(result.volume_every_slice_ml, 3),
             "map_threshold": artefacts.segmenter.post.threshold,
         },
