@@ -104,12 +104,15 @@ def missing_deps(dvc: dict, root: Path = REPO) -> list[str]:
 
 def needless_deps(dvc: dict, root: Path = REPO) -> list[str]:
     """``"<stage>: <dep>"`` for every ``ich`` dep that holds no file of the stage's import closure
-    (a change there would re-run the stage for nothing)."""
+    (a change there would re-run the stage for nothing). A data file of the package (not ``.py``,
+    such as ``ich/data/intracranial_hu.json``) is needed when a module beside it is imported."""
     problems = []
     for name, (script, deps) in stage_scripts(dvc).items():
         closure = [f.relative_to(root).as_posix() for f in import_closure(script, root)]
+        folders = {Path(f).parent.as_posix() for f in closure}
         for dep in deps:
-            if dep.startswith("ich") and not any(_covers(dep, f) for f in closure):
+            package_data = Path(dep).suffix not in ("", ".py") and Path(dep).parent.as_posix() in folders
+            if dep.startswith("ich") and not package_data and not any(_covers(dep, f) for f in closure):
                 problems.append(f"{name}: {dep}")
     return problems
 

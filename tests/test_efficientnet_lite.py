@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -133,3 +135,37 @@ def test_pretrained_lite0_unet_on_whole_slices_beats_the_band(tiny_cohort, tiny_
     lo, hi, _ = fit_band(tiny_cohort["converted"], parts["train"], BandSpec(), post)
     band = _evaluate(band_predictor(lo, hi, BandSpec()), tiny_cohort, parts, tmp_path / "band")
     assert lite0["slice"]["with_bleed"]["dice"]["mean"] > band["slice"]["with_bleed"]["dice"]["mean"]
+
+
+def test_a_brain_window_only_segmenter_outlines_grey_slices(tiny_cohort, tiny_split):
+    """The channel policy in the segmenter: trained on the brain window alone, it outlines bleeds on
+    slices sent as one grey window (R = G = B), as every pre-windowed site sends them, exactly as on
+    the converted three-window slices."""
+    from ich.io.slices import read_mask, read_slice
+    from ich.metrics.segmentation import dice
+    from ich.networks.segmenter import segmenter_view
+    from ich.segmentation import segment_slice
+    from ich.train.segmenter.fit_unet import train_unet
+    from ich.train.segmenter.settings import UNetTraining
+
+    post = PostProcess(threshold=0.5, close_kernel=3, open_kernel=3)
+    parts = segmentation_parts(tiny_cohort["index"], tiny_split)
+    spec = UNetSpec(method="lite0_unet", base_width=8, crop=64, stride=64, brain_window_only=True)
+    training = UNetTraining(pretrained="imagenet", loss="bce_dice")
+    config = TrainConfig(epochs=16, batch_size=8, lr=3e-3, seed=0, scheduler="cosine")
+    model, _ = train_unet(tiny_cohort["converted"], parts, spec, training, config, [post])
+    predict = unet_predictor(model, spec)
+    root = tiny_cohort["converted"]
+    bleeding = parts["test"][parts["test"]["mask_path"].fillna("").astype(bool)].head(8)
+    assert len(bleeding) >= 3
+    scores = []
+    for row in bleeding.to_dict("records"):
+        image = np.ascontiguousarray(read_slice(root / row["image_path"], cv2.IMREAD_COLOR)[..., ::-1])
+        reference = read_mask(root, row["mask_path"], image.shape[:2])
+        grey = np.repeat(image[..., :1], 3, axis=2)
+        assert not np.array_equal(grey, image)  # the demo's slices carry three distinct windows
+        on_grey = predict(grey)
+        np.testing.assert_array_equal(on_grey, predict(image))
+        scores.append(dice(segment_slice(on_grey, post.threshold, post.close_kernel, post.open_kernel), reference))
+    assert float(np.mean(scores)) > 0.2
+    np.testing.assert_array_equal(segmenter_view(image, dataclasses.replace(spec, brain_window_only=False)), image)

@@ -31,6 +31,10 @@ class UNetSpec:
 
     ``crop``/``stride`` default to Hssayeni 2020's 160/80 (at 640 px); ``crop`` must be a multiple of 16.
     ``inference_batch`` is how many crops go through the network at once when predicting.
+    ``brain_window_only`` is the classifiers' channel policy (``train.<model>.brain_window_only``):
+    the network reads the brain window alone, in all three of its input channels
+    (:func:`segmenter_view`), in training, validation and prediction alike; a site that sends one
+    grey window then gives it what it learned from.
     """
 
     method: str = "unet"
@@ -39,6 +43,22 @@ class UNetSpec:
     crop: int = 160
     stride: int = 80
     inference_batch: int = 64
+    brain_window_only: bool = False  # the channel policy: read the brain window alone (segmenter_view)
+
+
+def segmenter_view(image: np.ndarray, spec: UNetSpec) -> np.ndarray:
+    """A converted RGB slice ``(H, W, 3)`` as ``spec``'s network reads it: as it is, or (``brain_window_only``)
+    its first channel, the brain window, in all three.
+
+    A pre-windowed site sends one grey window, which reads as R = G = B (:mod:`ich.io.image_files`);
+    a network that learned a bone window from one release's blue channel marks nothing on such a
+    slice, so the policy shows it that grey image in training too.
+    """
+    if not spec.brain_window_only:
+        return image
+    if image.ndim != 3:
+        raise ValueError(f"expected an (H, W, C) slice, got shape {image.shape}")
+    return np.ascontiguousarray(np.repeat(image[..., :1], 3, axis=2))
 
 
 def unet_spec(section: Mapping[str, Any]) -> UNetSpec:
@@ -85,7 +105,9 @@ def build_unet(spec: UNetSpec, state_dict: str | Path | None = None, *, pretrain
 def unet_predictor(model: nn.Module, spec: UNetSpec) -> Callable[[np.ndarray], np.ndarray]:
     """Slice -> probability map with the trained U-Net, on the device it sits on."""
     device = next(model.parameters()).device
-    return lambda image: predict_prob_map(model, image, spec.crop, spec.stride, device, spec.inference_batch)
+    return lambda image: predict_prob_map(
+        model, segmenter_view(image, spec), spec.crop, spec.stride, device, spec.inference_batch
+    )
 
 
 __all__ = [
@@ -93,6 +115,7 @@ __all__ = [
     "UNetSpec",
     "build_unet",
     "read_segmenter_spec",
+    "segmenter_view",
     "unet_predictor",
     "unet_spec",
     "write_segmenter_spec",

@@ -217,6 +217,6 @@ def run_study(
         outline=outline,
         volume_every_slice_ml=every_slice,
         statistics=statistics,
-        unfamiliar=unfamiliar(statistics, artefacts.reference),
+        unfamiliar=[*study.window_warnings, *unfamiliar(statistics, artefacts.reference)],
         timings=timings,
     )

@@ -46,6 +46,7 @@ import pandas as pd
 from ich.data.cohort_conversion import ConvertConfig, render_hu, render_slice, slice_gap_mm
 from ich.data.framing import Frame
 from ich.data.slabs import mean_slab, needs_slabs, slab_members
+from ich.data.window_estimate import WindowEstimate, WindowEstimateError, estimate_window, harmonise
 from ich.io.dicom import read_ct_slice, read_dicom_header
 from ich.io.nifti import nifti_grid, nifti_slice_count, read_nifti_slice
 from ich.io.unusable import UnusableSliceError
@@ -119,6 +120,9 @@ class Study:
     reformat: str = ""
     voxel_scale: float = 1.0  # true voxel volume / (pixel spacing x slice spacing): a NIfTI's sheared or oblique grid
     geometry_note: str = ""
+    window_estimate: WindowEstimate | None = None  # the export window of grey images (harmonise_window)
+    harmonisation: str = ""
+    window_warnings: list[str] = field(default_factory=list)  # why grey images were scored as sent
 
     @property
     def network_images(self) -> list[np.ndarray]:
@@ -277,7 +281,39 @@ def _image_study(path: Path, files: list[Path], config: ConvertConfig) -> Study:
         for k, f in enumerate(files)
     ]
     slices, skipped = _render_all(rows, config, "images")
-    return _finish(Study("images", str(path), path.name, path.name, "pre-windowed images", slices, skipped))
+    study = _finish(Study("images", str(path), path.name, path.name, "pre-windowed images", slices, skipped))
+    return harmonise_window(study, config.windows[0])
+
+
+def harmonise_window(study: Study, target: tuple[float, float]) -> Study:
+    """Grey images re-mapped from the window they were exported with to ``target`` (``[lo, hi]`` HU, the
+    training slices' first window), so that another site's export shows the networks the contrast
+    they learned; the window is estimated from the study's slices together
+    (:mod:`ich.data.window_estimate`) and the report states it.
+
+    Images with distinct channels (a release's own composition) are left as they are. A grey study
+    whose window cannot be estimated is scored as it was sent and marked unlike the training
+    studies (``window_warnings``, which the report's ``unlike_training`` and the terminal carry):
+    its verdict rests on a contrast the networks may never have seen.
+    """
+    if any(s.channels != IMAGE_CHANNELS["grey"] for s in study.slices):
+        return study
+    greys = [s.image[..., 0] for s in study.slices]
+    try:
+        estimate = estimate_window(greys)
+    except WindowEstimateError as error:
+        warning = f"the export window of these grey images could not be estimated ({error}): scored as sent"
+        return replace(study, harmonisation=warning, window_warnings=[warning])
+    lo, hi = float(target[0]), float(target[1])
+    slices = [
+        replace(s, image=np.repeat(harmonise(grey, estimate, (lo, hi))[..., None], 3, axis=2))
+        for s, grey in zip(study.slices, greys, strict=True)
+    ]
+    note = (
+        f"exported at an estimated {estimate.describe()} from {estimate.pixels} intracranial pixels; "
+        f"re-mapped to the training window [{lo:g}, {hi:g}] HU"
+    )
+    return replace(study, slices=slices, window_estimate=estimate, harmonisation=note)
 
 
 _KINDS = {"dicom": "dicom", "nifti": "nifti", "image": "images"}

@@ -96,6 +96,7 @@ def build_report(study: Study, result: StudyResult, artefacts: Artefacts, output
             "windows": artefacts.windows_note if study.has_hu else None,
             "reformatted": study.reformat or None,
             "geometry": study.geometry_note or None,
+            "window_estimate": study.harmonisation or None,
             "slabs": len(study.slabs) or None,
             "statistics": {k: _r(v) for k, v in result.statistics.items()},
             "unlike_training": result.unfamiliar,
@@ -288,6 +289,7 @@ Bleed volume: {volume}</p>
 {inp["slices_used"]} slices used; channels: {_esc("; ".join(inp["channels"]))}{"; windowed with " + _esc(inp["windows"]) if inp["windows"] else ""}</p>
 {"<p class='note'>Reformatted: " + _esc(inp["reformatted"]) + "</p>" if inp["reformatted"] else ""}
 {"<p class='note'>Geometry: " + _esc(inp["geometry"]) + "</p>" if inp["geometry"] else ""}
+{"<p class='note'>Window: " + _esc(inp["window_estimate"]) + "</p>" if inp["window_estimate"] else ""}
 <h3>Skipped slices</h3>{_table(inp["slices_skipped"], "none")}
 <h3>Series not used</h3>{_table(inp["series_not_used"], "none")}
 <h2>What the models know</h2>

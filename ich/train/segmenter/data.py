@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from ich.io.slices import read_mask, read_slice
 from ich.labels import has_mask_file, mask_is_known
-from ich.networks.segmenter import UNetSpec
+from ich.networks.segmenter import UNetSpec, segmenter_view
 from ich.segmentation import AffineRanges, augment_crop, crop_grid, extract_crops, positive_crops, undersample
 from ich.train.segmenter.settings import UNetTraining
 
@@ -108,5 +108,6 @@ def training_crops(
     rows = sorted({k for k, _ in kept})
     renumber = {k: j for j, k in enumerate(rows)}
     slices = [read_pair(root, train.iloc[k]) for k in rows]
+    slices = [(segmenter_view(image, spec), mask) for image, mask in slices]
     print(f"training crops: {len(kept)} of {len(pool)} ({sum(positive)} with bleed) from {len(rows)} slices")
     return CropDataset(slices, [(renumber[k], corner) for k, corner in kept], spec.crop, training.augment)

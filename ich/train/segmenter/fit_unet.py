@@ -13,7 +13,7 @@ from torch import nn
 from ich.data.sampling import Balance
 from ich.io.digest import digest_values
 from ich.networks import default_device
-from ich.networks.segmenter import UNetSpec, build_unet
+from ich.networks.segmenter import UNetSpec, build_unet, segmenter_view
 from ich.segmentation import PostProcess, score_candidates
 from ich.segmentation.inference import predict_prob_map
 from ich.train.loop import FitResult, TrainConfig, fit, seed_everything
@@ -51,6 +51,7 @@ def train_unet(
     train_set = training_crops(root, parts["train"], spec, training, config.seed)
     val_pairs = list(read_pairs(root, parts["val"]))
     val_pairs = [pair for pair in val_pairs if pair[1].any()] or val_pairs
+    val_pairs = [(segmenter_view(image, spec), mask) for image, mask in val_pairs]
     model = build_unet(spec, pretrained=training.pretrained)
 
     def validate(m: nn.Module) -> tuple[float, float]:
