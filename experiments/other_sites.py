@@ -9,7 +9,9 @@ dvc repro train@<model> train_segmenter@<segmenter>``):
 - ``exports``: the same slices exported at each setting of :data:`ich.data.exports.NAMED_EXPORTS`
   from their approximate HU (:mod:`ich.data.approximate_hu`), then read as ``ich predict`` reads a
   folder of images (window estimated and harmonised unless ``--no-harmonise``);
-- ``phe_sich`` and ``rsna``: every slice of those sets (RSNA: each slice its own one-image study).
+- ``phe_sich`` and ``rsna``: every slice of those sets that the project neither trained nor chose on
+  (all of them for a CT-ICH-only project; the test-fold patients of a ``combined`` one). RSNA: each
+  slice its own one-image study.
 
 Each block gives ``slice_roc_auc`` (patient-bootstrap CI), ``normal_slices_flagged`` (share of normal
 slices at or above the shipped slice flag point, ``slice_youden`` chosen on validation),
@@ -135,6 +137,15 @@ def block(rows: list[dict], labels: dict[str, int], refused: list[dict], seed: i
     return out
 
 
+def seen_sources(project: Path) -> set[str]:
+    """Source files of the project's training and validation patients: what its models learned from or
+    chose on (a ``combined`` source trains on PHE-SICH and RSNA too; their test-fold patients stay unseen)."""
+    index = pd.read_csv(project / layout.INDEX)
+    split = pd.read_csv(project / layout.SPLIT)
+    seen = index.merge(split[["patient_id", "set"]], on="patient_id")
+    return {str(Path(p).resolve()) for p in seen.loc[seen["set"] != "test", "source_path"]}
+
+
 def ct_ich_test(project: Path) -> pd.DataFrame:
     """The test slices of the project's split, with their release files."""
     index = pd.read_csv(project / layout.INDEX)
@@ -161,7 +172,10 @@ def main(argv: list[str] | None = None) -> None:
     artefacts = load_artefacts(project, model=args.model, segmenter=args.segmenter or None)
     classify_only = dataclasses.replace(artefacts, segmenter=None)
     sets = args.sets.split(",")
+    seen = seen_sources(project)
     test = ct_ich_test(project)
+    if "cohort" in test:
+        test = test[test["cohort"].isin(["ct_ich", "ct-ich-jpg"])]
     sources = [Path(p) for p in test["source_path"]]
     labels = {str(p): int(a) for p, a in zip(sources, test["any"], strict=True)}
     references = {str(p): reference_mask(p) for p in sources}
@@ -207,6 +221,7 @@ def main(argv: list[str] | None = None) -> None:
         if "phe_sich" in sets:
             root = DATA / "phe-sich-ct"
             table = pd.read_csv(root / "labels.csv").sort_values(["patient_id", "z"])
+            table = table[[str((root / f).resolve()) not in seen for f in table["image"]]]
             studies = {
                 str(pid): [(root / f, cv2.imread(str(root / f), 0)) for f in rows["image"]]
                 for pid, rows in table.groupby("patient_id")
@@ -218,6 +233,7 @@ def main(argv: list[str] | None = None) -> None:
         if "rsna" in sets:
             root = DATA / "rsna-ich-png"
             table = pd.read_csv(root / "labels.csv")
+            table = table[[str((root / f).resolve()) not in seen for f in table["image"]]]
             studies = {f"s{k:05d}": [(root / f, cv2.imread(str(root / f), 0))] for k, f in enumerate(table["image"])}
             rsna_labels = {str(root / f): int(a) for f, a in zip(table["image"], table["any"], strict=True)}
             rows, refused = score_studies(classify_only, studies, tmp / "rsna", False)

@@ -1,4 +1,5 @@
-"""The ``ich`` command: ``ich predict PATH [PATH ...] [--each] [--out DIR]`` (also ``python -m ich ...``).
+"""The ``ich`` command: ``ich predict PATH [PATH ...] [--each] [--out DIR] [--points FILE]`` and
+``ich calibrate COHORT --out FILE`` (also ``python -m ich ...``).
 
 Exit status 0 with a one-line summary per study on success; 2 with the reason on bad input or a
 project whose artefacts are missing or stale. Everything that can be checked before the models
@@ -69,6 +70,27 @@ def _parser() -> argparse.ArgumentParser:
         help="also report subtype probabilities (loads the multi-label model when it does not decide)",
     )
     predict.add_argument("--timings", action="store_true", help="print the seconds of each step")
+    predict.add_argument(
+        "--points",
+        type=Path,
+        default=None,
+        help="decide at the operating points of this file (`ich calibrate`: chosen on your site's labelled studies)",
+    )
+    calibrate = commands.add_parser(
+        "calibrate",
+        help="choose operating points on your site's labelled studies",
+        description="Classify a labelled cohort of your own (read as an external cohort: any source adapter) and "
+        "write operating points chosen on it, with a half-split check of how well they hold; "
+        "`ich predict --points FILE` then decides at them and names them in the report.",
+    )
+    calibrate.add_argument("path", type=Path, metavar="COHORT", help="the cohort's folder")
+    calibrate.add_argument("--source", default="images", help="its source adapter (images, folder, cq500)")
+    calibrate.add_argument("--layout", default=None, help="images: the layout (generic reads labels.csv)")
+    calibrate.add_argument("--labels", default=None, help="folder: the labels CSV")
+    calibrate.add_argument("--out", type=Path, required=True, help="the point file to write (JSON)")
+    calibrate.add_argument("--project", type=Path, default=Path("."), help="the pipeline checkout after `make repro`")
+    calibrate.add_argument("--model", default=ENSEMBLE, help=f"deciding model: a trained model or {ENSEMBLE!r}")
+    calibrate.add_argument("--seed", type=int, default=0, help="seed of the half split and its bootstrap")
     return parser
 
 
@@ -146,6 +168,17 @@ def _summary(report: dict) -> str:
     )
 
 
+def _at_points(artefacts, points: Path | None):
+    """``artefacts`` deciding at a site's point file (``--points``), said on the terminal."""
+    if points is None:
+        return artefacts
+    from ich.predict.site_points import with_site_points
+
+    artefacts = with_site_points(artefacts, points)
+    print(f"deciding at the points of {points} ({artefacts.operating_points['chosen_on']})")
+    return artefacts
+
+
 def _predict(args: argparse.Namespace) -> int:
     from ich.predict.inputs import StudyInputError, read_study
     from ich.predict.provenance import check_choices, input_conversion, project_params
@@ -171,6 +204,7 @@ def _predict(args: argparse.Namespace) -> int:
 
     try:
         artefacts = load_artefacts(args.project, model=args.model, segmenter=segmenter, subtypes=args.subtypes)
+        artefacts = _at_points(artefacts, args.points)
     except (StaleArtefactError, ValueError, FileNotFoundError) as exc:
         print(f"ich predict: {exc}", file=sys.stderr)
         return 2
@@ -246,14 +280,51 @@ def _row(name: str, path: Path, report: dict) -> dict:
     }
 
 
+def _calibrate(args: argparse.Namespace) -> int:
+    from ich.io.atomic import write_json
+    from ich.predict import StaleArtefactError, load_artefacts
+    from ich.predict.site_points import calibrate_site
+
+    if args.out.is_dir():
+        raise OutputError(f"{args.out}: a folder; --out names the point file to write")
+    cohort = {"source": args.source, "path": str(args.path)}
+    cohort.update({k: v for k, v in (("layout", args.layout), ("labels", args.labels)) if v is not None})
+    try:
+        artefacts = load_artefacts(args.project, model=args.model, segmenter=None, subtypes=False)
+        points = calibrate_site(artefacts, cohort, seed=args.seed)
+    except (StaleArtefactError, ValueError, FileNotFoundError) as exc:
+        print(f"ich calibrate: {exc}", file=sys.stderr)
+        return 2
+    write_json(args.out, points)
+    for name in points["site"]["points_chosen"]:
+        point = points[name]
+        print(
+            f"{name}: {point['threshold']:.4g} (sensitivity {point['val_sensitivity']:.2f}, "
+            f"specificity {point['val_specificity']:.2f} on the site's own studies)"
+        )
+    check = points["half_split_check"]
+    if "local" in check:
+        local = check["local"]
+        print(
+            f"chosen on half the site's patients, on the other half: sensitivity {local['sensitivity']['value']:.2f}, "
+            f"specificity {local['specificity']['value']:.2f} ({check['level']} level)"
+        )
+    else:
+        print(f"not checked on held-out studies: {check['not_measured']}")
+    print(f"wrote {args.out}; use it with `ich predict --points {args.out}`")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from ich.predict.inputs import StudyInputError
 
     try:
+        if args.command == "calibrate":
+            return _calibrate(args)
         return _predict(args)
     except (StudyInputError, OutputError, FileNotFoundError) as exc:
-        print(f"ich predict: {exc}", file=sys.stderr)
+        print(f"ich {args.command}: {exc}", file=sys.stderr)
         return 2
 
 

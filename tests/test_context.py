@@ -101,3 +101,32 @@ def test_window_dropout_shows_training_images_as_their_brain_window_only():
         ClassifierTraining(augment=False, window_dropout=0.3)
     with pytest.raises(ValueError, match="grey model"):
         ClassifierTraining(window_dropout=0.3).check(ClassifierSpec("thesis_cnn", brain_window_only=True))
+
+
+def test_single_image_shows_training_stacks_as_a_one_image_study_sends_them():
+    """With ``single_image`` the neighbours of a training slice become the slice itself, exactly the
+    stack ich predict builds for a one-image study; never at evaluation; about the share asked."""
+    spec = ClassifierSpec("bleedmap_lite0", input_size=8, context=1, brain_window_only=True)
+    x = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
+    train = ClassifierTraining(single_image=1.0).preparation(spec).train()
+    train.degrees = train.translate = train.scale = 0.0
+    train.flip = False
+    out = train(x)
+    one_image = network_inputs_of_one_image(x[:, 1:2])
+    assert torch.allclose(out, train.eval()(one_image), atol=1e-6)
+    assert torch.allclose(out[:, 0], out[:, 1]) and torch.allclose(out[:, 2], out[:, 1])
+    assert not torch.allclose(train.eval()(x)[:, 0], train.eval()(x)[:, 1])  # never at evaluation
+    half = ClassifierTraining(single_image=0.5).preparation(spec).train()
+    torch.manual_seed(0)
+    repeated = [bool(torch.equal(*half._repeat_centre(torch.rand(1, 3, 2, 2)).unbind(1)[:2])) for _ in range(400)]
+    assert 0.4 < np.mean(repeated) < 0.6
+    with pytest.raises(ValueError, match="context > 0"):
+        ClassifierTraining(single_image=0.3).check(ClassifierSpec("bleedmap_lite0", context=0))
+    with pytest.raises(ValueError, match="need augment"):
+        ClassifierTraining(augment=False, single_image=0.3)
+
+
+def network_inputs_of_one_image(centre: torch.Tensor) -> torch.Tensor:
+    """What ich predict stacks for one-slice studies (the edge slice repeats, ich.data.context)."""
+    table = pd.DataFrame({"study_id": "one", "slice_order": [0]})
+    return centre[:, torch.from_numpy(neighbour_rows(table, 1)[0])]

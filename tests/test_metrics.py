@@ -526,3 +526,34 @@ def test_operating_points_carry_a_validation_calibration_and_evaluate_reports_te
     )
     test = predictions[predictions["set"] == "test"].merge(labels, on="slice_id")
     assert m["calibration"]["ece"] == pytest.approx(expected_calibration_error(test["any"], test["prob_any"]), abs=1e-6)
+
+
+def test_points_weigh_every_cohort_equally_so_no_site_loses_its_specificity() -> None:
+    """A large site whose scores sit low and a small one whose normals score high: pooled, the large
+    site chooses a point that flags every normal of the small one; balanced, both keep specificity."""
+    from ich.metrics.operating_points import balanced_thresholds
+
+    rng = np.random.default_rng(0)
+    big_y, small_y = rng.integers(0, 2, 2000), rng.integers(0, 2, 200)
+    big_p = np.clip(0.2 + 0.3 * big_y + rng.normal(0, 0.08, 2000), 0, 1)
+    small_p = np.clip(0.6 + 0.3 * small_y + rng.normal(0, 0.05, 200), 0, 1)
+    y, p = np.concatenate([big_y, small_y]), np.concatenate([big_p, small_p])
+    sites = np.array(["big"] * 2000 + ["small"] * 200)
+    pooled, balanced = youden_threshold(y, p), balanced_thresholds(y, p, sites)
+
+    def specificity(t: float, site: str) -> float:
+        return float((p[(sites == site) & (y == 0)] < t).mean())
+
+    assert specificity(pooled, "small") < 0.1 and specificity(balanced, "small") > 0.5
+    assert specificity(balanced, "big") > 0.5
+    screening = balanced_thresholds(y, p, sites, 0.95)
+    assert all((p[(sites == s) & (y == 1)] >= screening).mean() >= 0.95 for s in ("big", "small"))
+    # one site (or a site with one class only, which does not vote): the pooled choices exactly
+    assert balanced_thresholds(big_y, big_p, ["big"] * 2000) == youden_threshold(big_y, big_p)
+    only_bleeds = np.array(["big"] * 2000 + ["phe"] * 50)
+    y2, p2 = np.concatenate([big_y, np.ones(50, int)]), np.concatenate([big_p, np.full(50, 0.9)])
+    assert balanced_thresholds(y2, p2, only_bleeds) == youden_threshold(big_y, big_p)
+    predictions, labels = evaluation_tables()
+    labels = labels.assign(cohort=np.where(np.arange(len(labels)) % 2, "a", "b"))
+    points = choose_operating_points(predictions, labels)
+    assert set(points["slice_youden"]["val_by_cohort"]) == {"a", "b"}

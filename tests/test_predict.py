@@ -602,3 +602,39 @@ def test_many_studies_give_one_table(project, tmp_path, capsys):
     assert (
         written["slices"].tolist()[1:] == [str(SLICES)] * 2 and written["flagged_slices"].str.isdigit().iloc[1:].all()
     )
+
+
+def test_a_site_calibrates_its_own_points_and_predict_decides_at_them(project, tmp_path, capsys):
+    """`ich calibrate` on a labelled cohort of twelve phantom studies writes points chosen on them and
+    the half-split check; `ich predict --points` decides at them and names the file; a point file of
+    another model is refused."""
+    site = tmp_path / "site"
+    write_cohort(site, n_patients=12, slices_per_study=SLICES, matrix=256, positive_fraction=0.5, seed=77)
+    points_file = tmp_path / "points.json"
+    argv = ["calibrate", str(site / "dicom"), "--source", "folder", "--labels", str(site / "labels.csv")]
+    assert main([*argv, "--project", str(project), "--model", "wa2d_cnn3", "--out", str(points_file)]) == 0
+    points = json.loads(points_file.read_text())
+    assert points["model"] == "wa2d_cnn3" and points["cohort"]["studies"] == 12
+    assert set(points["site"]["points_chosen"]) == {"patient_youden", "slice_youden", "slice_sensitivity"}
+    assert points["chosen_on"].startswith("site cohort") and points["n_patients"] == 12
+    assert "wrote" in capsys.readouterr().out
+    check = points["half_split_check"]
+    assert check["chosen_on"]["patients"] + check["reported_on"]["patients"] == 12
+    # the point is chosen on the site's studies: it separates them as well as any threshold can
+    validation = json.loads((project / "data" / "models" / "wa2d_cnn3" / "operating_points.json").read_text())
+    assert points["patient_youden"]["study_score"] == validation["patient_youden"]["study_score"]
+    assert points["patient_youden"]["val_sensitivity"] + points["patient_youden"]["val_specificity"] >= (
+        validation["patient_youden"]["val_sensitivity"] + validation["patient_youden"]["val_specificity"] - 1
+    )
+
+    study, _ = _phantom(tmp_path / "one", positive=True, seed=301)
+    out = tmp_path / "report"
+    args = ["predict", str(study), "--project", str(project), "--model", "wa2d_cnn3", "--segmenter", "none"]
+    assert main([*args, "--out", str(out), "--points", str(points_file)]) == 0
+    decision = json.loads((out / "report.json").read_text())["decision"]
+    assert decision["operating_point"]["threshold"] == points["patient_youden"]["threshold"]
+    assert "point file" in decision["operating_point"]["chosen_on"]
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({**points, "model": "ensemble"}))
+    assert main([*args, "--out", str(tmp_path / "r2"), "--points", str(other)]) == 2
+    assert "points of model 'ensemble', not of 'wa2d_cnn3'" in capsys.readouterr().err

@@ -83,6 +83,12 @@ class BatchPreparation(nn.Module):
             (``ich.io.image_files``: grey -> R = G = B). A model that has only ever seen three distinct
             windows collapses on such input; one trained with this learns not to rely on the
             other windows being there. 0 (the default) draws no random numbers at all.
+        single_image: probability (training only) that an image's neighbour slices (``slices`` > 1) are
+            all replaced by its centre slice, as a one-image study arrives (``ich predict`` repeats
+            the edge slice of a study, :mod:`ich.data.context`). A network that has only seen real
+            neighbours reads such a stack as unlike any slice (the fold-0 CT-ICH model put the
+            median normal single image at 0.68, within the bleeds' band); 0 (the default) draws
+            nothing.
         rewindow: (training only) each image re-windowed at a random window (:class:`Rewindow`),
             before the affine map so that saturated pixels are still exactly 0 or 1; grey
             (one-window) slices only. ``None``: off.
@@ -99,6 +105,7 @@ class BatchPreparation(nn.Module):
         flip: bool = True,
         slices: int = 1,
         window_dropout: float = 0.0,
+        single_image: float = 0.0,
         intensity: float = 0.0,
         rewindow: Rewindow | None = None,
     ) -> None:
@@ -112,6 +119,11 @@ class BatchPreparation(nn.Module):
             raise ValueError(f"window_dropout must be in [0, 1], got {window_dropout}")
         if window_dropout and channels != 3:
             raise ValueError("window_dropout needs three windows per slice")
+        if not 0 <= single_image <= 1:
+            raise ValueError(f"single_image must be in [0, 1], got {single_image}")
+        if single_image and slices < 2:
+            raise ValueError("single_image needs neighbour slices (context > 0)")
+        self.single_image, self.channels = single_image, channels
         self.slices, self.window_dropout, self.intensity = slices, window_dropout, intensity
         mean, std = (IMAGENET_MEAN, IMAGENET_STD) if channels == 3 else (GREY_MEAN, GREY_STD)
         mean, std = mean * slices, std * slices
@@ -143,6 +155,12 @@ class BatchPreparation(nn.Module):
         grey = stacks[:, :, :1].expand_as(stacks)
         return torch.where(chosen.view(-1, 1, 1, 1, 1), grey, stacks).reshape(x.shape)
 
+    def _repeat_centre(self, x: torch.Tensor) -> torch.Tensor:
+        chosen = (torch.rand(x.shape[0]) < self.single_image).to(x.device)
+        stacks = x.view(x.shape[0], self.slices, self.channels, *x.shape[2:])
+        centre = stacks[:, self.slices // 2 : self.slices // 2 + 1].expand_as(stacks)
+        return torch.where(chosen.view(-1, 1, 1, 1, 1), centre, stacks).reshape(x.shape)
+
     def _random_display(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
         u = lambda: (torch.rand(n) * 2 - 1).view(-1, 1, 1, 1).to(x.device, x.dtype)  # noqa: E731
@@ -165,6 +183,8 @@ class BatchPreparation(nn.Module):
         else:
             image, mask = x.float() / 255.0, None
         if self.augment and self.training:
+            if self.single_image:
+                image = self._repeat_centre(image)
             if self.rewindow is not None:
                 image = self._random_window(image)
             if mask is not None:

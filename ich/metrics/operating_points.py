@@ -13,6 +13,13 @@ only (test rows are never looked at here):
   better, the mean of the three highest slice probabilities or a study-level model's own output
   (:func:`choose_study_score`).
 
+When the validation rows come from several cohorts (hospitals: the index's ``cohort`` column of a
+``combined`` source), every point weighs the cohorts equally instead of pooling their slices:
+Youden's J is the mean of each cohort's J (cohorts whose validation rows hold one class only do not
+vote), and the sensitivity point must reach ``min_sensitivity`` in every cohort. Pooled, the largest
+cohort chooses the point and a smaller site's specificity can collapse; balanced, no site's does
+without every site paying for it. Each point then also gives every cohort's own validation rates.
+
 A threshold ``t`` reads "positive when the probability is at least ``t``", as everywhere in
 ``ich.metrics``. Thresholds are scores that occur on validation (scikit-learn's ``roc_curve``),
 so ties are resolved the same way on every machine; they are stored unrounded because rounding
@@ -116,6 +123,41 @@ def youden_threshold(y_true: ArrayLike, y_prob: ArrayLike, what: str = "slice") 
     return float(thresholds[int(np.argmax(tpr - fpr))])
 
 
+def _voting_cohorts(y: np.ndarray, cohorts: np.ndarray) -> list:
+    """The cohorts whose rows hold both classes, in sorted order."""
+    return [c for c in np.unique(cohorts) if np.unique(y[cohorts == c]).size == 2]
+
+
+def _positive_rates(y: np.ndarray, p: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sensitivity and false-positive rate of ``p >= t`` for every ``t`` of ``thresholds``."""
+    positives, negatives = np.sort(p[y == 1]), np.sort(p[y == 0])
+    tpr = 1 - np.searchsorted(positives, thresholds, side="left") / len(positives)
+    fpr = 1 - np.searchsorted(negatives, thresholds, side="left") / len(negatives)
+    return tpr, fpr
+
+
+def balanced_thresholds(
+    y_true: ArrayLike, y_prob: ArrayLike, cohorts: ArrayLike, min_sensitivity: float | None = None, what: str = "slice"
+) -> float:
+    """Youden's threshold with the cohorts weighed equally (``min_sensitivity`` ``None``), or the highest
+    threshold whose sensitivity reaches ``min_sensitivity`` in every cohort; a single voting cohort
+    gives :func:`youden_threshold` and :func:`sensitivity_threshold` exactly."""
+    y, p = check_binary(y_true, y_prob)
+    groups = np.asarray(cohorts)
+    voting = _voting_cohorts(y, groups)
+    if len(voting) < 2:
+        rows = groups == voting[0] if voting else np.ones(len(y), bool)
+        if min_sensitivity is None:
+            return youden_threshold(y[rows], p[rows], what)
+        return sensitivity_threshold(y[rows], p[rows], min_sensitivity, what)
+    candidates = np.unique(p)[::-1]  # highest first: argmax then keeps the highest of tied thresholds
+    rates = [_positive_rates(y[groups == c], p[groups == c], candidates) for c in voting]
+    if min_sensitivity is None:
+        return float(candidates[int(np.argmax(np.mean([tpr - fpr for tpr, fpr in rates], axis=0)))])
+    reached = np.all([tpr >= min_sensitivity for tpr, _ in rates], axis=0)
+    return float(candidates[int(np.argmax(reached))])  # every cohort's sensitivity is 1 at the lowest score
+
+
 def sensitivity_threshold(y_true: ArrayLike, y_prob: ArrayLike, min_sensitivity: float, what: str = "slice") -> float:
     """The highest threshold whose sensitivity is at least ``min_sensitivity``.
 
@@ -128,9 +170,20 @@ def sensitivity_threshold(y_true: ArrayLike, y_prob: ArrayLike, min_sensitivity:
     return float(thresholds[int(np.argmax(tpr >= min_sensitivity))])  # tpr reaches 1 at the lowest score
 
 
-def _rates_at(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
+def _rates_at(y: np.ndarray, p: np.ndarray, threshold: float, cohorts: np.ndarray | None = None) -> dict:
     rates = binary_metrics(y, p, threshold)
-    return {f"val_{k}": round(rates[k], 6) for k in ("sensitivity", "specificity")}
+    out: dict = {f"val_{k}": round(rates[k], 6) for k in ("sensitivity", "specificity")}
+    if cohorts is not None and np.unique(cohorts).size > 1:
+        out["val_by_cohort"] = {}
+        for c in np.unique(cohorts):
+            rows = cohorts == c
+            tp, n_pos = int(((p >= threshold) & (y == 1) & rows).sum()), int(((y == 1) & rows).sum())
+            tn, n_neg = int(((p < threshold) & (y == 0) & rows).sum()), int(((y == 0) & rows).sum())
+            out["val_by_cohort"][str(c)] = {
+                "sensitivity": round(tp / n_pos, 6) if n_pos else None,
+                "specificity": round(tn / n_neg, 6) if n_neg else None,
+            }
+    return out
 
 
 def choose_operating_points(
@@ -147,32 +200,39 @@ def choose_operating_points(
     rows = predictions[predictions["set"] == subset]
     if rows.empty:
         raise ValueError(f"no {subset!r} predictions to choose operating points on")
-    table = rows.merge(labels[["slice_id", "any"]], on="slice_id", how="left", validate="one_to_one")
+    label_columns = ["slice_id", "any", *(["cohort"] if "cohort" in labels.columns else [])]
+    table = rows.merge(labels[label_columns], on="slice_id", how="left", validate="one_to_one")
     if table["any"].isna().any():
         raise ValueError(f"{int(table['any'].isna().sum())} {subset} slices have no 'any' label")
     y, p = table["any"].to_numpy().astype(np.int64), table["prob_any"].to_numpy(dtype=float)
+    cohorts = table["cohort"].astype(str).to_numpy() if "cohort" in table else np.full(len(table), "")
     score, score_aucs = choose_study_score(table)
     studies = study_scores(table, score)
+    patient_cohorts = (
+        table.groupby("patient_id", sort=True)["cohort"].first().astype(str).to_numpy()
+        if ("cohort" in table)
+        else np.full(len(studies), "")
+    )
     ys, ps = studies["label"].to_numpy(), studies["score"].to_numpy(dtype=float)
-    slice_youden = youden_threshold(y, p)
-    slice_sensitive = sensitivity_threshold(y, p, min_sensitivity)
-    patient_youden = youden_threshold(ys, ps, "patient")
+    slice_youden = balanced_thresholds(y, p, cohorts)
+    slice_sensitive = balanced_thresholds(y, p, cohorts, min_sensitivity)
+    patient_youden = balanced_thresholds(ys, ps, patient_cohorts, what="patient")
     slope, intercept = fit_platt(y, p)
     return {
         "chosen_on": subset,
         "n_slices": len(table),
         "n_patients": len(studies),
-        "slice_youden": {"threshold": slice_youden, **_rates_at(y, p, slice_youden)},
+        "slice_youden": {"threshold": slice_youden, **_rates_at(y, p, slice_youden, cohorts)},
         "slice_sensitivity": {
             "min_sensitivity": min_sensitivity,
             "threshold": slice_sensitive,
-            **_rates_at(y, p, slice_sensitive),
+            **_rates_at(y, p, slice_sensitive, cohorts),
         },
         "patient_youden": {
             "study_score": score,
             "val_roc_auc_by_study_score": score_aucs,
             "threshold": patient_youden,
-            **_rates_at(ys, ps, patient_youden),
+            **_rates_at(ys, ps, patient_youden, patient_cohorts),
         },
         "calibration": {
             "method": "platt",

@@ -8,6 +8,8 @@ the choice. :func:`site_calibration` splits the cohort's studies in two halves (
 study label, seeded; a patient's studies are one unit when the cohort says which patient a study
 belongs to), chooses Youden's threshold on the first half, and reports the second half at that
 local point beside the transferred (validation-chosen) one, with study-bootstrap intervals.
+:func:`site_points` chooses the points on the whole cohort, for ``ich calibrate``: the same
+cohort layout and the same levels, written as a point file that ``ich predict --points`` uses.
 
 Studies are the unit when the cohort has positive and negative studies (the study score the
 model's validation chose); a cohort whose studies are all positive (PHE-SICH-CT-IDS) is
@@ -20,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ich.metrics.model_evaluation import JsonBlock, decision_blocks
-from ich.metrics.operating_points import study_scores, youden_threshold
+from ich.metrics.operating_points import sensitivity_threshold, study_scores, youden_threshold
 
 
 def calibration_halves(studies: pd.DataFrame, seed: int) -> tuple[set[str], set[str]]:
@@ -94,4 +96,54 @@ def site_calibration(table: pd.DataFrame, points: dict, *, n_boot: int, seed: in
         "reported_on": {"patients": len(report), f"{level}s": len(reported), "positive": int(y.sum())},
         "transferred": {"threshold": transferred, "chosen_on": points["chosen_on"], **at_transferred},
         "local": {"threshold": local, "chosen_on": f"half of this cohort's patients ({len(choose)})", **at_local},
+    }
+
+
+def site_points(table: pd.DataFrame, points: dict, *, cohort: str) -> dict:
+    """The model's operating points chosen again on a site's whole labelled cohort (``ich calibrate``).
+
+    ``table`` and ``points`` as for :func:`site_calibration`. The patient point is chosen on the
+    site's studies when it has positive and negative ones (with the study score the model's
+    validation chose); the slice points on its slices labelled one by one when they hold both
+    classes (PHE-SICH-CT-IDS: slice points only). What the site cannot say is kept as transferred,
+    and ``site.points_chosen`` lists what it chose. The result has the layout of a model's
+    ``operating_points.json``, so ``ich predict --points`` uses it in its place; its ``val_*``
+    rates are those of the site's own rows (in-sample: :func:`site_calibration`'s half split says
+    how they hold on studies that played no part).
+    """
+    chosen: list[str] = []
+    out = {key: dict(value) if isinstance(value, dict) else value for key, value in points.items()}
+    studies = study_scores(table, points["patient_youden"]["study_score"])
+    if studies["label"].nunique() == 2:
+        ys, ps = studies["label"].to_numpy(), studies["score"].to_numpy(dtype=float)
+        threshold = youden_threshold(ys, ps, "site study")
+        out["patient_youden"].update(threshold=threshold, **_rates(ys, ps, threshold))
+        chosen.append("patient_youden")
+    slices = table[table["label_level"] == "slice"]
+    if slices["any"].nunique() == 2:
+        y, p = slices["any"].to_numpy().astype(int), slices["prob_any"].to_numpy(dtype=float)
+        youden = youden_threshold(y, p, "site slice")
+        out["slice_youden"] = {"threshold": youden, **_rates(y, p, youden)}
+        minimum = float(points["slice_sensitivity"].get("min_sensitivity", 0.95))
+        sensitive = sensitivity_threshold(y, p, minimum, "site slice")
+        out["slice_sensitivity"] = {"min_sensitivity": minimum, "threshold": sensitive, **_rates(y, p, sensitive)}
+        chosen += ["slice_youden", "slice_sensitivity"]
+    if not chosen:
+        raise ValueError(
+            f"{cohort}: a site point needs positive and negative studies, or slices labelled one by one with both"
+        )
+    out.update(
+        chosen_on=f"site cohort {cohort}",
+        n_patients=int(table["patient_id"].nunique()),
+        n_slices=len(table),
+        site={"points_chosen": chosen, "transferred_from": points["chosen_on"]},
+    )
+    return out
+
+
+def _rates(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
+    positive = p >= threshold
+    return {
+        "val_sensitivity": round(float(positive[y == 1].mean()), 6),
+        "val_specificity": round(float((~positive[y == 0]).mean()), 6),
     }

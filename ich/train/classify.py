@@ -35,14 +35,19 @@ class ClassifierTraining:
     augment: bool = True
     cache_images: bool = True  # decoded slices kept in RAM (turn off for RSNA-scale data)
     window_dropout: float = 0.0  # training images shown as brain window only (ich.data.transforms)
+    single_image: float = 0.0  # training stacks shown as a one-image study sends them (ich.data.transforms)
     intensity: float = 0.0  # random gamma, contrast and brightness when training (ich.data.transforms)
     rewindow: dict[str, Any] | None = None  # training images re-windowed (ich.data.transforms.Rewindow keys)
     paste: float = 0.0  # share of normal training slices given a real bleed (ich.data.bleed_paste); map models
     map_weight: float = 1.0  # weight of the bleed-map loss beside the slice loss (ich.train.bleedmap); map models
 
     def __post_init__(self) -> None:
-        if (self.rewindow or self.paste or self.window_dropout or self.intensity) and not self.augment:
-            raise ValueError("rewindow, paste, window_dropout and intensity are augmentations: they need augment: true")
+        if (
+            self.rewindow or self.paste or self.window_dropout or self.intensity or self.single_image
+        ) and not self.augment:
+            raise ValueError(
+                "rewindow, paste, window_dropout, single_image and intensity are augmentations: they need augment: true"
+            )
 
     def check(self, spec: ClassifierSpec) -> None:
         """Refuse what ``spec``'s network cannot train with."""
@@ -54,6 +59,8 @@ class ClassifierTraining:
             raise ValueError("paste works on single slices, not on whole studies")
         if self.window_dropout and spec.brain_window_only:
             raise ValueError("window_dropout needs the three windows; a grey model has one")
+        if self.single_image and (spec.context == 0 or spec.per_study):
+            raise ValueError("single_image replaces a slice's neighbours: it needs context > 0 and a slice model")
 
     def preparation(self, spec: ClassifierSpec) -> BatchPreparation:
         """The training batches' preparation: ``spec``'s normalisation with this augmentation."""
@@ -62,6 +69,7 @@ class ClassifierTraining:
             augment=self.augment,
             slices=spec.stack,
             window_dropout=self.window_dropout,
+            single_image=self.single_image,
             intensity=self.intensity,
             rewindow=Rewindow(**{k: tuple(v) for k, v in self.rewindow.items()}) if self.rewindow else None,
         )
