@@ -44,12 +44,14 @@ sys.path.insert(0, str(REPO))
 from ich import layout  # noqa: E402
 from ich.data.approximate_hu import hu_from_windows  # noqa: E402
 from ich.data.exports import NAMED_EXPORTS, ExportSetting, render_export  # noqa: E402
+from ich.metrics import choose_operating_points  # noqa: E402
 from ich.metrics.ci import bootstrap_ci  # noqa: E402
 from ich.metrics.classification import weighted_ranking_metrics  # noqa: E402
 from ich.predict import inputs as study_inputs  # noqa: E402
 from ich.predict.artefacts import load_artefacts  # noqa: E402
 from ich.predict.infer import run_study  # noqa: E402
 from ich.predict.inputs import StudyInputError, read_study  # noqa: E402
+from ich.predict.seg import source_grid_masks  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
 BRAIN, BONE = (-20.0, 100.0), (-900.0, 2300.0)
@@ -77,13 +79,12 @@ def score_studies(artefacts, studies: dict[str, list[tuple[Path, np.ndarray]]], 
             continue
         result = run_study(study, artefacts, max_cams=0, outline="every_slice")
         by_file = {Path(s.source_path).name: i for i, s in enumerate(study.slices)}
-        for k, (source, grey) in enumerate(images):
+        on_source = source_grid_masks(study, result.masks) if segment and result.masks is not None else None
+        for k, (source, _) in enumerate(images):
             i = by_file.get(f"{k:04d}.png")
             if i is None:
                 continue
-            mask = None
-            if segment and result.masks is not None:
-                mask = study.slices[i].frame.restore(result.masks[i], grey.shape) > 0
+            mask = on_source[i] if on_source is not None else None
             rows.append(
                 {
                     "study": study_name,
@@ -92,6 +93,7 @@ def score_studies(artefacts, studies: dict[str, list[tuple[Path, np.ndarray]]], 
                     "flag": float(result.flag_threshold),
                     "mask": mask,
                     "window_estimated": study.window_estimate is not None,
+                    "unlike_training": bool(result.unfamiliar),
                 }
             )
     return rows, refused
@@ -122,6 +124,8 @@ def block(rows: list[dict], labels: dict[str, int], refused: list[dict], seed: i
         "normal_score_percentiles_10_50_90": [round(float(v), 3) for v in np.percentile(p[y == 0], [10, 50, 90])],
         "bleeding_score_percentiles_10_50_90": [round(float(v), 3) for v in np.percentile(p[y == 1], [10, 50, 90])],
         "slices_scored_as_sent": int((~table["window_estimated"]).sum()),
+        "studies_marked_unlike_training": int(table.groupby("study")["unlike_training"].first().sum()),
+        "studies": int(table["study"].nunique()),
         "refused_studies": len(refused),
         "refused_slices": int(sum(r["slices"] for r in refused)),
         "refused_reasons": sorted({r["reason"] for r in refused})[:3],
@@ -146,6 +150,15 @@ def seen_sources(project: Path) -> set[str]:
     return {str(Path(p).resolve()) for p in seen.loc[seen["set"] != "test", "source_path"]}
 
 
+def unseen(labels: pd.DataFrame, root: Path, seen: set[str]) -> pd.DataFrame:
+    """The rows of a generic ``labels.csv`` whose patient has no image among ``seen`` (a patient's
+    slices that ``convert`` quarantined, blank ones, go with the patient)."""
+    seen_patients = {
+        p for p, f in zip(labels["patient_id"], labels["image"], strict=True) if str((root / f).resolve()) in seen
+    }
+    return labels[~labels["patient_id"].isin(seen_patients)]
+
+
 def ct_ich_test(project: Path) -> pd.DataFrame:
     """The test slices of the project's split, with their release files."""
     index = pd.read_csv(project / layout.INDEX)
@@ -160,6 +173,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default="lite0_paste")
     parser.add_argument("--segmenter", default="lite0_unet", help="'' : classification only (no dice)")
     parser.add_argument("--no-harmonise", action="store_true")
+    parser.add_argument(
+        "--rechoose-points",
+        action="store_true",
+        help="choose the operating points again from the model's validation predictions with this checkout's "
+        "code (e.g. site-balanced points for a model trained before them)",
+    )
     parser.add_argument("--settings", default=",".join(NAMED_EXPORTS), help="comma-separated export names")
     parser.add_argument("--sets", default="original,exports,phe_sich,rsna")
     parser.add_argument("--out", default="")
@@ -170,6 +189,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.no_harmonise:
         study_inputs.harmonise_window = lambda study, target: study  # the comparison without harmonisation
     artefacts = load_artefacts(project, model=args.model, segmenter=args.segmenter or None)
+    if args.rechoose_points:
+        predictions = pd.read_csv(project / layout.MODELS / args.model / "predictions.csv")
+        points = choose_operating_points(predictions, pd.read_csv(project / layout.INDEX))
+        artefacts = dataclasses.replace(artefacts, operating_points=points)
     classify_only = dataclasses.replace(artefacts, segmenter=None)
     sets = args.sets.split(",")
     seen = seen_sources(project)
@@ -220,8 +243,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(name, result["exports"][name], flush=True)
         if "phe_sich" in sets:
             root = DATA / "phe-sich-ct"
-            table = pd.read_csv(root / "labels.csv").sort_values(["patient_id", "z"])
-            table = table[[str((root / f).resolve()) not in seen for f in table["image"]]]
+            table = unseen(pd.read_csv(root / "labels.csv").sort_values(["patient_id", "z"]), root, seen)
             studies = {
                 str(pid): [(root / f, cv2.imread(str(root / f), 0)) for f in rows["image"]]
                 for pid, rows in table.groupby("patient_id")
@@ -232,8 +254,7 @@ def main(argv: list[str] | None = None) -> None:
             print("phe_sich", result["phe_sich"], flush=True)
         if "rsna" in sets:
             root = DATA / "rsna-ich-png"
-            table = pd.read_csv(root / "labels.csv")
-            table = table[[str((root / f).resolve()) not in seen for f in table["image"]]]
+            table = unseen(pd.read_csv(root / "labels.csv"), root, seen)
             studies = {f"s{k:05d}": [(root / f, cv2.imread(str(root / f), 0))] for k, f in enumerate(table["image"])}
             rsna_labels = {str(root / f): int(a) for f, a in zip(table["image"], table["any"], strict=True)}
             rows, refused = score_studies(classify_only, studies, tmp / "rsna", False)

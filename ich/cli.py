@@ -179,6 +179,17 @@ def _at_points(artefacts, points: Path | None):
     return artefacts
 
 
+def _say_input(inputs: dict, say) -> None:
+    """What the terminal says of a study's input beside the headline: how it was read, and warnings."""
+    for key in ("reformatted", "geometry", "window_estimate"):
+        if inputs[key]:
+            say(f"{key}: {inputs[key]}")
+    for note in inputs["unlike_training"]:
+        say(f"WARNING: unlike the training studies: {note}")
+    if inputs["slices_skipped"]:
+        say(f"{len(inputs['slices_skipped'])} inputs skipped (listed in the report)")
+
+
 def _predict(args: argparse.Namespace) -> int:
     from ich.predict.inputs import StudyInputError, read_study
     from ich.predict.provenance import check_choices, input_conversion, project_params
@@ -236,12 +247,7 @@ def _predict(args: argparse.Namespace) -> int:
             rows.append({"study": name, "path": str(path), "status": f"refused: {exc}"})
             continue
         say(("" if single else f"{name}: ") + _summary(report))
-        for key in ("reformatted", "geometry"):
-            if report["input"][key]:
-                say(f"{key}: {report['input'][key]}")
-        skipped = report["input"]["slices_skipped"]
-        if skipped:
-            say(f"{len(skipped)} inputs skipped (listed in the report)")
+        _say_input(report["input"], say)
         if single:
             say(f"wrote {where / 'report.html'}")
         if args.timings:

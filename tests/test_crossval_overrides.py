@@ -56,7 +56,7 @@ def test_a_variant_is_published_beside_the_profiles_entries(crossval, tmp_path):
 
 
 def test_the_combined_ablation_runs_from_a_copy_with_every_cohort_path_made_absolute(crossval):
-    """`--set download.source=combined` on the real profile: each fold's params read both hospitals
+    """`--set download.source=combined` on the real profile: each fold's params read the three sites
     from absolute paths (the DAG runs in a copy elsewhere), and only the test fold changes."""
 
     from tools.profile import resolve_profile
@@ -65,9 +65,10 @@ def test_the_combined_ablation_runs_from_a_copy_with_every_cohort_path_made_abso
     params = crossval.profile_for_fold(crossval.with_overrides(profile, ["download.source=combined"]), 3, None)
     assert params["download"]["source"] == "combined" and params["split"]["test_fold"] == 3
     cohorts = params["download"]["combined"]["cohorts"]
-    assert set(cohorts) == {"ct_ich", "phe_sich"}
+    assert set(cohorts) == {"ct_ich", "phe_sich", "rsna"}
     for section in cohorts.values():
-        assert Path(section["path"]).is_absolute() and Path(section["path"]).name in {"ct-ich-jpg", "phe-sich-ct"}
+        assert Path(section["path"]).is_absolute()
+        assert Path(section["path"]).name in {"ct-ich-jpg", "phe-sich-ct", "rsna-ich-png"}
     assert profile["download"]["combined"]["cohorts"]["phe_sich"]["path"] == "../shared/data/phe-sich-ct"
 
 

@@ -38,6 +38,7 @@ def test_a_scored_set_gives_auc_flags_dice_and_what_was_not_read(other_sites):
                     "flag": 0.5,
                     "mask": mask,
                     "window_estimated": study != 3,
+                    "unlike_training": study in (3, 4),
                 }
             )
     refused = [{"study": "s99", "slices": 4, "reason": "no slice shows a head"}]
@@ -49,6 +50,7 @@ def test_a_scored_set_gives_auc_flags_dice_and_what_was_not_read(other_sites):
     assert block["sensitivity"] == 1.0 and block["slice_roc_auc_ci"][0] <= block["slice_roc_auc"] <= 1
     assert block["dice"] == pytest.approx(2 * 9 / (9 + 16), abs=1e-4)
     assert block["slices_scored_as_sent"] == 5 and block["refused_slices"] == 4
+    assert block["studies_marked_unlike_training"] == 2 and block["studies"] == 20
 
 
 def test_what_a_project_trained_or_chose_on_is_not_scored_as_unseen(other_sites, tmp_path):
@@ -60,7 +62,10 @@ def test_what_a_project_trained_or_chose_on_is_not_scored_as_unseen(other_sites,
     pd.DataFrame({"patient_id": ["a", "b", "c"], "set": ["train", "val", "test"]}).to_csv(
         tmp_path / "data" / "split" / "split.csv", index=False
     )
-    assert other_sites.seen_sources(tmp_path) == {str(tmp_path / "a.png"), str(tmp_path / "b.png")}
+    seen = other_sites.seen_sources(tmp_path)
+    assert seen == {str(tmp_path / "a.png"), str(tmp_path / "b.png")}
+    labels = pd.DataFrame({"image": ["a.png", "a2.png", "c.png", "d.png"], "patient_id": ["A", "A", "C", "D"]})
+    assert other_sites.unseen(labels, tmp_path, seen)["image"].tolist() == ["c.png", "d.png"]
 
 
 def test_the_estimator_error_is_measured_per_image_and_per_study():

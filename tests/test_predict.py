@@ -230,7 +230,7 @@ def test_a_real_head_ct_slice_goes_through_the_command(project, tmp_path):
     assert report["outputs"]["mask"] == "mask.nii.gz" and (out / "mask.nii.gz").is_file()
 
 
-def test_a_real_ct_ich_patient_as_pre_windowed_images(project, tmp_path):
+def test_a_real_ct_ich_patient_as_pre_windowed_images(project, tmp_path, capsys):
     folder = SHARED_DATA / "ct-ich-jpg" / "Patients_CT" / "049" / "brain"
     if not folder.is_dir():
         pytest.skip(f"{folder} is absent (../shared/data, see its README)")
@@ -246,6 +246,14 @@ def test_a_real_ct_ich_patient_as_pre_windowed_images(project, tmp_path):
     # a grey real head where the networks learned three windows of phantoms: the report says so
     assert any("channels differ by 0.0" in note for note in report["input"]["unlike_training"])
     assert "unlike the training studies" in (tmp_path / "ctich" / "report.html").read_text()
+    terminal = capsys.readouterr().out
+    assert "WARNING: unlike the training studies: channels differ by 0.0" in terminal  # not only on the page
+    # the window it was exported with (CT-ICH's brain window, L40/W120) estimated and stated
+    estimate = report["input"]["window_estimate"]
+    assert "re-mapped to the training window [0, 80] HU" in estimate and f"window_estimate: {estimate}" in terminal
+    level = float(re.search(r"level (-?\d+)", estimate).group(1))
+    width = float(re.search(r"width (\d+)", estimate).group(1))
+    assert abs(level - 40) <= 10 and 60 <= width <= 192  # the per-study error: docs/results/window-estimator.json
 
 
 def test_many_studies_rendered_as_another_site_are_predicted_as_ich_predict_would(project, artefacts, tmp_path):

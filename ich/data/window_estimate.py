@@ -46,7 +46,7 @@ MIN_INTRACRANIAL_PIXELS = 400
 LEVEL_RANGE = (-50.0, 150.0)
 WIDTH_RANGE = (40.0, 1000.0)
 """Estimates outside these (HU) are not a brain-range window: refused."""
-MAX_RESIDUAL = 12.0
+MAX_RESIDUAL = 20.0
 """Root-mean-square grey-level residual of the fit above which the image does not look like
 intracranial CT seen through a window: refused."""
 REFERENCE_FILE = Path(__file__).with_name("intracranial_hu.json")

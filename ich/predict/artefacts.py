@@ -69,6 +69,7 @@ class Segmenter:
     name: str
     predict: Callable[[np.ndarray], np.ndarray]
     post: PostProcess
+    brain_window_only: bool = False  # reads the brain window alone (ich.networks.segmenter.segmenter_view)
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,13 @@ class Artefacts:
     training: dict[str, Any]  # the training cohort (:func:`training_cohort`)
     windows_note: str  # how a study with HU is windowed for these networks, and why (:func:`study_conversion`)
     reference: dict[str, list[float]]  # what the training studies look like (:mod:`ich.predict.familiarity`)
+
+    @property
+    def reads_brain_window_only(self) -> bool:
+        """Whether every network here reads the brain window alone (the channel policy): then a study's
+        other channels, or their absence, change nothing the networks see."""
+        segmenter = self.segmenter is None or self.segmenter.brain_window_only
+        return segmenter and all(c.spec.brain_window_only for c in self.classifiers.values())
 
     @property
     def cam_model(self) -> str | None:
@@ -201,7 +209,7 @@ def load_artefacts(
         spec = read_segmenter_spec(project / layout.SEGMENTERS / segmenter)
         net = build_unet(spec, project / layout.SEGMENTERS / segmenter / "model.pt")
         post = read_post_process(project / layout.SEGMENTERS / segmenter)
-        unet = Segmenter(segmenter, unet_predictor(net.to(device).eval(), spec), post)
+        unet = Segmenter(segmenter, unet_predictor(net.to(device).eval(), spec), post, spec.brain_window_only)
     training = {**training_cohort(project), "split_md5": lock.check("split", layout.SPLIT_DIR)}
     convert, windows_note = study_conversion(ConvertConfig.from_params(params["convert"]), training)
     return Artefacts(

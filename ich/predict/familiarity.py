@@ -83,10 +83,16 @@ def training_reference(converted_dir: str | Path, index: pd.DataFrame, split: pd
     return {name: [float(table[name].min()), float(table[name].max())] for name in STATISTICS}
 
 
-def unfamiliar(statistics: dict[str, float], reference: dict[str, list[float]]) -> list[str]:
-    """What lies far outside the training studies, one sentence each; empty when nothing does."""
+def unfamiliar(
+    statistics: dict[str, float], reference: dict[str, list[float]], *, ignore: Sequence[str] = ()
+) -> list[str]:
+    """What lies far outside the training studies, one sentence each; empty when nothing does.
+    ``ignore``: statistics that say nothing about what these networks see (``channel_spread`` when
+    they all read the brain window alone)."""
     notes = []
     for name, template in STATISTICS.items():
+        if name in ignore:
+            continue
         value, (low, high) = statistics[name], reference[name]
         margin = (high - low) / 2
         if np.isfinite(value) and not low - margin <= value <= high + margin:

@@ -217,6 +217,11 @@ def run_study(
         outline=outline,
         volume_every_slice_ml=every_slice,
         statistics=statistics,
-        unfamiliar=[*study.window_warnings, *unfamiliar(statistics, artefacts.reference)],
+        unfamiliar=[
+            *study.window_warnings,
+            *unfamiliar(
+                statistics, artefacts.reference, ignore=("channel_spread",) if artefacts.reads_brain_window_only else ()
+            ),
+        ],
         timings=timings,
     )
