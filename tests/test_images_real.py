@@ -88,11 +88,13 @@ def test_z_orders_slices_by_number(cohort):
 
 
 @pytest.mark.skipif(
-    not (SHARED_DATA / "phe-sich-ct" / "labels.csv").is_file(), reason="PHE-SICH-CT not in ../shared/data"
+    not (SHARED_DATA / "phe-sich-ct" / "labels.csv").is_file() or not (SHARED_DATA / "rsna-ich-png").is_dir(),
+    reason="PHE-SICH-CT or the RSNA slices not in ../shared/data",
 )
-def test_the_profiles_two_hospitals_combine_with_slice_labels_only_for_phe_sich(tmp_path):
-    """The CT-ICH profile's `download.combined`: both releases as one raw cohort, CT-ICH's bleed
-    masks kept, PHE-SICH's edema masks never read (its positives train their label only)."""
+def test_the_profiles_three_sites_combine_with_slice_labels_only_for_phe_sich(tmp_path):
+    """The CT-ICH profile's `download.combined`: the three releases as one raw cohort, CT-ICH's bleed
+    masks kept, PHE-SICH's edema masks never read (its positives train their label only), RSNA's
+    slices each a patient of their own."""
     import yaml
 
     from tests.conftest import REPO
@@ -102,9 +104,10 @@ def test_the_profiles_two_hospitals_combine_with_slice_labels_only_for_phe_sich(
     materialise("combined", {"cohorts": cohorts}, tmp_path)
     manifest, labels, source = read_raw_cohort(tmp_path)
     patients = manifest.groupby("cohort")["patient_id"].nunique().to_dict()
-    assert patients == {"ct_ich": 82, "phe_sich": 60}
+    assert patients == {"ct_ich": 82, "phe_sich": 60, "rsna": 3991}
     phe = manifest[manifest["cohort"] == "phe_sich"]
     assert len(phe) == 1785 and (phe["mask_path"] == "").all()
     assert (manifest.loc[manifest["cohort"] == "ct_ich", "mask_path"] != "").sum() == 318
     assert labels["key"].is_unique and len(labels) >= len(manifest)
-    assert source["name"] == "ct-ich-jpg + phe-sich-ct" and not source["synthetic"]
+    assert (manifest.loc[manifest["cohort"] == "rsna", "mask_path"] == "").all()
+    assert source["name"] == "ct-ich-jpg + phe-sich-ct + rsna-ich-png" and not source["synthetic"]
