@@ -8,7 +8,7 @@ dvc repro train@<model> train_segmenter@<segmenter>``):
   image per slice, each patient one study);
 - ``exports``: the same slices exported at each setting of :data:`ich.data.exports.NAMED_EXPORTS`
   from their approximate HU (:mod:`ich.data.approximate_hu`), then read as ``ich predict`` reads a
-  folder of images (window estimated and harmonised unless ``--no-harmonise``);
+  folder of images (window estimated and harmonised);
 - ``phe_sich`` and ``rsna``: every slice of those sets that the project neither trained nor chose on
   (all of them for a CT-ICH-only project; the test-fold patients of a ``combined`` one). RSNA: each
   slice its own one-image study.
@@ -21,7 +21,7 @@ window cannot be estimated are scored as sent and marked by ``ich predict`` (cou
 ``slices_scored_as_sent``); studies it refuses are counted too, never dropped silently.
 
     python experiments/other_sites.py --project ../fold0 --model lite0_paste --segmenter lite0_unet
-        [--no-harmonise] [--out docs/results/ct-ich-jpg-other-sites.json --name <entry>]
+        [--out docs/results/ct-ich-jpg-other-sites.json --name <entry>]
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import json
 import sys
 import tempfile
 import time
+from functools import cache
 from pathlib import Path
 
 import cv2
@@ -44,23 +45,34 @@ sys.path.insert(0, str(REPO))
 from ich import layout  # noqa: E402
 from ich.data.approximate_hu import hu_from_windows  # noqa: E402
 from ich.data.exports import NAMED_EXPORTS, ExportSetting, render_export  # noqa: E402
+from ich.data.source_readers import read_mask_image  # noqa: E402
 from ich.metrics import choose_operating_points  # noqa: E402
 from ich.metrics.ci import bootstrap_ci  # noqa: E402
 from ich.metrics.classification import weighted_ranking_metrics  # noqa: E402
-from ich.predict import inputs as study_inputs  # noqa: E402
 from ich.predict.artefacts import load_artefacts  # noqa: E402
 from ich.predict.infer import run_study  # noqa: E402
 from ich.predict.inputs import StudyInputError, read_study  # noqa: E402
 from ich.predict.seg import source_grid_masks  # noqa: E402
+from ich.sources.images import CT_ICH_MASK_SUFFIX  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
 BRAIN, BONE = (-20.0, 100.0), (-900.0, 2300.0)
 
 
-def reference_mask(brain_path: Path) -> np.ndarray | None:
-    """The release's mask of a slice (median 5 px against JPEG speckle, then > 127, as ``convert``)."""
-    path = brain_path.with_name(f"{brain_path.stem}_HGE_Seg.jpg")
-    return cv2.medianBlur(cv2.imread(str(path), 0), 5) > 127 if path.is_file() else None
+def reference_mask(brain_path: Path, shape: tuple[int, int]) -> np.ndarray | None:
+    """The release's mask of a slice, read as ``convert`` reads it (the profile's 5 px median); ``None``
+    for a slice without one (no bleed)."""
+    path = brain_path.with_name(f"{brain_path.stem}{CT_ICH_MASK_SUFFIX}.jpg")
+    return read_mask_image(path, shape, median=5) > 0 if path.is_file() else None
+
+
+@cache
+def approximate_hu(brain_path: Path) -> np.ndarray:
+    """A CT-ICH slice's approximate HU from its brain and bone images, read once for every export."""
+    brain = cv2.imread(str(brain_path), 0)
+    bone_path = brain_path.parent.parent / "bone" / brain_path.name
+    bone = cv2.imread(str(bone_path), 0) if bone_path.is_file() else brain  # 084/bone/36.jpg is missing
+    return hu_from_windows(brain, bone, BRAIN, BONE)
 
 
 def score_studies(artefacts, studies: dict[str, list[tuple[Path, np.ndarray]]], workdir: Path, segment: bool):
@@ -133,10 +145,11 @@ def block(rows: list[dict], labels: dict[str, int], refused: list[dict], seed: i
     if references is not None:
         inter = total = 0
         for row in rows:
-            ref = references.get(row["source"])
-            if ref is not None and row["mask"] is not None:
-                inter += int((row["mask"] & ref).sum())
-                total += int(row["mask"].sum() + ref.sum())
+            if row["mask"] is None:
+                continue
+            ref = references.get(row["source"])  # None: a slice without bleed
+            total += int(row["mask"].sum()) + (int(ref.sum()) if ref is not None else 0)
+            inter += int((row["mask"] & ref).sum()) if ref is not None else 0
         out["dice"] = round(2 * inter / total, 4) if total else None
     return out
 
@@ -172,7 +185,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--project", required=True)
     parser.add_argument("--model", default="lite0_paste")
     parser.add_argument("--segmenter", default="lite0_unet", help="'' : classification only (no dice)")
-    parser.add_argument("--no-harmonise", action="store_true")
     parser.add_argument(
         "--rechoose-points",
         action="store_true",
@@ -186,8 +198,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     project = Path(args.project).resolve()
-    if args.no_harmonise:
-        study_inputs.harmonise_window = lambda study, target: study  # the comparison without harmonisation
     artefacts = load_artefacts(project, model=args.model, segmenter=args.segmenter or None)
     if args.rechoose_points:
         predictions = pd.read_csv(project / layout.MODELS / args.model / "predictions.csv")
@@ -201,12 +211,10 @@ def main(argv: list[str] | None = None) -> None:
         test = test[test["cohort"].isin(["ct_ich", "ct-ich-jpg"])]
     sources = [Path(p) for p in test["source_path"]]
     labels = {str(p): int(a) for p, a in zip(sources, test["any"], strict=True)}
-    references = {str(p): reference_mask(p) for p in sources}
-    references = {k: (v if v is not None else np.zeros((650, 650), bool)) for k, v in references.items()}
+    references = {str(p): reference_mask(p, cv2.imread(str(p), 0).shape) for p in sources}
     result: dict = {
         "model": args.model,
         "segmenter": args.segmenter or None,
-        "harmonise": not args.no_harmonise,
         "project_split_test_fold": int(test["fold"].iloc[0]) if "fold" in test else None,
     }
     started = time.time()
@@ -230,10 +238,7 @@ def main(argv: list[str] | None = None) -> None:
                 rng = np.random.default_rng([args.seed, k])
 
                 def export(p: Path, setting=setting, rng=rng) -> np.ndarray:
-                    bone = p.parent.parent / "bone" / p.name
-                    brain = cv2.imread(str(p), 0)
-                    bone_image = cv2.imread(str(bone), 0) if bone.is_file() else brain
-                    return render_export(hu_from_windows(brain, bone_image, BRAIN, BONE), setting, rng)
+                    return render_export(approximate_hu(p), setting, rng)
 
                 rows, refused = score_studies(artefacts, ct_ich_studies(export), tmp / name, True)
                 result["exports"][name] = {

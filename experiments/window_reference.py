@@ -33,6 +33,7 @@ from ich.data.window_estimate import (  # noqa: E402
     estimate_window,
     reference_from_hu,
 )
+from ich.sources.images import ct_ich_slice_images  # noqa: E402
 
 BRAIN, BONE = (-20.0, 100.0), (-900.0, 2300.0)  # CT-ICH's windows: L40/W120 and L700/W3200
 
@@ -40,8 +41,7 @@ BRAIN, BONE = (-20.0, 100.0), (-900.0, 2300.0)  # CT-ICH's windows: L40/W120 and
 def patient_slices(root: Path, patient: str, every: int) -> list[np.ndarray]:
     """Approximate HU of every ``every``-th slice of a CT-ICH patient that has both windows."""
     out = []
-    brains = sorted((root / patient / "brain").glob("*.jpg"), key=lambda p: (len(p.stem), p.stem))
-    for brain in [p for p in brains if "_" not in p.stem][::every]:
+    for brain in ct_ich_slice_images((root / patient / "brain").glob("*.jpg"))[::every]:
         bone = root / patient / "bone" / brain.name
         if bone.is_file():
             out.append(hu_from_windows(cv2.imread(str(brain), 0), cv2.imread(str(bone), 0), BRAIN, BONE))

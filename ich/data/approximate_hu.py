@@ -14,14 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-
-def levels_of(image: np.ndarray, window: Sequence[float]) -> np.ndarray:
-    """The HU each grey level 0..255 of an 8-bit image windowed at ``[lo, hi]`` stands for (float32);
-    the inverse of :func:`ich.data.windowing.window` inside the window."""
-    lo, hi = float(window[0]), float(window[1])
-    if not hi > lo:
-        raise ValueError(f"a window's upper bound must exceed its lower bound, got [{lo}, {hi}]")
-    return image.astype(np.float32) * np.float32((hi - lo) / 255.0) + np.float32(lo)
+from ich.data.windowing import levels_to_hu
 
 
 def hu_from_windows(
@@ -36,10 +29,11 @@ def hu_from_windows(
     """
     if brain.shape != bone.shape:
         raise ValueError(f"brain and bone windows of one slice must have one shape, got {brain.shape} and {bone.shape}")
-    fine, coarse = levels_of(brain, brain_window), levels_of(bone, bone_window)
+    fine = levels_to_hu(brain.astype(np.float32) / np.float32(255), brain_window)
+    coarse = levels_to_hu(bone.astype(np.float32) / np.float32(255), bone_window)
     lo, hi = np.float32(brain_window[0]), np.float32(brain_window[1])
     hu = np.where(brain >= 255, np.maximum(coarse, hi), fine)
     return np.where(brain <= 0, np.minimum(coarse, lo), hu).astype(np.float32)
 
 
-__all__ = ["hu_from_windows", "levels_of"]
+__all__ = ["hu_from_windows"]

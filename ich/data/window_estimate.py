@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -139,6 +140,12 @@ def reference_from_hu(slices: Sequence[np.ndarray], source: str) -> Intracranial
     return IntracranialReference(tuple(rows), source, len(used))
 
 
+@lru_cache(maxsize=1)
+def _shipped_reference() -> IntracranialReference:
+    """:data:`REFERENCE_FILE`, read once per process (``ich predict --each`` estimates every study)."""
+    return IntracranialReference.load()
+
+
 def _grey_quantiles(greys: Sequence[np.ndarray]) -> tuple[np.ndarray, int]:
     pixels = []
     for grey in greys:
@@ -179,7 +186,7 @@ def _fit(table: np.ndarray, observed: np.ndarray) -> tuple[float, float, float]:
 
 def estimate_window(greys: Sequence[np.ndarray], reference: IntracranialReference | None = None) -> WindowEstimate:
     """The window the 8-bit grey images ``greys`` (slices of one study, or one image) were exported with."""
-    reference = reference or IntracranialReference.load()
+    reference = reference or _shipped_reference()
     observed, pixels = _grey_quantiles(greys)
     lo, hi, residual = _fit(np.asarray(reference.hu, dtype=np.float64), observed)
     estimate = WindowEstimate(round(lo, 1), round(hi, 1), round(residual, 2), pixels)

@@ -170,7 +170,9 @@ def sensitivity_threshold(y_true: ArrayLike, y_prob: ArrayLike, min_sensitivity:
     return float(thresholds[int(np.argmax(tpr >= min_sensitivity))])  # tpr reaches 1 at the lowest score
 
 
-def _rates_at(y: np.ndarray, p: np.ndarray, threshold: float, cohorts: np.ndarray | None = None) -> dict:
+def rates_at(y: np.ndarray, p: np.ndarray, threshold: float, cohorts: np.ndarray | None = None) -> dict:
+    """``val_sensitivity`` and ``val_specificity`` of ``p >= threshold``, and each cohort's
+    (``val_by_cohort``) when ``cohorts`` holds more than one."""
     rates = binary_metrics(y, p, threshold)
     out: dict = {f"val_{k}": round(rates[k], 6) for k in ("sensitivity", "specificity")}
     if cohorts is not None and np.unique(cohorts).size > 1:
@@ -200,19 +202,15 @@ def choose_operating_points(
     rows = predictions[predictions["set"] == subset]
     if rows.empty:
         raise ValueError(f"no {subset!r} predictions to choose operating points on")
-    label_columns = ["slice_id", "any", *(["cohort"] if "cohort" in labels.columns else [])]
-    table = rows.merge(labels[label_columns], on="slice_id", how="left", validate="one_to_one")
+    labels = labels if "cohort" in labels.columns else labels.assign(cohort="")  # one site
+    table = rows.merge(labels[["slice_id", "any", "cohort"]], on="slice_id", how="left", validate="one_to_one")
     if table["any"].isna().any():
         raise ValueError(f"{int(table['any'].isna().sum())} {subset} slices have no 'any' label")
     y, p = table["any"].to_numpy().astype(np.int64), table["prob_any"].to_numpy(dtype=float)
-    cohorts = table["cohort"].astype(str).to_numpy() if "cohort" in table else np.full(len(table), "")
+    cohorts = table["cohort"].astype(str).to_numpy()
     score, score_aucs = choose_study_score(table)
     studies = study_scores(table, score)
-    patient_cohorts = (
-        table.groupby("patient_id", sort=True)["cohort"].first().astype(str).to_numpy()
-        if ("cohort" in table)
-        else np.full(len(studies), "")
-    )
+    patient_cohorts = table.groupby("patient_id", sort=True)["cohort"].first().astype(str).to_numpy()
     ys, ps = studies["label"].to_numpy(), studies["score"].to_numpy(dtype=float)
     slice_youden = balanced_thresholds(y, p, cohorts)
     slice_sensitive = balanced_thresholds(y, p, cohorts, min_sensitivity)
@@ -222,17 +220,17 @@ def choose_operating_points(
         "chosen_on": subset,
         "n_slices": len(table),
         "n_patients": len(studies),
-        "slice_youden": {"threshold": slice_youden, **_rates_at(y, p, slice_youden, cohorts)},
+        "slice_youden": {"threshold": slice_youden, **rates_at(y, p, slice_youden, cohorts)},
         "slice_sensitivity": {
             "min_sensitivity": min_sensitivity,
             "threshold": slice_sensitive,
-            **_rates_at(y, p, slice_sensitive, cohorts),
+            **rates_at(y, p, slice_sensitive, cohorts),
         },
         "patient_youden": {
             "study_score": score,
             "val_roc_auc_by_study_score": score_aucs,
             "threshold": patient_youden,
-            **_rates_at(ys, ps, patient_youden, patient_cohorts),
+            **rates_at(ys, ps, patient_youden, patient_cohorts),
         },
         "calibration": {
             "method": "platt",

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ich.metrics.model_evaluation import JsonBlock, decision_blocks
-from ich.metrics.operating_points import sensitivity_threshold, study_scores, youden_threshold
+from ich.metrics.operating_points import rates_at, sensitivity_threshold, study_scores, youden_threshold
 
 
 def calibration_halves(studies: pd.DataFrame, seed: int) -> tuple[set[str], set[str]]:
@@ -117,16 +117,16 @@ def site_points(table: pd.DataFrame, points: dict, *, cohort: str) -> dict:
     if studies["label"].nunique() == 2:
         ys, ps = studies["label"].to_numpy(), studies["score"].to_numpy(dtype=float)
         threshold = youden_threshold(ys, ps, "site study")
-        out["patient_youden"].update(threshold=threshold, **_rates(ys, ps, threshold))
+        out["patient_youden"].update(threshold=threshold, **rates_at(ys, ps, threshold))
         chosen.append("patient_youden")
     slices = table[table["label_level"] == "slice"]
     if slices["any"].nunique() == 2:
         y, p = slices["any"].to_numpy().astype(int), slices["prob_any"].to_numpy(dtype=float)
         youden = youden_threshold(y, p, "site slice")
-        out["slice_youden"] = {"threshold": youden, **_rates(y, p, youden)}
+        out["slice_youden"] = {"threshold": youden, **rates_at(y, p, youden)}
         minimum = float(points["slice_sensitivity"].get("min_sensitivity", 0.95))
         sensitive = sensitivity_threshold(y, p, minimum, "site slice")
-        out["slice_sensitivity"] = {"min_sensitivity": minimum, "threshold": sensitive, **_rates(y, p, sensitive)}
+        out["slice_sensitivity"] = {"min_sensitivity": minimum, "threshold": sensitive, **rates_at(y, p, sensitive)}
         chosen += ["slice_youden", "slice_sensitivity"]
     if not chosen:
         raise ValueError(
@@ -139,11 +139,3 @@ def site_points(table: pd.DataFrame, points: dict, *, cohort: str) -> dict:
         site={"points_chosen": chosen, "transferred_from": points["chosen_on"]},
     )
     return out
-
-
-def _rates(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
-    positive = p >= threshold
-    return {
-        "val_sensitivity": round(float(positive[y == 1].mean()), 6),
-        "val_specificity": round(float((~positive[y == 0]).mean()), 6),
-    }
