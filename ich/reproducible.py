@@ -23,8 +23,13 @@ PINNED_ENVIRONMENT: dict[str, str] = {
     "ATEN_CPU_CAPABILITY": "avx2",  # PyTorch's own vectorised kernels (elementwise ops, reductions)
     "ONEDNN_MAX_CPU_ISA": "AVX2",  # oneDNN: the AVX2 kernels, also on AVX-512 CPUs
     "MKL_CBWR": "AVX2,STRICT",  # MKL: the AVX2 path on Intel and AMD alike; STRICT: whatever the thread count
+    "OMP_NUM_THREADS": "2",  # PyTorch's intra-op threads (OpenMP) where PyTorch starts after ich: PINNED_THREADS
 }
 """Environment variables read by the math libraries when they start."""
+
+PINNED_THREADS = 2
+"""PyTorch's intra-op threads in every run: the two cores the project is built for. More cores
+would train faster and write other bytes; ``ICH_ENVIRONMENT=as-given`` trades the bytes for them."""
 
 AS_GIVEN = "ICH_ENVIRONMENT"
 """Set to ``as-given`` to leave the environment unpinned."""
@@ -35,3 +40,17 @@ def pin_environment() -> None:
     if os.environ.get(AS_GIVEN) == "as-given":
         return
     os.environ.update(PINNED_ENVIRONMENT)
+
+
+def pin_threads() -> None:
+    """Run PyTorch on :data:`PINNED_THREADS` intra-op threads, unless ``ICH_ENVIRONMENT=as-given``.
+
+    Called where networks train or run (:func:`ich.train.loop.seed_everything`,
+    :func:`ich.networks.default_device`): the OpenMP runtime reads ``OMP_NUM_THREADS`` once, when
+    PyTorch loads, which a stage importing PyTorch before ``ich`` does first.
+    """
+    if os.environ.get(AS_GIVEN) == "as-given":
+        return
+    import torch
+
+    torch.set_num_threads(PINNED_THREADS)

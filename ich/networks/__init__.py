@@ -9,12 +9,15 @@ network was trained (augmentation, pasted bleeds, losses) is training's alone.
 
 import torch
 
+from ich.reproducible import pin_threads
+
 NETWORK_FILE = "network.json"
 """A trained network's description, written beside its ``model.pt``."""
 
 
 def default_device() -> torch.device:
-    """CUDA when available, else CPU."""
+    """CUDA when available, else the CPU on its pinned threads (:func:`ich.reproducible.pin_threads`)."""
+    pin_threads()
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 

@@ -29,6 +29,7 @@ from ich.data.sampling import Balance
 from ich.io.atomic import atomic_file
 from ich.io.digest import code_digest, digest_values
 from ich.networks import default_device
+from ich.reproducible import pin_threads
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,8 @@ NO_VALIDATION = float("nan")
 
 
 def seed_everything(seed: int) -> None:
-    """Seed torch and make CPU kernels deterministic (CUDA stays fast: warn only)."""
+    """Seed torch, pin its CPU threads and make CPU kernels deterministic (CUDA stays fast: warn only)."""
+    pin_threads()
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
 
