@@ -121,14 +121,18 @@ def _studies(paths: Sequence[Path], each: bool) -> dict[str, Path]:
     return names
 
 
-def _check_output(out: Path, studies: dict[str, Path]) -> None:
+def _check_output(out: Path, studies: dict[str, Path], each: bool) -> None:
     """Refuse an output place that cannot take the reports, before any work is done.
 
     Writability is tried, not inferred from permission bits (a read-only mount or a pseudo file
-    system grants them and still refuses): the missing folders up to ``out``'s parent are made, a
-    file is written and removed beside ``out`` (where the report's working folder goes), and what
-    was made is removed again.
+    system grants them and still refuses), where the report's working folder will go: inside
+    ``out`` when it exists (a mount point is its own file system), else in its parent, whose
+    missing folders are made for the try and removed again. Files a report would overwrite but
+    that no earlier report there owns (the user's) are refused too
+    (:func:`ich.predict.run.refuse_foreign_outputs`).
     """
+    from ich.predict.run import refuse_foreign_outputs
+
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out}: is a file, not a folder")
     target = out.resolve()
@@ -145,7 +149,9 @@ def _check_output(out: Path, studies: dict[str, Path]) -> None:
             if not folder.exists():
                 folder.mkdir()
                 made.append(folder)
-        handle, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=target.parent)
+        handle, probe = tempfile.mkstemp(
+            prefix=".ich-predict-", suffix=".probe", dir=target if out.is_dir() else target.parent
+        )
         os.close(handle)
         os.unlink(probe)
     except OSError as exc:
@@ -153,6 +159,12 @@ def _check_output(out: Path, studies: dict[str, Path]) -> None:
     finally:
         for folder in reversed(made):
             folder.rmdir()
+    single = len(studies) == 1 and not each
+    for name in studies:
+        try:
+            refuse_foreign_outputs(out if single else out / name)
+        except ValueError as exc:
+            raise OutputError(f"--out {exc}") from None
 
 
 def _summary(report: dict) -> str:
@@ -162,8 +174,10 @@ def _summary(report: dict) -> str:
     if bleed and bleed["volume_ml"] is not None:
         ml = f"{bleed['volume_ml']:.1f} mL"
         volume = f", bleed {ml}" if decision["positive"] else f", the segmenter outlines {ml} ({NOT_A_FINDING})"
+    unlike = len(report["input"]["unlike_training"])
+    caution = f"UNLIKE THE TRAINING STUDIES ({unlike} {'way' if unlike == 1 else 'ways'}, below): " if unlike else ""
     return (
-        f"{decision['finding']} (score {decision['study_score']:.3f}, threshold "
+        f"{caution}{decision['finding']} (score {decision['study_score']:.3f}, threshold "
         f"{decision['operating_point']['threshold']:.3f}, {decision['model']}); {report['slices_summary']}{volume}"
     )
 
@@ -197,7 +211,7 @@ def _predict(args: argparse.Namespace) -> int:
     studies = _studies(args.paths, args.each)
     single = len(studies) == 1 and not args.each
     out = args.out or Path(f"ich-report-{next(iter(studies))}" if single else "ich-reports")
-    _check_output(out, studies)
+    _check_output(out, studies, args.each)
     segmenter = None if args.segmenter == "none" else args.segmenter
     try:
         check_choices(project_params(args.project), args.model, segmenter)
@@ -282,6 +296,7 @@ def _row(name: str, path: Path, report: dict) -> dict:
         "slices": report["input"]["slices_used"],
         "flagged_slices": len(report["flagged_slices"]),
         "volume_ml": (report["bleed"] or {}).get("volume_ml"),
+        "unlike_training": " | ".join(report["input"]["unlike_training"]),
         "report": str(Path(name) / "report.html"),
     }
 
@@ -332,6 +347,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (StudyInputError, OutputError, FileNotFoundError) as exc:
         print(f"ich {args.command}: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # each report is moved into place whole or not at all: nothing half-written
+        print(f"ich {args.command}: interrupted; no report was left half-written", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -58,6 +58,12 @@ def phantom_hu(rows: int = 256, cols: int = 256, *, seed: int = 0, lesion: bool 
     return np.round(hu).astype(np.float32)
 
 
+def phantom_grey(rows: int = 256, cols: int = 256, *, seed: int = 0, peak: int = 255) -> np.ndarray:
+    """:func:`phantom_hu` as a pre-windowed export: the brain window [0, 80] HU over 0-``peak``, uint8 or uint16."""
+    levels = np.clip(phantom_hu(rows, cols, seed=seed) / 80.0, 0.0, 1.0) * peak
+    return np.round(levels).astype(np.uint8 if peak <= 255 else np.uint16)
+
+
 def make_ct_dataset(
     *,
     rows: int = 256,

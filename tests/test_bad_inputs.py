@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from ich.io.dicom import read_ct_slice, read_dicom_header
 from ich.io.image_files import read_windowed_image
-from ich.io.nifti import iter_nifti_slices
+from ich.io.nifti import NAN_AS, iter_nifti_slices
 from ich.io.unusable import UnusableSliceError
 from tests.dicom_fixtures import (
     BAD_VARIANTS,
@@ -236,9 +236,27 @@ def test_bad_nifti_have_reasons(tmp_path):
         list(iter_nifti_slices(vol, only=3))
     nan = tmp_path / "nan.nii"
     data = np.zeros((4, 4, 2), np.float32)
-    data[0, 0, 1] = np.nan
+    data[0, 0, 1] = np.nan  # outside a resampled volume's circular field of view: air
     nib.save(nib.Nifti1Image(data, np.eye(4)), nan)
-    with pytest.raises(UnusableSliceError, match="non-finite voxel values in slice 1"):
+    assert [s.data.min() for s in iter_nifti_slices(nan)] == [0.0, NAN_AS]
+    data[0, 0, 1] = np.inf
+    nib.save(nib.Nifti1Image(data, np.eye(4)), nan)
+    with pytest.raises(UnusableSliceError, match="infinite voxel values in slice 1"):
         list(iter_nifti_slices(nan))
+    unknown = nib.Nifti1Image(np.zeros((4, 4, 2), np.int16), None)
+    unknown.header.set_zooms((0, 0, 0))
+    unknown.header.set_qform(None, code=0)
+    unknown.header.set_sform(None, code=0)
+    nib.save(unknown, tmp_path / "zero.nii")
+    with pytest.raises(
+        UnusableSliceError, match=r"voxel size 0 x 0 x 0 mm in its header \(pixdim\): the spacing is unknown"
+    ):
+        list(iter_nifti_slices(tmp_path / "zero.nii"))
+    header = nib.Nifti1Header()  # a header declaring a huge volume over a few bytes: never read whole
+    header.set_data_shape((16000, 16000, 4))
+    header.set_data_dtype(np.int16)
+    (tmp_path / "huge.nii").write_bytes(header.binaryblock + b"\0" * 4 + b"\0" * 64)
+    with pytest.raises(UnusableSliceError, match="declares 16000 x 16000 x 4 voxels: planes over 2048"):
+        list(iter_nifti_slices(tmp_path / "huge.nii"))
     with pytest.raises(UnusableSliceError, match="file not found"):
         list(iter_nifti_slices(tmp_path / "missing.nii"))

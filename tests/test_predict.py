@@ -8,9 +8,12 @@ from pydicom-data, a real CT-ICH patient's pre-windowed images, and bad inputs.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +37,7 @@ from ich.predict.external import read_external_cohort, validate_external
 from ich.predict.infer import run_study
 from ich.predict.names import NOT_A_FINDING
 from ich.predict.report import SYNTHETIC_WARNING, build_report, render_html
+from ich.predict.run import OUTPUT_FILES
 from ich.predict.seg import source_grid_masks
 from ich.sources.images import ct_ich_slice_images
 from ich.synth import write_cohort
@@ -41,6 +45,7 @@ from ich.synth.cohort import FIELD_OF_VIEW_MM, SLICE_THICKNESS_MM
 from tests.chromium import chromium, render
 from tests.conftest import SHARED_DATA
 from tests.dicom_fixtures import write_study
+from tests.not_head_ct import NOT_HEAD_CT
 from tests.test_sources import _reads_row
 from tests.tiny_project import make_tiny_project, run, set_param
 
@@ -246,7 +251,10 @@ def test_a_real_ct_ich_patient_as_pre_windowed_images(project, tmp_path, capsys)
     # a grey real head where the networks learned three windows of phantoms: the report says so
     assert any("channels differ by 0.0" in note for note in report["input"]["unlike_training"])
     assert "unlike the training studies" in (tmp_path / "ctich" / "report.html").read_text()
+    page = (tmp_path / "ctich" / "report.html").read_text()
+    assert page.index("unlike the training studies") < page.index('class="banner')  # above the verdict
     terminal = capsys.readouterr().out
+    assert "\nUNLIKE THE TRAINING STUDIES (" in terminal  # the headline line itself
     for note in report["input"]["unlike_training"]:  # not only on the page
         assert f"WARNING: unlike the training studies: {note}" in terminal
     # the window it was exported with (CT-ICH's brain window, L40/W120) estimated and stated
@@ -476,8 +484,9 @@ def test_a_negative_study_tells_one_story_in_the_page(artefacts, tmp_path):
             "share a position",
         ),
         (lambda d: (d.mkdir(), cv2.imwrite(str(d / "tiny.png"), np.zeros((1, 1), np.uint8))), "too small"),
+        *((make, "not a head CT") for make in (NOT_HEAD_CT["abdomen-dicom"], NOT_HEAD_CT["inverted-head-ct"])),
     ],
-    ids=["duplicated-series", "1x1-png"],
+    ids=["duplicated-series", "1x1-png", "abdomen-dicom", "inverted-head-ct"],
 )
 def test_hostile_inputs_are_refused_before_the_models_load(project, tmp_path, capsys, monkeypatch, make, message):
     make(tmp_path / "in")
@@ -598,18 +607,25 @@ def test_many_studies_give_one_table(project, tmp_path, capsys):
     folder.mkdir()
     _phantom(tmp_path / "lesion", positive=True, seed=102)[0].rename(folder / "lesion")
     _phantom(tmp_path / "normal", positive=False, seed=103)[0].rename(folder / "normal")
+    (folder / "png").mkdir()  # the normal study exported as grey brain-window images: unlike the training studies
+    for k, path in enumerate(sorted((folder / "normal").glob("*.dcm"))):
+        grey = np.clip(pydicom.dcmread(path).pixel_array * 1.0 - 1024.0, 0, 80) * 255 / 80
+        cv2.imwrite(str(folder / "png" / f"{k}.png"), np.round(grey).astype(np.uint8))
     (folder / "empty").mkdir()
     out = tmp_path / "out"
     assert main(["predict", str(folder), "--each", "--project", str(project), "--out", str(out)]) == 2
     table = pd.read_csv(out / "predictions.csv")
-    assert table["study"].tolist() == ["empty", "lesion", "normal"]
+    assert table["study"].tolist() == ["empty", "lesion", "normal", "png"]
     assert table["status"].iloc[0].startswith("refused: ") and (table["status"].iloc[1:] == "ok").all()
     assert table.loc[1, "positive"] and not table.loc[2, "positive"]
+    unlike = json.loads((out / "png" / "report.json").read_text())["input"]["unlike_training"]
+    assert unlike and table.loc[3, "unlike_training"] == " | ".join(unlike)
+    assert table["unlike_training"].iloc[1:3].isna().all()  # the phantoms are like what the networks learned
     assert (out / "lesion" / "report.html").is_file() and not (out / "empty").exists()
-    assert "2 studies reported, 1 refused" in capsys.readouterr().out
+    assert "3 studies reported, 1 refused" in capsys.readouterr().out
     written = pd.read_csv(out / "predictions.csv", dtype=str)  # counts as integers beside a refusal's gaps
     assert (
-        written["slices"].tolist()[1:] == [str(SLICES)] * 2 and written["flagged_slices"].str.isdigit().iloc[1:].all()
+        written["slices"].tolist()[1:] == [str(SLICES)] * 3 and written["flagged_slices"].str.isdigit().iloc[1:].all()
     )
 
 
@@ -647,3 +663,86 @@ def test_a_site_calibrates_its_own_points_and_predict_decides_at_them(project, t
     other.write_text(json.dumps({**points, "model": "ensemble"}))
     assert main([*args, "--out", str(tmp_path / "r2"), "--points", str(other)]) == 2
     assert "points of model 'ensemble', not of 'wa2d_cnn3'" in capsys.readouterr().err
+
+
+def test_the_report_is_moved_into_place_within_the_output_folders_own_file_system(project, tmp_path, monkeypatch):
+    """``--out`` a mount point (a container's ``-v host:/out``): a rename from outside it fails with
+    EXDEV, so the working folder must lie inside it. Imitated: any rename from outside fails."""
+    real_replace, mount = os.replace, tmp_path / "mount"
+
+    def across_mounts(source, target):
+        if (mount in Path(source).parents) != (mount in Path(target).parents):
+            raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", across_mounts)
+    mount.mkdir()
+    lesion, _ = _phantom(tmp_path / "lesion", positive=True, seed=102)
+    assert main(["predict", str(lesion), "--project", str(project), "--out", str(tmp_path / "mount")]) == 0
+    assert sorted(p.name for p in (tmp_path / "mount").iterdir()) == sorted(OUTPUT_FILES)
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing(project, tmp_path, capsys, monkeypatch):
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("ich.predict.run.write_mask_nifti", full)
+    lesion, _ = _phantom(tmp_path / "lesion", positive=True, seed=102)
+    out = tmp_path / "new" / "out"
+    assert main(["predict", str(lesion), "--project", str(project), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"ich predict: {out}: the report could not be written there (No space left on device)\n"
+    assert not (tmp_path / "new").exists()
+
+
+def test_two_runs_into_one_folder_leave_the_files_of_one(artefacts, tmp_path):
+    """Started together: each writes in its own working folder and moves its files under a lock."""
+    studies = [
+        read_study(_phantom(tmp_path / name, positive=positive, seed=seed)[0], artefacts.convert)
+        for name, positive, seed in (("lesion", True, 102), ("normal", False, 103))
+    ]
+    out = tmp_path / "out"
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda study: predict_study(study, out, artefacts, max_cams=0), studies))
+    report = json.loads((out / "report.json").read_text())
+    page = (out / "report.html").read_text()
+    assert report["decision"]["finding"].capitalize() in page and report["input"]["path"] in page
+    present = {p.name for p in out.iterdir()}
+    assert present == {"report.json", "report.html"} | {v for v in report["outputs"].values() if v in OUTPUT_FILES}
+    if "seg.dcm" in present:
+        assert pydicom.dcmread(out / "seg.dcm").StudyInstanceUID == report["input"]["study_instance_uid"]
+
+
+def test_the_users_files_beside_a_study_are_never_touched(project, artefacts, tmp_path, capsys):
+    _phantom_as_nifti(artefacts, tmp_path, np.diag([0.9, 0.9, 5.0, 1.0]))
+    truth = nib.Nifti1Image(np.full((4, 4, 4), 7, np.uint8), np.eye(4))
+    nib.save(truth, tmp_path / "mask.nii.gz")  # the user's ground truth beside ct.nii.gz
+    before = (tmp_path / "mask.nii.gz").read_bytes()
+    assert main(["predict", str(tmp_path / "ct.nii.gz"), "--project", str(project), "--out", str(tmp_path)]) == 2
+    assert "holds mask.nii.gz, which no earlier report there lists as its own" in capsys.readouterr().err
+    assert (tmp_path / "mask.nii.gz").read_bytes() == before and not (tmp_path / "report.json").exists()
+    # beside an image: another tool's SEG and mask stay, and so does the report's own refusal
+    slice_dir = tmp_path / "slice"
+    slice_dir.mkdir()
+    cv2.imwrite(str(slice_dir / "slice.png"), read_study(tmp_path / "ct.nii.gz", artefacts.convert).slices[3].image)
+    (slice_dir / "seg.dcm").write_bytes(b"another tool's")
+    (slice_dir / "mask.nii.gz").write_bytes(before)
+    assert main(["predict", str(slice_dir / "slice.png"), "--project", str(project), "--out", str(slice_dir)]) == 2
+    assert "holds seg.dcm, mask.nii.gz" in capsys.readouterr().err
+    assert (slice_dir / "seg.dcm").read_bytes() == b"another tool's" and (slice_dir / "mask.nii.gz").exists()
+    # a folder of its own: the report's files are replaced by the next report's, and only those
+    assert main(["predict", str(slice_dir / "slice.png"), "--project", str(project), "--out", str(tmp_path / "r")]) == 0
+    (tmp_path / "r" / "notes.txt").write_text("mine")
+    assert main(["predict", str(tmp_path / "ct.nii.gz"), "--project", str(project), "--out", str(tmp_path / "r")]) == 0
+    assert {p.name for p in (tmp_path / "r").iterdir()} == {"report.json", "report.html", "mask.nii.gz", "notes.txt"}
+
+
+def test_ctrl_c_is_one_line(project, tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("ich.predict.run.run_study", interrupted)
+    lesion, _ = _phantom(tmp_path / "lesion", positive=True, seed=102)
+    assert main(["predict", str(lesion), "--project", str(project), "--out", str(tmp_path / "out")]) == 130
+    assert capsys.readouterr().err == "ich predict: interrupted; no report was left half-written\n"
+    assert not (tmp_path / "out").exists()

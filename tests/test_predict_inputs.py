@@ -17,7 +17,17 @@ from ich.predict import StudyInputError, read_study
 from ich.predict.examples import example_cases
 from ich.predict.inputs import study_from_manifest
 from ich.predict.seg import source_grid_masks
-from tests.dicom_fixtures import _variant, write_garbage, write_non_ct, write_study
+from tests.dicom_fixtures import (
+    _variant,
+    make_ct_dataset,
+    phantom_grey,
+    phantom_hu,
+    save,
+    write_garbage,
+    write_non_ct,
+    write_study,
+)
+from tests.not_head_ct import NOT_HEAD_CT, abdomen_hu
 
 CONFIG = ConvertConfig(size=64, workers=1)
 
@@ -97,14 +107,15 @@ def test_a_missing_path_is_refused(tmp_path):
 
 
 def test_a_nifti_volume_is_read_slice_by_slice_in_hu(tmp_path):
-    hu = np.full((256, 256, 5), -1000.0, dtype=np.float32)
-    hu[64:192, 64:192, :] = 40.0
+    hu = np.stack([phantom_hu(seed=k) for k in range(5)], axis=2)
+    for row, col in ((60, 118), (176, 118), (118, 60), (118, 176)):  # noiseless brain, wherever the axes go
+        hu[row : row + 20, col : col + 20, :] = 40.0
     affine = np.diag([0.8, 0.8, 4.0, 1.0])
     nib.save(nib.Nifti1Image(hu, affine), tmp_path / "head.nii.gz")
     study = read_study(tmp_path / "head.nii.gz", CONFIG)
     assert study.kind == "nifti" and len(study.slices) == 5
     assert study.slice_spacing_mm == pytest.approx(4.0)
-    assert study.slices[0].image[32, 32, 0] == pytest.approx(255 * 40 / 80, abs=1)  # brain window [0, 80]
+    assert study.slices[0].image[32, 17, 0] == pytest.approx(255 * 40 / 80, abs=1)  # brain window [0, 80]
 
 
 def test_an_image_folder_is_ordered_by_natural_name_and_says_it_has_one_window(tmp_path):
@@ -112,7 +123,7 @@ def test_an_image_folder_is_ordered_by_natural_name_and_says_it_has_one_window(t
     folder.mkdir()
     for k in (10, 2, 1):
         image = np.zeros((200, 300), dtype=np.uint8)
-        image[50:150, 100:200] = 20 * k
+        image[:, 50:250] = phantom_grey(200, 200, seed=k)
         cv2.imwrite(str(folder / f"{k}.png"), image)
     (folder / "readme.txt").write_text("ignored")
     study = read_study(folder, CONFIG)
@@ -127,9 +138,7 @@ def test_bleed_masks_beside_the_slices_are_listed_not_read_as_slices(tmp_path):
     folder = tmp_path / "brain"
     folder.mkdir()
     for k in (1, 2, 3):
-        image = np.zeros((100, 100), dtype=np.uint8)
-        image[20:80, 20:80] = 100
-        cv2.imwrite(str(folder / f"{k}.jpg"), image)
+        cv2.imwrite(str(folder / f"{k}.jpg"), phantom_grey(100, 100, seed=k))
     cv2.imwrite(str(folder / "2_HGE_Seg.jpg"), np.full((100, 100), 255, np.uint8))
     cv2.imwrite(str(folder / "3_Mask.png"), np.full((100, 100), 255, np.uint8))  # any mask exported beside them
     study = read_study(folder, CONFIG)
@@ -240,11 +249,10 @@ def test_a_study_no_network_can_assess_is_refused_not_called_negative(tmp_path, 
 
 
 def test_a_windowed_16_bit_image_is_still_read(tmp_path):
-    image = np.zeros((128, 128), np.uint16)
-    image[32:96, 32:96] = 40000  # a full-range 16-bit export of a windowed slice
-    _write_pngs(tmp_path / "study", image, n=2)
-    study = read_study(tmp_path / "study", CONFIG)
-    assert study.slices[0].image.max() == round(40000 / 257)
+    _write_pngs(tmp_path / "study16", phantom_grey(128, 128, peak=65535), n=2)  # a full-range 16-bit export
+    _write_pngs(tmp_path / "study8", phantom_grey(128, 128), n=2)
+    sixteen, eight = read_study(tmp_path / "study16", CONFIG), read_study(tmp_path / "study8", CONFIG)
+    assert np.abs(sixteen.slices[0].image.astype(int) - eight.slices[0].image).max() <= 1
 
 
 def test_a_degenerate_orientation_is_refused_when_read_naming_the_file(tmp_path):
@@ -257,8 +265,7 @@ def test_a_degenerate_orientation_is_refused_when_read_naming_the_file(tmp_path)
 
 
 def test_a_sheared_nifti_says_so_and_scales_its_voxels_by_the_affine(tmp_path):
-    hu = np.full((128, 128, 4), -1000.0, dtype=np.float32)
-    hu[32:96, 32:96, :] = 40.0
+    hu = np.stack([phantom_hu(128, 128, seed=k) for k in range(4)], axis=2)
     sheared = np.array([[0.5, -0.9, 0, 100], [-0.9, 0, 0, 90], [0, 0, 5.0, -20], [0, 0, 0, 1]])
     nib.save(nib.Nifti1Image(hu, sheared), tmp_path / "sheared.nii.gz")
     study = read_study(tmp_path / "sheared.nii.gz", CONFIG)
@@ -275,3 +282,49 @@ def test_a_single_image_file_is_its_own_study(tmp_path):
     cv2.imwrite(str(path), np.zeros((128, 128), np.uint8))
     with pytest.raises(StudyInputError, match=f"^{path}: no slice shows a head"):
         read_study(path, CONFIG)
+
+
+@pytest.mark.parametrize("make", NOT_HEAD_CT.values(), ids=NOT_HEAD_CT.keys())
+def test_what_is_not_a_head_ct_is_refused_naming_what_was_seen(tmp_path, make):
+    path = make(tmp_path / "study")
+    with pytest.raises(
+        StudyInputError, match=f"^{path}: (not a head CT the networks can assess|no slice shows a head)"
+    ):
+        read_study(path, CONFIG)
+
+
+def test_a_head_ct_needs_brain_inside_the_skull_on_a_quarter_of_its_slices(tmp_path):
+    """Not on every one: a study's skull-base and vertex slices show none."""
+    uids = {"study_uid": "1.2.826.0.1.3680043.8.498.1", "series_uid": "1.2.826.0.1.3680043.8.498.1.1"}
+    write_study(tmp_path / "head", 4, **uids)
+    face = np.where(phantom_hu() > 500, 40.0, phantom_hu())  # no bone ring: a slice through the face
+    save(make_ct_dataset(hu=face, z=-5.0, instance_number=9, **uids), tmp_path / "head" / "face.dcm")
+    assert len(read_study(tmp_path / "head", CONFIG).slices) == 5
+    write_study(tmp_path / "abdomen", 1, **uids)
+    for k in range(1, 6):
+        abdomen = make_ct_dataset(hu=abdomen_hu(k), z=5.0 * k, instance_number=k + 1, **uids)
+        save(abdomen, tmp_path / "abdomen" / f"{k}.dcm")
+    with pytest.raises(StudyInputError, match="1 of its 6 slices show brain enclosed by skull.*2 needed"):
+        read_study(tmp_path / "abdomen", CONFIG)
+
+
+@pytest.mark.parametrize("spacing_z", [5.0, 1.25], ids=["thick", "thin-slabs"])
+def test_a_series_of_mixed_matrix_sizes_is_refused_when_read_naming_files(tmp_path, spacing_z):
+    """Half the slices resampled to 512 px with their pixel spacing halved: refused before any network
+    runs (a thin series used to fail in the slab averaging, a thick one at the very end, in the SEG)."""
+    uids = {"study_uid": "1.2.826.0.1.3680043.8.498.2", "series_uid": "1.2.826.0.1.3680043.8.498.2.1"}
+    n = 8 if spacing_z < 5 else 4
+    for k in range(n):
+        rows = 512 if k % 2 else 256
+        ds = make_ct_dataset(
+            hu=phantom_hu(rows, rows, seed=k),
+            z=spacing_z * k,
+            instance_number=k + 1,
+            pixel_spacing=(0.5 * 256 / rows,) * 2,
+            slice_thickness=spacing_z,
+            **uids,
+        )
+        save(ds, tmp_path / "study" / f"{k:04d}.dcm")
+    pattern = rf"differ in matrix size \({n // 2} of 256x256 \(e\.g\. .*0000\.dcm\); {n // 2} of 512x512 \(e\.g\. .*0001\.dcm\)\)"
+    with pytest.raises(StudyInputError, match=pattern):
+        read_study(tmp_path / "study", CONFIG, slab_mm=5.0)

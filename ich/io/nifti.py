@@ -15,8 +15,12 @@ Conventions (shared by CT volumes and masks, so a CT slice and its mask always a
 * Values are float32 with the NIfTI scaling (``scl_slope``/``scl_inter``) applied; CT-ICH
   volumes are already HU. Masks come out the same way; threshold them with ``> 0``
   (CT-ICH masks hold 0/255) or use :func:`read_nifti_mask_slice`.
+* NaN voxels are air (:data:`NAN_AS`): resampling leaves NaN outside a circular field of view.
 
-Unreadable or non-3D files raise :class:`ich.io.dicom.UnusableSliceError` with a reason.
+Unreadable or non-3D files raise :class:`ich.io.dicom.UnusableSliceError` with a reason, and so
+do headers that cannot be measured: a voxel size of zero (or none) would have nibabel assume
+1 mm, and slabs and volumes would be computed on a guessed grid; a plane larger than
+:data:`MAX_SIDE` would be read whole before anything could say it is no CT slice.
 """
 
 from __future__ import annotations
@@ -30,6 +34,11 @@ import numpy as np
 from nibabel.orientations import io_orientation
 
 from ich.io.unusable import UnusableSliceError
+
+MAX_SIDE = 2048
+"""Largest plane side (voxels) read: DICOM CT matrices stop at 1024."""
+NAN_AS = -1024.0
+"""What a NaN voxel is read as: air (HU); 0 after a mask's ``> 0``."""
 
 
 class NiftiSlice(NamedTuple):
@@ -62,6 +71,20 @@ def _load(path: Path) -> nib.spatialimages.SpatialImage:
         shape = shape[:3]
     if len(shape) != 3 or min(shape) < 1:
         raise UnusableSliceError(path, f"not a 3D volume (shape {tuple(img.shape)})")
+    if sorted(shape)[1] > MAX_SIDE:  # a plane whatever the slice axis: both of its sides
+        raise UnusableSliceError(
+            path, f"declares {' x '.join(map(str, shape))} voxels: planes over {MAX_SIDE} a side are no CT slices"
+        )
+    with nib.openers.ImageOpener(str(path)) as raw:  # as written: loading sets a zero size to 1 mm
+        header = type(img.header).from_fileobj(raw, check=False)
+    zooms = [float(z) for z in header["pixdim"][1:4]]
+    by_affine = "sform_code" in header and (int(header["sform_code"]) > 0 or int(header["qform_code"]) > 0)
+    if not by_affine and not all(np.isfinite(z) and z > 0 for z in zooms):
+        raise UnusableSliceError(
+            path,
+            f"voxel size {' x '.join(f'{z:g}' for z in zooms)} mm in its header (pixdim): the spacing is unknown, "
+            "so slabs and volumes cannot be measured. Write the volume with its true voxel size",
+        )
     return img
 
 
@@ -166,8 +189,9 @@ def iter_nifti_slices(path: str | Path, *, only: int | None = None, header_only:
                 raise UnusableSliceError(
                     path, f"NIfTI voxel data cannot be read ({type(exc).__name__}: {exc})"
                 ) from exc
+            data[np.isnan(data)] = NAN_AS
             if not np.isfinite(data).all():
-                raise UnusableSliceError(path, f"non-finite voxel values in slice {k}")
+                raise UnusableSliceError(path, f"infinite voxel values in slice {k}")
         yield NiftiSlice(data, geom.spacing, _z(img, geom, k))
 
 

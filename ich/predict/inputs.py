@@ -18,7 +18,9 @@ What is accepted and what is refused (:class:`StudyInputError`, naming the path 
   a slice are skipped and listed.
 
 A study in which no slice shows a head (all blank, all saturated: a wrong export) is refused: the
-networks cannot assess it, and a negative verdict would read as a finding.
+networks cannot assess it, and a negative verdict would read as a finding. So is one that is not a
+head CT (:mod:`ich.data.head_ct`: too few slices with brain enclosed by skull and air around the
+head): a photograph, a screenshot, an inverted display, a radiograph, another body part.
 
 A study with Hounsfield units is windowed as the networks' training slices were (the
 ``convert`` windows, or a pre-windowed release's own: :func:`ich.predict.artefacts.study_conversion`).
@@ -45,6 +47,7 @@ import pandas as pd
 
 from ich.data.cohort_conversion import ConvertConfig, render_hu, render_slice, slice_gap_mm
 from ich.data.framing import Frame
+from ich.data.head_ct import head_evidence, not_a_head_ct
 from ich.data.slabs import mean_slab, needs_slabs, slab_members
 from ich.data.window_estimate import WindowEstimate, WindowEstimateError, estimate_window, harmonise
 from ich.io.dicom import read_ct_slice, read_dicom_header
@@ -354,6 +357,33 @@ def _refuse_unassessable(study: Study) -> None:
     )
 
 
+def _refuse_not_a_head_ct(study: Study) -> None:
+    """Refuse a study that does not show a head CT: the networks would score it as confidently as one."""
+    why = not_a_head_ct([head_evidence(s.image[..., 0]) for s in study.slices])
+    if why:
+        raise StudyInputError(
+            f"{study.path}: not a head CT the networks can assess: {why}. ich predict reads axial head CT "
+            "(DICOM, NIfTI in HU, or images in a brain window, air dark)"
+        )
+
+
+def _refuse_mixed_matrices(study: Study) -> None:
+    """Refuse a series with HU whose slices differ in matrix size: slabs average slices pixel by pixel,
+    and the mask volume and the SEG stack them on one grid."""
+    shapes = pd.Series([s.source_shape for s in study.slices])
+    if shapes.nunique() < 2:
+        return
+    groups = "; ".join(
+        f"{n} of {rows}x{cols} (e.g. {study.slices[int(shapes[shapes == shape].index[0])].source_path})"
+        for shape, n in shapes.value_counts().items()
+        for rows, cols in [shape]
+    )
+    raise StudyInputError(
+        f"{study.path}: its slices differ in matrix size ({groups}): one series has one grid. Resample the "
+        "series to one matrix, or point ich predict at the slices of one size"
+    )
+
+
 def _finish(study: Study) -> Study:
     if not study.slices:
         reasons = pd.Series([s["reason"] for s in study.skipped]).value_counts().head(3)
@@ -361,6 +391,9 @@ def _finish(study: Study) -> Study:
         first = study.skipped[0]["path"] if study.skipped else "none"
         raise StudyInputError(f"{study.path}: no usable slice in the study ({summary}; the first: {first})")
     _refuse_unassessable(study)
+    _refuse_not_a_head_ct(study)
+    if study.has_hu:
+        _refuse_mixed_matrices(study)
     study.slices.sort(key=lambda s: (s.z, natural_key(s.source_path)))
     if study.has_hu:
         same = [(a, b) for a, b in itertools.pairwise(study.slices) if abs(b.z - a.z) < DUPLICATE_Z_MM]

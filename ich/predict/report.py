@@ -258,7 +258,7 @@ def render_html(study: Study, result: StudyResult, report: dict[str, Any]) -> st
     unlike = ""
     if inp["unlike_training"]:
         items = "".join(f"<li>{_esc(note)}</li>" for note in inp["unlike_training"])
-        unlike = f"<div class='note'><b>This study is unlike the training studies</b>: the result may not hold.<ul>{items}</ul></div>"
+        unlike = f"<div class='note'><b>This study is unlike the training studies</b>: the result below may not hold.<ul>{items}</ul></div>"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>ICH report: {_esc(inp["study_instance_uid"])}</title>
 <style>
@@ -271,11 +271,11 @@ body{{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1000px}}
 figure{{margin:0}} figcaption{{font-size:0.85em;color:#444}}
 table{{border-collapse:collapse;font-size:0.85em}} td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left}}
 </style></head><body>
-{warning}<div class="banner {verdict}">{_esc(decision["finding"].capitalize())}</div>
+{warning}{unlike}<div class="banner {verdict}">{_esc(decision["finding"].capitalize())}</div>
 <p>Study score {decision["study_score"]:.3f} ({_esc(point["study_score"].replace("_", " "))}; calibrated {decision["study_probability_calibrated"]:.3f})
 against threshold {point["threshold"]:.3f}, chosen on the validation set (sensitivity {point["val_sensitivity"]:.2f},
 specificity {point["val_specificity"]:.2f} there). Model: <b>{_esc(decision["model"])}</b>.</p>
-{unlike}<div class="note"><b>{_esc(report["disclaimer"])}</b></div>
+<div class="note"><b>{_esc(report["disclaimer"])}</b></div>
 <h2>Probability along the study</h2>
 <img src="{_strip(result)}" width="900" height="220" alt="per-slice probability">
 <p>{_esc(slice_summary(result))} (slice threshold {result.flag_threshold:.3f}).

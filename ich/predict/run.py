@@ -1,14 +1,24 @@
 """The whole ``ich predict`` chain for one study: read, run, write the report, the SEG and the mask.
 
-Everything is written into a sibling working folder first and moved into place only when the
-whole study has succeeded, so a failure leaves no half-written report behind; files of an earlier
-report in the same folder that this one does not replace are removed.
+Everything is written into a working folder of this run's own inside the output folder (so the
+final moves never cross a file system, a mount point such as a container's ``-v host:/out``
+included) and moved into place only when the whole study has succeeded, so a failure leaves no
+half-written report behind. The moves happen under a lock on the output folder, so two runs into
+one folder leave the files of one of them, never a mix. Only files an earlier report in the
+folder lists as its own are replaced or removed: a file of the user's of the same name (a
+ground-truth ``mask.nii.gz`` beside the study) is refused, never overwritten
+(:func:`foreign_outputs`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import os
 import shutil
+import tempfile
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -23,6 +33,51 @@ from ich.predict.seg import SegmentationNotWritten, write_segmentation
 OUTPUT_FILES = ("report.json", "report.html", "seg.dcm", "mask.nii.gz")
 """Every file a study's report may consist of: one left in ``out_dir`` by an earlier study and not
 written now is removed, so no file in the folder belongs to another study."""
+WORK_PREFIX = ".ich-predict-"
+"""The working folder of one run inside the output folder."""
+
+
+class OutputRefusedError(ValueError):
+    """The output folder cannot take this report; the message names the folder and the problem."""
+
+
+def _own_outputs(out_dir: Path) -> set[str]:
+    """The files the report already in ``out_dir`` lists as its own (none without one)."""
+    try:
+        outputs = json.loads((out_dir / "report.json").read_text())["outputs"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+    return {"report.json"} | {name for name in outputs.values() if name in OUTPUT_FILES}
+
+
+def foreign_outputs(out_dir: str | Path) -> list[str]:
+    """Files in ``out_dir`` that a report would write but that no earlier report there wrote: the
+    user's own (a ground-truth ``mask.nii.gz``, a ``seg.dcm`` of another tool), never to be touched."""
+    out_dir = Path(out_dir)
+    present = [name for name in OUTPUT_FILES if (out_dir / name).exists()]
+    own = _own_outputs(out_dir)
+    return [name for name in present if name not in own]
+
+
+def refuse_foreign_outputs(out_dir: str | Path) -> None:
+    """Raise :class:`OutputRefusedError` when ``out_dir`` holds files a report would overwrite but does not own."""
+    foreign = foreign_outputs(out_dir)
+    if foreign:
+        raise OutputRefusedError(
+            f"{out_dir}: holds {', '.join(foreign)}, which no earlier report there lists as its own; ich predict "
+            "would overwrite it. Write the report into another folder (--out)"
+        )
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` itself (no lock file is left behind)."""
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)
 
 
 def predict_study(
@@ -44,24 +99,35 @@ def predict_study(
     """
     out_dir = Path(out_dir)
     result = run_study(study, artefacts, flag_point=flag_point, max_cams=max_cams, outline=outline)
-    work = out_dir.with_name(f".{out_dir.name}.partial")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    made = [folder for folder in (out_dir, *out_dir.parents) if not folder.exists()]
     try:
-        outputs = {"report_json": "report.json", "report_html": "report.html"}
-        with timed(result.timings, "seg"):
-            outputs["seg"] = _segmentation(study, result, artefacts, work / "seg.dcm", created or datetime.now())
-            outputs["mask"] = _mask(study, result, work / "mask.nii.gz")
-        with timed(result.timings, "render"):
-            report = write_report(work, study, result, artefacts, outputs)
         out_dir.mkdir(parents=True, exist_ok=True)
-        written = {path.name for path in work.iterdir()}
-        for stale in sorted(set(OUTPUT_FILES) - written):  # an earlier study's, which this report disowns
-            (out_dir / stale).unlink(missing_ok=True)
-        for name in sorted(written):
-            os.replace(work / name, out_dir / name)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=out_dir))
+        try:
+            outputs = {"report_json": "report.json", "report_html": "report.html"}
+            with timed(result.timings, "seg"):
+                outputs["seg"] = _segmentation(study, result, artefacts, work / "seg.dcm", created or datetime.now())
+                outputs["mask"] = _mask(study, result, work / "mask.nii.gz")
+            with timed(result.timings, "render"):
+                report = write_report(work, study, result, artefacts, outputs)
+            with _locked(out_dir):
+                refuse_foreign_outputs(out_dir)
+                written = {path.name for path in work.iterdir()}
+                for stale in sorted(_own_outputs(out_dir) - written):  # an earlier study's, which this report disowns
+                    (out_dir / stale).unlink(missing_ok=True)
+                for name in sorted(written - {"report.json"}) + ["report.json"]:  # the list of files last
+                    os.replace(work / name, out_dir / name)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    except (OSError, OutputRefusedError) as error:
+        for folder in made:  # as they were: nothing of this run is left
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        if isinstance(error, OutputRefusedError):
+            raise
+        raise OutputRefusedError(
+            f"{out_dir}: the report could not be written there ({error.strerror or error})"
+        ) from None
     return report, result
 
 
