@@ -57,7 +57,11 @@ def main() -> None:
     parser.add_argument("--rsna-every", type=int, default=1, help="score every n-th RSNA slice")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "results" / "head-ct-check.json")
     args = parser.parse_args()
-    results: dict = {"what": __doc__.splitlines()[0], "convert": {"size": CONFIG.size, "framing": CONFIG.framing}}
+    results: dict = {
+        "what": __doc__.splitlines()[0],
+        "command": f"python experiments/head_ct_check.py --rsna-every {args.rsna_every}",
+        "convert": {"size": CONFIG.size, "framing": CONFIG.framing},
+    }
 
     patients = sorted((args.data / "ct-ich-jpg" / "Patients_CT").glob("*/brain"))
     results["ct_ich"] = _site([_outcome(p) for p in patients])

@@ -200,6 +200,8 @@ def _say_input(inputs: dict, say) -> None:
             say(f"{key}: {inputs[key]}")
     for note in inputs["unlike_training"]:
         say(f"WARNING: unlike the training studies: {note}")
+    for series in inputs["series_not_used"]:
+        say(f"not read: {series['path']}: {series['reason']}")
     if inputs["slices_skipped"]:
         say(f"{len(inputs['slices_skipped'])} inputs skipped (listed in the report)")
 

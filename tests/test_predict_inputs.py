@@ -328,3 +328,22 @@ def test_a_series_of_mixed_matrix_sizes_is_refused_when_read_naming_files(tmp_pa
     pattern = rf"differ in matrix size \({n // 2} of 256x256 \(e\.g\. .*0000\.dcm\); {n // 2} of 512x512 \(e\.g\. .*0001\.dcm\)\)"
     with pytest.raises(StudyInputError, match=pattern):
         read_study(tmp_path / "study", CONFIG, slab_mm=5.0)
+
+
+def test_missing_slices_one_position_and_a_tied_series_are_said(tmp_path):
+    uids = {"study_uid": "1.2.826.0.1.3680043.8.498.3", "series_uid": "1.2.826.0.1.3680043.8.498.3.1"}
+    paths = write_study(tmp_path / "gap", 8, **uids)
+    for path in paths[3:6]:  # three slices missing: a 20 mm step in a 5 mm series
+        path.unlink()
+    study = read_study(tmp_path / "gap", CONFIG)
+    assert "a gap of 20 mm between z 10 and 30 mm where the series steps 5 mm: about 3 slices missing?" in (
+        study.geometry_note
+    )
+    write_study(tmp_path / "flat", 4, spacing_z=0.0, **uids)
+    with pytest.raises(StudyInputError, match=r"all its 4 slices lie at one position \(z 0 mm\)"):
+        read_study(tmp_path / "flat", CONFIG)
+    study_uid = "1.2.826.0.1.3680043.8.498.4"
+    write_study(tmp_path / "two" / "a", 3, study_uid=study_uid, series_uid=f"{study_uid}.1")
+    write_study(tmp_path / "two" / "b", 3, study_uid=study_uid, series_uid=f"{study_uid}.2")
+    other = read_study(tmp_path / "two", CONFIG).other_series
+    assert len(other) == 1 and "ranked equal to it, chosen by SeriesInstanceUID order" in other[0]["reason"]

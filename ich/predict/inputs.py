@@ -62,6 +62,8 @@ MASK_NAME = "mask"
 """Image files whose name holds this (any case) are masks exported beside the slices, not slices."""
 DUPLICATE_Z_MM = 0.01
 """Slices closer than this along z are one position twice."""
+GAP_FACTOR = 1.5
+"""A step between slices wider than this many times the series' median step is a gap."""
 MIN_IMAGE_SIDE = 64
 """Smallest image side (px) read as a slice: DICOM readers refuse matrices under 256, and an
 icon or a thumbnail is no CT slice."""
@@ -260,10 +262,11 @@ def _nifti_study(path: Path, config: ConvertConfig) -> Study:
         scale = grid.voxel_mm3 / (row_mm * col_mm * study.slice_spacing_mm)
         study.voxel_scale = scale if abs(scale - 1) > VOXEL_SCALE_TOLERANCE else 1.0
     if grid.sheared:
-        study.geometry_note = (
+        sheared = (
             "the NIfTI affine is sheared (its voxel axes are not orthogonal): the slices are shown on a square "
             f"grid, and volumes use the affine's voxel volume, {grid.voxel_mm3:.3g} mm3"
         )
+        study.geometry_note = "; ".join(filter(None, [sheared, study.geometry_note]))
     return study
 
 
@@ -397,13 +400,34 @@ def _finish(study: Study) -> Study:
     study.slices.sort(key=lambda s: (s.z, natural_key(s.source_path)))
     if study.has_hu:
         same = [(a, b) for a, b in itertools.pairwise(study.slices) if abs(b.z - a.z) < DUPLICATE_Z_MM]
+        if same and len(same) == len(study.slices) - 1:
+            raise StudyInputError(
+                f"{study.path}: all its {len(study.slices)} slices lie at one position (z {study.slices[0].z:g} mm): "
+                "their ImagePositionPatient (or NIfTI affine) does not vary, so they cannot be ordered or measured"
+            )
         if same:
             a, b = same[0]
             raise StudyInputError(
                 f"{study.path}: {len(same)} slices share a position with another (e.g. {a.source_path} and "
                 f"{b.source_path}, z {a.z:g} mm): a series copied twice? Point ich predict at one copy"
             )
+    if study.has_hu:
+        study.geometry_note = "; ".join(filter(None, [study.geometry_note, _gaps(study)]))
     return study
+
+
+def _gaps(study: Study) -> str:
+    """What the report says of steps between slices much wider than the series' own (slices missing)."""
+    if len(study.slices) < 3:
+        return ""
+    z = np.array([s.z for s in study.slices])
+    steps, usual = np.diff(z), study.slice_spacing_mm
+    wide = np.flatnonzero(steps > GAP_FACTOR * usual)
+    return "; ".join(
+        f"a gap of {steps[i]:g} mm between z {z[i]:g} and {z[i + 1]:g} mm where the series steps {usual:g} mm: "
+        f"about {round(steps[i] / usual) - 1} slices missing? Volumes cover the slices present only"
+        for i in wide
+    )
 
 
 def _source_hu(study: Study, s: InputSlice) -> np.ndarray:

@@ -158,7 +158,7 @@ def select_series(
         chosen_score, chosen_uid, chosen = series[0]
         keep_series.add((study_uid, chosen_uid))
         chosen_desc = chosen.iloc[0]["description"] or chosen_uid
-        for _, series_uid, group in series[1:]:
+        for score, series_uid, group in series[1:]:
             first = group.iloc[0]
             folder = str(Path(first["path"]).parent)
             issues.append(
@@ -167,6 +167,11 @@ def select_series(
                     "reason": (
                         f"series {first['description'] or series_uid!r} ({len(group)} files) not used: "
                         f"one series per study, study {study_uid} uses {chosen_desc!r}"
+                        + (
+                            " (ranked equal to it, chosen by SeriesInstanceUID order: read this one on its own to compare)"
+                            if score[:4] == chosen_score[:4]
+                            else ""
+                        )
                     ),
                 }
             )
