@@ -347,3 +347,17 @@ def test_missing_slices_one_position_and_a_tied_series_are_said(tmp_path):
     write_study(tmp_path / "two" / "b", 3, study_uid=study_uid, series_uid=f"{study_uid}.2")
     other = read_study(tmp_path / "two", CONFIG).other_series
     assert len(other) == 1 and "ranked equal to it, chosen by SeriesInstanceUID order" in other[0]["reason"]
+
+
+def test_a_nifti_whose_qform_and_sform_disagree_says_which_it_used(tmp_path):
+    hu = np.stack([phantom_hu(128, 128, seed=k) for k in range(4)], axis=2)
+    image = nib.Nifti1Image(hu, np.diag([0.9, 0.9, 5.0, 1.0]))
+    moved = np.diag([0.9, 0.9, 5.0, 1.0])
+    moved[:3, 3] = [3.0, 4.0, 0.0]  # the qform 5 mm off
+    image.set_qform(moved, code=1)
+    nib.save(image, tmp_path / "two.nii.gz")
+    note = read_study(tmp_path / "two.nii.gz", CONFIG).geometry_note
+    assert "qform and sform disagree (a voxel up to 5 mm apart): read by its sform" in note
+    image.set_qform(np.diag([0.9, 0.9, 5.0, 1.0]), code=1)
+    nib.save(image, tmp_path / "one.nii.gz")
+    assert read_study(tmp_path / "one.nii.gz", CONFIG).geometry_note == ""

@@ -144,6 +144,7 @@ class NiftiGrid(NamedTuple):
     spacing: tuple[float, float, float]  # (row_mm, col_mm, slice_mm), as the slices report it
     sheared: bool  # the voxel axes are not orthogonal
     n_slices: int
+    qform_offset_mm: float  # how far the qform places a voxel from where the sform (used) does; 0 with one of them
 
 
 SHEAR_COSINE = 1e-3
@@ -159,7 +160,19 @@ def nifti_grid(path: str | Path) -> NiftiGrid:
     unit = axes / np.linalg.norm(axes, axis=0)
     cosines = np.abs(unit.T @ unit - np.eye(3))
     sheared = bool(cosines.max() > SHEAR_COSINE)
-    return NiftiGrid(float(abs(np.linalg.det(axes))), geometry.spacing, sheared, geometry.n_slices)
+    return NiftiGrid(float(abs(np.linalg.det(axes))), geometry.spacing, sheared, geometry.n_slices, _qform_offset(img))
+
+
+def _qform_offset(img: nib.spatialimages.SpatialImage) -> float:
+    """The largest distance (mm) between where the qform and the sform put the volume's corners."""
+    header = img.header
+    if not hasattr(header, "get_qform") or not (header["qform_code"] > 0 and header["sform_code"] > 0):
+        return 0.0
+    corners = np.array(
+        [[i, j, k, 1.0] for i in (0, img.shape[0] - 1) for j in (0, img.shape[1] - 1) for k in (0, img.shape[2] - 1)]
+    )
+    offsets = (corners @ header.get_qform().T - corners @ header.get_sform().T)[:, :3]
+    return float(np.linalg.norm(offsets, axis=1).max())
 
 
 def iter_nifti_slices(path: str | Path, *, only: int | None = None, header_only: bool = False) -> Iterator[NiftiSlice]:

@@ -62,6 +62,8 @@ MASK_NAME = "mask"
 """Image files whose name holds this (any case) are masks exported beside the slices, not slices."""
 DUPLICATE_Z_MM = 0.01
 """Slices closer than this along z are one position twice."""
+QFORM_TOLERANCE_MM = 0.1
+"""A qform placing voxels further than this from the sform's places is a disagreement worth a note."""
 GAP_FACTOR = 1.5
 """A step between slices wider than this many times the series' median step is a gap."""
 MIN_IMAGE_SIDE = 64
@@ -267,6 +269,12 @@ def _nifti_study(path: Path, config: ConvertConfig) -> Study:
             f"grid, and volumes use the affine's voxel volume, {grid.voxel_mm3:.3g} mm3"
         )
         study.geometry_note = "; ".join(filter(None, [sheared, study.geometry_note]))
+    if grid.qform_offset_mm > QFORM_TOLERANCE_MM:
+        disagree = (
+            f"the NIfTI's qform and sform disagree (a voxel up to {grid.qform_offset_mm:.3g} mm apart): read by its "
+            "sform, as nibabel does; check which one the volume's writer meant"
+        )
+        study.geometry_note = "; ".join(filter(None, [study.geometry_note, disagree]))
     return study
 
 
