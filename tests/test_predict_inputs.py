@@ -361,3 +361,11 @@ def test_a_nifti_whose_qform_and_sform_disagree_says_which_it_used(tmp_path):
     image.set_qform(np.diag([0.9, 0.9, 5.0, 1.0]), code=1)
     nib.save(image, tmp_path / "one.nii.gz")
     assert read_study(tmp_path / "one.nii.gz", CONFIG).geometry_note == ""
+
+
+def test_a_head_ct_converted_small_is_still_a_head_ct(tmp_path):
+    """The tests' tiny projects convert slices to 32 px: the skull is a pixel wide there."""
+    write_study(tmp_path / "head", 3)
+    assert len(read_study(tmp_path / "head", ConvertConfig(size=32, workers=1)).slices) == 3
+    with pytest.raises(StudyInputError, match="not a head CT"):
+        read_study(NOT_HEAD_CT["abdomen-dicom"](tmp_path / "abdomen"), ConvertConfig(size=32, workers=1))

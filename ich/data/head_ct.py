@@ -7,10 +7,10 @@ head CT slice in any brain-like window, read from its first window (grey levels 
 them apart:
 
 - **bone encloses the brain**: the largest bright component (bone saturates a brain window; a
-  wider export leaves it merely brighter than brain, so several levels are tried) surrounds a
-  cavity (:func:`ich.data.window_estimate.intracranial_mask`: its convex hull, so that foramina,
-  a thin temporal bone or a craniotomy still enclose it) in most directions
-  (:data:`MIN_ENCLOSURE` of :data:`ENCLOSURE_SECTORS` sectors around the cavity's centre);
+  wider export leaves it merely brighter than brain, so several levels are tried) bounds a cavity
+  (:func:`ich.data.window_estimate.intracranial_mask`: its convex hull, so that foramina, a thin
+  temporal bone or a craniotomy still enclose it), and bone lies around that cavity in most
+  directions (:data:`MIN_ENCLOSURE` of :data:`ENCLOSURE_SECTORS` sectors around its centre);
 - **the cavity holds soft tissue**: most of it lies between air and bone (brain, CSF, blood);
 - **air around the head**: the frame's edge is mostly dark. An inverted display, a screenshot
   or a photograph fails here whatever lies inside.
@@ -32,7 +32,9 @@ import numpy as np
 
 from ich.data.window_estimate import intracranial_mask
 
-BONE_LEVELS = (250, 200, 150)
+MIN_SIDE = 128
+"""Slices are judged at this side or more (a 32 px slice has a skull one pixel wide)."""
+BONE_LEVELS = (250, 200, 140)
 """Grey levels tried as the bone threshold, brightest first."""
 MIN_SOFT_SHARE = 0.6
 """Share of the cavity between air and bone."""
@@ -67,7 +69,8 @@ class HeadEvidence:
 
 
 def _enclosure(bone: np.ndarray, cavity: np.ndarray) -> float:
-    """Share of the sectors around the cavity's centre in which the bone component lies."""
+    """Share of the sectors around the cavity's centre in which bone lies (any bone: a skull broken by
+    a craniotomy, or a blurred export's ring that dips below the level, still surrounds the brain)."""
     ys, xs = np.nonzero(cavity)
     by, bx = np.nonzero(bone)
     angles = np.arctan2(by - ys.mean(), bx - xs.mean())
@@ -76,7 +79,14 @@ def _enclosure(bone: np.ndarray, cavity: np.ndarray) -> float:
 
 
 def head_evidence(grey: np.ndarray) -> HeadEvidence:
-    """The evidence of one slice's first window (uint8 ``(H, W)``, 0-255)."""
+    """The evidence of one slice's first window (uint8 ``(H, W)``, 0-255).
+
+    A slice smaller than :data:`MIN_SIDE` is enlarged (nearest neighbour: grey levels kept) first,
+    so that the band the cavity keeps from the bone is no wider than at the sizes it was measured at.
+    """
+    if max(grey.shape) < MIN_SIDE:
+        factor = -(-MIN_SIDE // max(grey.shape))
+        grey = cv2.resize(grey, None, fx=factor, fy=factor, interpolation=cv2.INTER_NEAREST)
     edge = max(1, max(grey.shape) // 50)
     border = np.concatenate(
         [grey[:edge].ravel(), grey[-edge:].ravel(), grey[:, :edge].ravel(), grey[:, -edge:].ravel()]
@@ -90,9 +100,7 @@ def head_evidence(grey: np.ndarray) -> HeadEvidence:
         inside = grey[cavity]
         if ((inside >= SOFT_FLOOR) & (inside < level)).mean() < MIN_SOFT_SHARE:
             continue
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(bright.astype(np.uint8), connectivity=8)
-        bone = labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-        if _enclosure(bone, cavity) >= MIN_ENCLOSURE:
+        if _enclosure(bright, cavity) >= MIN_ENCLOSURE:
             best = max(best, float(cavity.mean()))
     return HeadEvidence(cavity_share=best, air_border=float((border < AIR_LEVEL).mean()))
 
