@@ -59,8 +59,8 @@ def fusions(h: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def figures(y: np.ndarray, prob: np.ndarray, groups: np.ndarray, seed: int) -> dict:
-    def auc(y_, p_, w_):
-        return weighted_ranking_metrics(y_, p_, w_)["roc_auc"]
+    def auc(y_, p_, weights):
+        return weighted_ranking_metrics(y_, p_, weights)["roc_auc"]
 
     value, lo, hi = (float(v) for v in bootstrap_ci(auc, y, prob, groups=groups, n_boot=500, seed=seed))
     normal, bleeding = prob[y == 0], prob[y == 1]
