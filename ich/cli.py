@@ -121,7 +121,7 @@ def _studies(paths: Sequence[Path], each: bool) -> dict[str, Path]:
     return names
 
 
-def _check_output(out: Path, studies: dict[str, Path], each: bool) -> None:
+def _check_output(out: Path, studies: dict[str, Path], single: bool) -> None:
     """Refuse an output place that cannot take the reports, before any work is done.
 
     Writability is tried, not inferred from permission bits (a read-only mount or a pseudo file
@@ -159,7 +159,6 @@ def _check_output(out: Path, studies: dict[str, Path], each: bool) -> None:
     finally:
         for folder in reversed(made):
             folder.rmdir()
-    single = len(studies) == 1 and not each
     for name in studies:
         try:
             refuse_foreign_outputs(out if single else out / name)
@@ -213,7 +212,7 @@ def _predict(args: argparse.Namespace) -> int:
     studies = _studies(args.paths, args.each)
     single = len(studies) == 1 and not args.each
     out = args.out or Path(f"ich-report-{next(iter(studies))}" if single else "ich-reports")
-    _check_output(out, studies, args.each)
+    _check_output(out, studies, single)
     segmenter = None if args.segmenter == "none" else args.segmenter
     try:
         check_choices(project_params(args.project), args.model, segmenter)

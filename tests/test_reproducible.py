@@ -60,17 +60,13 @@ def project(tmp_path_factory) -> Path:
     return root
 
 
-@functools.cache
-def _trained(root: Path, network: str, env: tuple[tuple[str, str], ...], threads: int) -> str:
-    return _train(root, network, dict(env), threads)
-
-
 def _digest(root: Path, network: str, env: dict[str, str], threads: int) -> str:
     """:func:`_train`'s digest, trained once per setting in this module (the control reuses the others' runs)."""
-    return _trained(root, network, tuple(sorted(env.items())), threads)
+    return _train(root, network, tuple(sorted(env.items())), threads)
 
 
-def _train(root: Path, network: str, env: dict[str, str], threads: int) -> str:
+@functools.cache
+def _train(root: Path, network: str, env: tuple[tuple[str, str], ...], threads: int) -> str:
     """The digest of what ``network``'s training stage writes, run under ``env`` as a machine with ``threads`` cores."""
     full = {k: v for k, v in os.environ.items() if k not in {*PINNED_ENVIRONMENT, AS_GIVEN}}
     full.update(env, OMP_NUM_THREADS=str(threads), PYTHONPATH=str(root))

@@ -42,7 +42,7 @@ SOFT_FLOOR = 5
 """Grey levels below this inside the cavity are air (or CSF at 0 HU, which a brain window draws as air)."""
 ENCLOSURE_SECTORS = 36
 MIN_ENCLOSURE = 0.75
-"""Share of the sectors around the cavity's centre that hold bone of the enclosing component."""
+"""Share of the sectors around the cavity's centre that hold bone (any bright pixel at the level)."""
 MIN_CAVITY_SHARE = 0.01
 """Smallest cavity, as a share of the frame, that counts as brain (a vertex slice's is small)."""
 AIR_LEVEL = 25

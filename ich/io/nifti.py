@@ -26,6 +26,7 @@ do headers that cannot be measured: a voxel size of zero (or none) would have ni
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
@@ -75,10 +76,8 @@ def _load(path: Path) -> nib.spatialimages.SpatialImage:
         raise UnusableSliceError(
             path, f"declares {' x '.join(map(str, shape))} voxels: planes over {MAX_SIDE} a side are no CT slices"
         )
-    with nib.openers.ImageOpener(str(path)) as raw:  # as written: loading sets a zero size to 1 mm
-        header = type(img.header).from_fileobj(raw, check=False)
-    zooms = [float(z) for z in header["pixdim"][1:4]]
-    by_affine = "sform_code" in header and (int(header["sform_code"]) > 0 or int(header["qform_code"]) > 0)
+    stat = path.stat()
+    zooms, by_affine = _written_voxel_size(str(path), type(img.header), stat.st_mtime_ns, stat.st_size)
     if not by_affine and not all(np.isfinite(z) and z > 0 for z in zooms):
         raise UnusableSliceError(
             path,
@@ -86,6 +85,16 @@ def _load(path: Path) -> nib.spatialimages.SpatialImage:
             "so slabs and volumes cannot be measured. Write the volume with its true voxel size",
         )
     return img
+
+
+@lru_cache(maxsize=64)
+def _written_voxel_size(path: str, header_class: type, mtime_ns: int, size: int) -> tuple[tuple[float, ...], bool]:
+    """The voxel size a file's header holds as written (loading sets a zero size to 1 mm), and whether
+    a qform or sform gives the grid instead; read once per file version, not once per slice read."""
+    with nib.openers.ImageOpener(path) as raw:
+        header = header_class.from_fileobj(raw, check=False)
+    by_affine = "sform_code" in header and (int(header["sform_code"]) > 0 or int(header["qform_code"]) > 0)
+    return tuple(float(z) for z in header["pixdim"][1:4]), by_affine
 
 
 def _geometry(img: nib.spatialimages.SpatialImage) -> _Geometry:

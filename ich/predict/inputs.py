@@ -131,6 +131,11 @@ class Study:
     harmonisation: str = ""
     window_warnings: list[str] = field(default_factory=list)  # why grey images were scored as sent
 
+    def note_geometry(self, note: str, *, first: bool = False) -> None:
+        """Add ``note`` (if any) to :attr:`geometry_note`, after what it says (before, with ``first``)."""
+        notes = [note, self.geometry_note] if first else [self.geometry_note, note]
+        self.geometry_note = "; ".join(filter(None, notes))
+
     @property
     def network_images(self) -> list[np.ndarray]:
         """What the networks read: the slabs' images when reformatted, else the slices'."""
@@ -268,13 +273,13 @@ def _nifti_study(path: Path, config: ConvertConfig) -> Study:
             "the NIfTI affine is sheared (its voxel axes are not orthogonal): the slices are shown on a square "
             f"grid, and volumes use the affine's voxel volume, {grid.voxel_mm3:.3g} mm3"
         )
-        study.geometry_note = "; ".join(filter(None, [sheared, study.geometry_note]))
+        study.note_geometry(sheared, first=True)
     if grid.qform_offset_mm > QFORM_TOLERANCE_MM:
         disagree = (
             f"the NIfTI's qform and sform disagree (a voxel up to {grid.qform_offset_mm:.3g} mm apart): read by its "
             "sform, as nibabel does; check which one the volume's writer meant"
         )
-        study.geometry_note = "; ".join(filter(None, [study.geometry_note, disagree]))
+        study.note_geometry(disagree)
     return study
 
 
@@ -420,7 +425,7 @@ def _finish(study: Study) -> Study:
                 f"{b.source_path}, z {a.z:g} mm): a series copied twice? Point ich predict at one copy"
             )
     if study.has_hu:
-        study.geometry_note = "; ".join(filter(None, [study.geometry_note, _gaps(study)]))
+        study.note_geometry(_gaps(study))
     return study
 
 

@@ -7,7 +7,7 @@ half-written report behind. The moves happen under a lock on the output folder, 
 one folder leave the files of one of them, never a mix. Only files an earlier report in the
 folder lists as its own are replaced or removed: a file of the user's of the same name (a
 ground-truth ``mask.nii.gz`` beside the study) is refused, never overwritten
-(:func:`foreign_outputs`).
+(:func:`refuse_foreign_outputs`).
 """
 
 from __future__ import annotations
@@ -50,23 +50,19 @@ def _own_outputs(out_dir: Path) -> set[str]:
     return {"report.json"} | {name for name in outputs.values() if name in OUTPUT_FILES}
 
 
-def foreign_outputs(out_dir: str | Path) -> list[str]:
-    """Files in ``out_dir`` that a report would write but that no earlier report there wrote: the
-    user's own (a ground-truth ``mask.nii.gz``, a ``seg.dcm`` of another tool), never to be touched."""
+def refuse_foreign_outputs(out_dir: str | Path) -> set[str]:
+    """The files an earlier report in ``out_dir`` lists as its own; raise :class:`OutputRefusedError` when
+    the folder holds files a report would write but no earlier report there wrote: the user's own (a
+    ground-truth ``mask.nii.gz``, a ``seg.dcm`` of another tool), never to be touched."""
     out_dir = Path(out_dir)
-    present = [name for name in OUTPUT_FILES if (out_dir / name).exists()]
     own = _own_outputs(out_dir)
-    return [name for name in present if name not in own]
-
-
-def refuse_foreign_outputs(out_dir: str | Path) -> None:
-    """Raise :class:`OutputRefusedError` when ``out_dir`` holds files a report would overwrite but does not own."""
-    foreign = foreign_outputs(out_dir)
+    foreign = [name for name in OUTPUT_FILES if (out_dir / name).exists() and name not in own]
     if foreign:
         raise OutputRefusedError(
             f"{out_dir}: holds {', '.join(foreign)}, which no earlier report there lists as its own; ich predict "
             "would overwrite it. Write the report into another folder (--out)"
         )
+    return own
 
 
 @contextlib.contextmanager
@@ -111,9 +107,9 @@ def predict_study(
             with timed(result.timings, "render"):
                 report = write_report(work, study, result, artefacts, outputs)
             with _locked(out_dir):
-                refuse_foreign_outputs(out_dir)
+                own = refuse_foreign_outputs(out_dir)
                 written = {path.name for path in work.iterdir()}
-                for stale in sorted(_own_outputs(out_dir) - written):  # an earlier study's, which this report disowns
+                for stale in sorted(own - written):  # an earlier study's, which this report disowns
                     (out_dir / stale).unlink(missing_ok=True)
                 for name in sorted(written - {"report.json"}) + ["report.json"]:  # the list of files last
                     os.replace(work / name, out_dir / name)
