@@ -60,6 +60,7 @@ from ich.metrics.pooled_folds import cohort_summaries, summary  # noqa: E402
 from ich.predict.artefacts import load_artefacts  # noqa: E402
 from ich.predict.batch import classify_folders, predict_folders  # noqa: E402
 from ich.predict.external import label_predictions, read_external_cohort, refuse_a_training_cohort  # noqa: E402
+from ich.predict.pack import pack_networks  # noqa: E402
 from tools.profile import resolve_profile  # noqa: E402
 from tools.project import copy_project, project_differences  # noqa: E402
 
@@ -191,6 +192,12 @@ SHIFTS = {"site_shift": "whole studies", "site_shift_single": "every slice alone
 """How the shifted test studies are given to the models (``<name>.<key>.csv``)."""
 
 
+def _fold_model(workdir: Path, name: str):
+    """The fold's trained model ``name`` as ``ich predict`` reads it: from a bundle of it alone."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return load_artefacts(bundle=pack_networks(workdir, Path(tmp), [name]), segmenter=None, subtypes=False)
+
+
 def site_shift_fold(workdir: Path, names: list[str], out: Path, seed: int) -> None:
     """Predict this fold's test studies, rendered as another site would (:mod:`ich.data.site_shift`),
     with each model of the fold through ``ich predict``'s code: as whole studies
@@ -211,7 +218,7 @@ def site_shift_fold(workdir: Path, names: list[str], out: Path, seed: int) -> No
         test = pd.read_csv(out / f"{name}.csv")
         test_ids, fold = set(test["slice_id"]), test["fold"].iloc[0]
         studies = sorted(index.loc[index["slice_id"].isin(test_ids), "study_id"].unique())
-        artefacts = load_artefacts(workdir, model=name, segmenter=None, subtypes=False)
+        artefacts = _fold_model(workdir, name)
         single = {f.stem: f for s in studies for f in sorted((shifted / s).iterdir())}
         for key, inputs in (("site_shift", {s: shifted / s for s in studies}), ("site_shift_single", single)):
             table = predict_folders(artefacts, inputs)
@@ -231,7 +238,7 @@ def external_fold(workdir: Path, names: list[str], out: Path, cohorts: dict[str,
         path = Path(section["path"])
         data = read_external_cohort(cohort, {**section, "path": str(path if path.is_absolute() else REPO / path)})
         for name in names:
-            artefacts = load_artefacts(workdir, model=name, segmenter=None, subtypes=False)
+            artefacts = _fold_model(workdir, name)
             table, _ = label_predictions(data, classify_folders({name: artefacts}, data.folders))
             columns = ["study", "source_path", "prob_any", "any", "label_level"]
             table[columns].to_csv(out / f"{name}.external-{cohort}.csv", index=False)

@@ -52,6 +52,7 @@ from ich.metrics.classification import weighted_ranking_metrics  # noqa: E402
 from ich.predict.artefacts import load_artefacts  # noqa: E402
 from ich.predict.infer import run_study  # noqa: E402
 from ich.predict.inputs import StudyInputError, read_study  # noqa: E402
+from ich.predict.pack import pack_networks  # noqa: E402
 from ich.predict.seg import source_grid_masks  # noqa: E402
 from ich.sources.images import CT_ICH_MASK_SUFFIX  # noqa: E402
 
@@ -198,7 +199,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     project = Path(args.project).resolve()
-    artefacts = load_artefacts(project, model=args.model, segmenter=args.segmenter or None)
+    segmenter = args.segmenter or None
+    with tempfile.TemporaryDirectory() as tmp:  # the trained networks as ich predict reads them
+        artefacts = load_artefacts(
+            bundle=pack_networks(project, Path(tmp), [args.model], segmenter), segmenter=segmenter
+        )
     if args.rechoose_points:
         predictions = pd.read_csv(project / layout.MODELS / args.model / "predictions.csv")
         points = choose_operating_points(predictions, pd.read_csv(project / layout.INDEX))

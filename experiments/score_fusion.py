@@ -42,6 +42,7 @@ from ich import layout  # noqa: E402
 from ich.metrics.ci import bootstrap_ci  # noqa: E402
 from ich.metrics.classification import weighted_ranking_metrics  # noqa: E402
 from ich.predict import load_artefacts  # noqa: E402
+from ich.predict.pack import pack_networks  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("other_sites", REPO / "experiments" / "other_sites.py")
 other_sites = importlib.util.module_from_spec(_spec)
@@ -95,7 +96,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "results" / "ct-ich-jpg-score-fusion.json")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    artefacts = load_artefacts(args.project, model=args.model, segmenter=None)
+    with tempfile.TemporaryDirectory() as tmp:  # the trained network as ich predict reads it
+        artefacts = load_artefacts(bundle=pack_networks(args.project, Path(tmp), [args.model]), segmenter=None)
     index = pd.read_csv(args.project / layout.INDEX)
     split = pd.read_csv(args.project / layout.SPLIT)
     table = index.merge(split[["patient_id", "set"]], on="patient_id").sort_values(["study_id", "slice_order"])

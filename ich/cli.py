@@ -53,9 +53,8 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="output folder (default: ./ich-report-<name> for one study, ./ich-reports for several)",
     )
-    predict.add_argument("--project", type=Path, default=Path("."), help="the pipeline checkout after `make repro`")
-    predict.add_argument("--model", default=ENSEMBLE, help=f"deciding model: a trained model or {ENSEMBLE!r}")
-    predict.add_argument("--segmenter", default="unet", help="U-Net section of params.yaml segment ('none': skip)")
+    _model_arguments(predict)
+    predict.add_argument("--segmenter", default="default", help="bleed segmenter (default: the bundle's; 'none': skip)")
     predict.add_argument("--flag-point", default="slice_youden", choices=FLAG_POINTS, help="slice flag threshold")
     predict.add_argument(
         "--outline",
@@ -88,10 +87,28 @@ def _parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--layout", default=None, help="images: the layout (generic reads labels.csv)")
     calibrate.add_argument("--labels", default=None, help="folder: the labels CSV")
     calibrate.add_argument("--out", type=Path, required=True, help="the point file to write (JSON)")
-    calibrate.add_argument("--project", type=Path, default=Path("."), help="the pipeline checkout after `make repro`")
-    calibrate.add_argument("--model", default=ENSEMBLE, help=f"deciding model: a trained model or {ENSEMBLE!r}")
+    _model_arguments(calibrate)
     calibrate.add_argument("--seed", type=int, default=0, help="seed of the half split and its bootstrap")
     return parser
+
+
+def _model_arguments(command: argparse.ArgumentParser) -> None:
+    """Where the trained pipeline comes from, and who decides."""
+    command.add_argument(
+        "--bundle",
+        type=Path,
+        default=None,
+        help="a bundle folder (the `bundle` stage's data/bundle, handed over): it alone is read",
+    )
+    command.add_argument(
+        "--project",
+        type=Path,
+        default=Path("."),
+        help="without --bundle: the pipeline checkout whose data/bundle is read",
+    )
+    command.add_argument(
+        "--model", default="default", help=f"deciding model: a trained model or {ENSEMBLE!r} (default: the bundle's)"
+    )
 
 
 def _studies(paths: Sequence[Path], each: bool) -> dict[str, Path]:
@@ -129,9 +146,9 @@ def _check_output(out: Path, studies: dict[str, Path], single: bool) -> None:
     ``out`` when it exists (a mount point is its own file system), else in its parent, whose
     missing folders are made for the try and removed again. Files a report would overwrite but
     that no earlier report there owns (the user's) are refused too
-    (:func:`ich.predict.run.refuse_foreign_outputs`).
+    (:func:`ich.predict.outputs.refuse_foreign_outputs`).
     """
-    from ich.predict.run import refuse_foreign_outputs
+    from ich.predict.outputs import refuse_foreign_outputs
 
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out}: is a file, not a folder")
@@ -206,30 +223,32 @@ def _say_input(inputs: dict, say) -> None:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from ich.predict.bundle import StaleArtefactError, open_bundle
     from ich.predict.inputs import StudyInputError, read_study
-    from ich.predict.provenance import check_choices, input_conversion, project_params
+    from ich.predict.provenance import bundle_conversion
 
     studies = _studies(args.paths, args.each)
     single = len(studies) == 1 and not args.each
     out = args.out or Path(f"ich-report-{next(iter(studies))}" if single else "ich-reports")
     _check_output(out, studies, single)
-    segmenter = None if args.segmenter == "none" else args.segmenter
     try:
-        check_choices(project_params(args.project), args.model, segmenter)
-    except ValueError as exc:
+        bundle = open_bundle(args.project, args.bundle)
+        model, segmenter = bundle.check_choices(args.model, None if args.segmenter == "none" else args.segmenter)
+    except (StaleArtefactError, ValueError, FileNotFoundError) as exc:
         print(f"ich predict: {exc}", file=sys.stderr)
         return 2
     steps: dict[str, float] = {}
     first = None
     if single:  # a bad study is refused before PyTorch and the networks load
         started = time.perf_counter()
-        first = read_study(next(iter(studies.values())), *input_conversion(args.project))
+        convert = bundle_conversion(bundle.manifest)[0]
+        first = read_study(next(iter(studies.values())), convert, bundle.manifest["training"]["slice_thickness_mm"])
         steps["read+convert"] = time.perf_counter() - started
-    from ich.predict import StaleArtefactError, load_artefacts, predict_study
-    from ich.predict.report import SYNTHETIC_WARNING
+    from ich.predict import load_artefacts, predict_study
+    from ich.predict.names import SYNTHETIC_WARNING
 
     try:
-        artefacts = load_artefacts(args.project, model=args.model, segmenter=segmenter, subtypes=args.subtypes)
+        artefacts = load_artefacts(bundle=bundle, model=model, segmenter=segmenter, subtypes=args.subtypes)
         artefacts = _at_points(artefacts, args.points)
     except (StaleArtefactError, ValueError, FileNotFoundError) as exc:
         print(f"ich predict: {exc}", file=sys.stderr)
@@ -312,7 +331,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     cohort = {"source": args.source, "path": str(args.path)}
     cohort.update({k: v for k, v in (("layout", args.layout), ("labels", args.labels)) if v is not None})
     try:
-        artefacts = load_artefacts(args.project, model=args.model, segmenter=None, subtypes=False)
+        artefacts = load_artefacts(args.project, bundle=args.bundle, model=args.model, segmenter=None, subtypes=False)
         points = calibrate_site(artefacts, cohort, seed=args.seed)
     except (StaleArtefactError, ValueError, FileNotFoundError) as exc:
         print(f"ich calibrate: {exc}", file=sys.stderr)

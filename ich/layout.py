@@ -16,6 +16,7 @@ SPLIT = SPLIT_DIR / "split.csv"
 MODELS = Path("data/models")  # train@<model>: one folder per classifier
 ENSEMBLE = Path("data/ensemble")
 SEGMENTERS = Path("data/segmenters")  # train_segmenter@<name>
+BUNDLE = Path("data/bundle")  # bundle: the trained pipeline as one folder to hand over (ich.predict.bundle)
 EVALUATION = Path("data/evaluation")
 SEGMENTATION = Path("data/segmentation")
 REPORTS = Path("data/reports")

@@ -14,7 +14,8 @@ from ich import layout
 from ich.io.atomic import atomic_dir, write_csv, write_json
 from ich.metrics.external import external_headline, external_table_rows
 from ich.params import load_params
-from ich.predict import ENSEMBLE, load_artefacts
+from ich.predict import load_artefacts
+from ich.predict.bundle import open_bundle
 from ich.predict.external import read_external_cohort, refuse_a_training_cohort, validate_external
 
 
@@ -23,7 +24,8 @@ def main(cohort: str) -> None:
     p = params["external"]
     refuse_a_training_cohort(cohort, p["cohorts"][cohort], params["download"])
     data = read_external_cohort(cohort, p["cohorts"][cohort])
-    deciders = {m: load_artefacts(".", model=m, segmenter=None, subtypes=False) for m in [*params["models"], ENSEMBLE]}
+    bundle = open_bundle(".")
+    deciders = {m: load_artefacts(bundle=bundle, model=m, segmenter=None, subtypes=False) for m in bundle.deciders}
     local_point = bool(p["cohorts"][cohort].get("calibrate", False))  # a point chosen on half the cohort
     table, blocks, left_out = validate_external(
         data, deciders, n_boot=p["n_bootstrap"], seed=p["seed"], local_point=local_point

@@ -20,10 +20,10 @@ from ich.data.windowing import window
 from ich.io.nifti import mask_volume_like, read_nifti_slice
 from ich.io.raw_cohort import COHORT_FILE, SourceError, cohort_description
 from ich.metrics.external import external_block, external_headline
-from ich.predict.artefacts import study_conversion
 from ich.predict.external import label_predictions, read_external_cohort
 from ich.predict.familiarity import slice_statistics, study_statistics, unfamiliar
 from ich.predict.mask_file import LPS_TO_RAS, MaskNotWritten, dicom_affine
+from ich.predict.provenance import study_conversion
 from ich.synth import write_cohort
 from tests.conftest import REPO
 from tests.dicom_fixtures import make_ct_dataset, phantom_hu, save, write_study

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.tiny_project import make_tiny_project, run, set_param, stages_run
+from ich.predict.bundle import Bundle
+from tests.dicom_fixtures import write_study
+from tests.tiny_project import git_commit, make_tiny_project, run, set_param, stages_run
 
 pytestmark = pytest.mark.slow
 
@@ -51,6 +53,7 @@ def project(tmp_path_factory) -> Path:
         "train_segmenter@unet",
         "train_segmenter@threshold_band",
         "evaluate_segmentation",
+        "bundle",
         "report",
         "site",
         "external@site_dicom",
@@ -125,6 +128,7 @@ def test_one_model_parameter_reruns_only_its_chain(project):
         "ensemble",
         "evaluate",
         "explain",
+        "bundle",
         "report",
         "external@site_dicom",
         "external@site_png",
@@ -174,3 +178,19 @@ def test_an_edit_under_ich_io_reruns_and_retrains_the_stages_that_read_slices(pr
     assert _predictions(project, "wa2d_cnn1") != before
     _trained_from_scratch(output, "wa2d_cnn1")
     assert "up to date" in run(["dvc", "status"], project)
+
+
+def test_the_bundle_is_a_model_artifact_that_dvc_hands_over(project, tmp_path):
+    git_commit(project, "trained")
+    # a version is a GTO-format Git tag on the commit whose dvc.lock records the bundle
+    run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "tag", "-a", "ich-pipeline@v0.1.0", "-m", "v0.1.0"],
+        project,
+    )
+    run(["dvc", "artifacts", "get", str(project), "ich-pipeline", "-o", str(tmp_path / "got")], tmp_path)
+    assert (tmp_path / "got" / "manifest.json").read_bytes() == (project / "data/bundle/manifest.json").read_bytes()
+    study = write_study(tmp_path / "study", 3)[0].parent
+    predict = ["predict", str(study), "--bundle", str(tmp_path / "got"), "--out", str(tmp_path / "r")]
+    run([sys.executable, "-m", "ich", *predict], tmp_path)
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["provenance"]["bundle_md5"] == Bundle.open(project / "data/bundle").md5

@@ -30,14 +30,16 @@ import yaml
 import ich
 from ich.cli import main
 from ich.data.site_shift import SiteShift, slice_id_of, write_shifted_studies
+from ich.io.digest import dvc_md5
 from ich.io.nifti import read_nifti_slice
 from ich.predict import StaleArtefactError, load_artefacts, predict_study, read_study
 from ich.predict.batch import predict_folders
+from ich.predict.bundle import Bundle
 from ich.predict.external import read_external_cohort, validate_external
 from ich.predict.infer import run_study
 from ich.predict.names import NOT_A_FINDING
+from ich.predict.outputs import OUTPUT_FILES
 from ich.predict.report import SYNTHETIC_WARNING, build_report, render_html
-from ich.predict.run import OUTPUT_FILES
 from ich.predict.seg import source_grid_masks
 from ich.sources.images import ct_ich_slice_images
 from ich.synth import write_cohort
@@ -47,7 +49,7 @@ from tests.conftest import SHARED_DATA
 from tests.dicom_fixtures import write_study
 from tests.not_head_ct import NOT_HEAD_CT
 from tests.test_sources import _reads_row
-from tests.tiny_project import make_tiny_project, run, set_param
+from tests.tiny_project import make_tiny_project, run
 
 pytestmark = pytest.mark.slow
 
@@ -299,19 +301,68 @@ def test_bad_input_exits_non_zero_with_its_message(project, tmp_path, capsys, ma
     assert not (tmp_path / "out").exists()
 
 
-def test_stale_artefacts_are_refused(project, tmp_path):
+def test_a_bundle_dvc_lock_does_not_record_is_refused_in_its_project(project, tmp_path, capsys):
     copy = tmp_path / "copy"
     shutil.copytree(project, copy, ignore=shutil.ignore_patterns(".dvc", ".git"))
-    trained_lr = yaml.safe_load((copy / "params.yaml").read_text())["train"]["wa2d_cnn3"]["lr"]
-    set_param(copy, ["train", "wa2d_cnn3", "lr"], trained_lr * 10)
-    with pytest.raises(StaleArtefactError, match="train.wa2d_cnn3 changed"):
+    load_artefacts(copy, segmenter=None)
+    lock = yaml.safe_load((copy / "dvc.lock").read_text())
+    recorded = lock["stages"]["bundle"]["outs"][0]
+    assert recorded["md5"] == Bundle.open(copy / "data/bundle").dvc_md5() == dvc_md5(copy / "data/bundle")
+    recorded["md5"] = (
+        "0" * 32 + ".dir"
+    )  # another bundle than this one, e.g. after `git checkout` without `dvc checkout`
+    (copy / "dvc.lock").write_text(yaml.safe_dump(lock))
+    with pytest.raises(StaleArtefactError, match="data/bundle is not what dvc.lock records"):
         load_artefacts(copy)
-    set_param(copy, ["train", "wa2d_cnn3", "lr"], trained_lr)
-    load_artefacts(copy)
-    with open(copy / "data/models/wa2d_cnn3/model.pt", "ab") as f:
-        f.write(b"\0")
-    with pytest.raises(StaleArtefactError, match="not what dvc.lock records"):
-        load_artefacts(copy)
+    study = write_study(tmp_path / "study", 2)[0].parent
+    assert main(["predict", str(study), "--project", str(copy), "--out", str(tmp_path / "out")]) == 2
+    assert "data/bundle is not what dvc.lock records" in capsys.readouterr().err
+    # the bundle itself is whole: named alone, it is read without the project's dvc.lock
+    load_artefacts(bundle=copy / "data/bundle", segmenter=None)
+
+
+def test_a_bundle_handed_over_alone_reports_as_its_project(project, artefacts, tmp_path, monkeypatch):
+    hand = tmp_path / "workstation" / "model"
+    shutil.copytree(project / "data/bundle", hand)
+    # nothing of a project may be read: no params.yaml, dvc.lock, data/ or training image
+    for name in ("ich.predict.provenance.training_cohort", "ich.predict.familiarity.training_reference"):
+        monkeypatch.setattr(name, lambda *a, **k: (_ for _ in ()).throw(AssertionError("read the project")))
+    lesion, _ = _phantom(tmp_path / "dicom", positive=True, seed=102)
+    _phantom_as_nifti(artefacts, tmp_path / "nifti", np.diag([0.9, 0.9, 5.0, 1.0]))
+    images = tmp_path / "images"
+    images.mkdir()
+    for k, s in enumerate(read_study(lesion, artefacts.convert).slices):
+        cv2.imwrite(str(images / f"{k:02d}.png"), s.image[..., 0])  # one grey window, as a site sends
+    monkeypatch.chdir(tmp_path / "workstation")
+    for study in (lesion, tmp_path / "nifti" / "ct.nii.gz", images):
+        out = tmp_path / "out" / study.name
+        assert main(["predict", str(study), "--project", str(project), "--out", str(out / "project")]) == 0
+        assert main(["predict", str(study), "--bundle", str(hand), "--out", str(out / "bundle")]) == 0
+        in_project, alone = (json.loads((out / w / "report.json").read_text()) for w in ("project", "bundle"))
+        assert alone == in_project
+        assert alone["provenance"]["bundle_md5"] == Bundle.open(hand).md5
+        assert (
+            alone["decision"]["model"] == "ensemble" and alone["bleed"]["segmenter"] == "unet"
+        )  # the bundle's defaults
+    metadata = json.loads((hand / "configs/metadata.json").read_text())
+    assert metadata["network_data_format"]["inputs"]["image"]["modality"] == "CT"
+    assert "ich predict STUDY --bundle" in (hand / "docs/README.md").read_text()
+
+
+def test_a_bundle_with_a_missing_or_altered_file_is_refused_naming_it(project, tmp_path, capsys):
+    hand = tmp_path / "model"
+    shutil.copytree(project / "data/bundle", hand)
+    study = write_study(tmp_path / "study", 2)[0].parent
+    weights = hand / "models/wa2d_cnn3/model.pt"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF  # one byte, the size unchanged: only the md5 tells
+    weights.write_bytes(bytes(data))
+    with pytest.raises(StaleArtefactError, match=f"{weights}: md5 .* the manifest records"):
+        load_artefacts(bundle=hand)
+    weights.unlink()
+    assert main(["predict", str(study), "--bundle", str(hand), "--out", str(tmp_path / "out")]) == 2
+    assert f"{weights}: missing from the bundle" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_the_html_report_renders_in_chromium_without_the_network(project, tmp_path):
@@ -526,7 +577,7 @@ def test_the_output_place_is_checked_first(tmp_path, capsys):
         )
         == 2
     )
-    assert "no params.yaml" in capsys.readouterr().err
+    assert "no dvc.lock" in capsys.readouterr().err
     assert not (tmp_path / "new").exists()
 
 

@@ -57,7 +57,9 @@ def test_the_profile_overlays_only_what_differs_and_resolves_to_a_complete_param
     assert not same(overlay, base), f"the profile repeats params.yaml: {same(overlay, base)}"
     profile = _profile()
     kept = {"download", "convert", "split", "launcher", "models", "train", "ensemble", "evaluate", "explain"}
-    assert kept | {"segmenters", "segment", "evaluate_segmentation", "report", "site", "external"} == set(profile)
+    assert kept | {"segmenters", "segment", "evaluate_segmentation", "bundle", "report", "site", "external"} == set(
+        profile
+    )
     assert set(profile["train"]) == set(profile["models"])
     for section in ("convert", "split", "evaluate"):
         assert set(profile[section]) == set(base[section]), section

@@ -19,7 +19,7 @@ _HOMES = {
     "ENSEMBLE": "ich.predict.names",
     "FLAG_POINTS": "ich.predict.names",
     "Artefacts": "ich.predict.artefacts",
-    "StaleArtefactError": "ich.predict.artefacts",
+    "StaleArtefactError": "ich.predict.bundle",
     "load_artefacts": "ich.predict.artefacts",
     "StudyResult": "ich.predict.infer",
     "run_study": "ich.predict.infer",

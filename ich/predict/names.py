@@ -14,3 +14,10 @@ OUTLINES = {
 
 NOT_A_FINDING = "not a finding: the study is below the decision"
 """What the segmenter's outline in a negative study is (it outlines something in most studies)."""
+
+DISCLAIMER = (
+    "Research use only. Not a medical device: not cleared or approved for clinical use, "
+    "and not to be used for diagnosis or treatment decisions."
+)
+SYNTHETIC_WARNING = "demo models trained on synthetic phantoms: this says nothing about this patient"
+"""Said before anything else, in the terminal and the page, when the training cohort is synthetic."""

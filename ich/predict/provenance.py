@@ -1,8 +1,9 @@
 """Where a project's networks come from, and how a study must be rendered for them; no PyTorch here.
 
-``ich predict`` reads the study with :func:`input_conversion` before any network loads, so that
-a bad input is refused at once; :func:`ich.predict.artefacts.load_artefacts` uses the same
-functions, so the study is rendered exactly as the loaded networks need.
+The ``bundle`` stage settles both once (:mod:`ich.predict.pack`); ``ich predict`` reads them back
+from the bundle's manifest with :func:`bundle_conversion` before any network loads, so that a bad
+input is refused at once, and :func:`ich.predict.artefacts.load_artefacts` uses the same function,
+so the study is rendered exactly as the loaded networks need.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ import pandas as pd
 
 from ich import layout
 from ich.data.cohort_conversion import ConvertConfig
-from ich.params import load_params
-from ich.predict.names import ENSEMBLE
 
 
 def training_cohort(project: Path) -> dict[str, Any]:
@@ -76,32 +75,9 @@ def study_conversion(convert: ConvertConfig, training: dict[str, Any]) -> tuple[
     return replace(convert, windows=chosen), f"the training release's windows {described} (source.json)"
 
 
-def project_params(project: str | Path) -> dict[str, Any]:
-    """``project``'s ``params.yaml``; ``FileNotFoundError`` naming ``--project`` when it has none."""
-    project = Path(project)
-    if not (project / "params.yaml").is_file():
-        raise FileNotFoundError(f"{project}: no params.yaml; --project names the pipeline checkout")
-    return load_params(project / "params.yaml")
-
-
-def input_conversion(project: str | Path) -> tuple[ConvertConfig, float | None]:
-    """How ``project``'s networks need a study rendered (:func:`study_conversion`) and the slab
-    thickness a thin series is reformatted to, from its ``params.yaml`` and training cohort;
-    ``FileNotFoundError`` when the pipeline has not run."""
-    project = Path(project)
-    convert = ConvertConfig.from_params(project_params(project)["convert"])
-    training = training_cohort(project)
-    return study_conversion(convert, training)[0], training["slice_thickness_mm"]
-
-
-def check_choices(params: dict[str, Any], model: str, segmenter: str | None) -> None:
-    """Refuse a deciding ``model`` or a ``segmenter`` that a project's ``params`` do not name
-    (``ValueError`` listing the choices), before anything slow is read or loaded."""
-    trained = [*params["models"], ENSEMBLE]
-    if model not in trained:
-        raise ValueError(f"unknown model {model!r}: choose one of {', '.join(trained)}")
-    sections = [
-        name for name, section in params["segment"].items() if isinstance(section, dict) and "method" in section
-    ]
-    if segmenter is not None and segmenter not in sections:
-        raise ValueError(f"unknown segmenter {segmenter!r}: choose one of {', '.join(sections)} or none")
+def bundle_conversion(manifest: dict[str, Any]) -> tuple[ConvertConfig, str]:
+    """How a bundle's networks need a study rendered (as :func:`study_conversion` settled it when the
+    bundle was packed), and why; the slab thickness is its ``training["slice_thickness_mm"]``."""
+    recorded = manifest["input"]["convert"]
+    convert = ConvertConfig(**{**recorded, "windows": tuple(tuple(w) for w in recorded["windows"])})
+    return convert, manifest["input"]["windows_note"]

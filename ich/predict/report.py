@@ -23,15 +23,9 @@ from ich.io.atomic import write_json
 from ich.predict.artefacts import Artefacts
 from ich.predict.infer import StudyResult
 from ich.predict.inputs import Study
-from ich.predict.names import NOT_A_FINDING, OUTLINES
+from ich.predict.names import DISCLAIMER, NOT_A_FINDING, OUTLINES, SYNTHETIC_WARNING
 from ich.segmentation.map_evaluation import scaled_contours
 
-DISCLAIMER = (
-    "Research use only. Not a medical device: not cleared or approved for clinical use, "
-    "and not to be used for diagnosis or treatment decisions."
-)
-SYNTHETIC_WARNING = "demo models trained on synthetic phantoms: this says nothing about this patient"
-"""Said before anything else, in the terminal and the page, when the training cohort is synthetic."""
 BELOW_DECISION = "above the slice threshold, below the study decision"
 """What a slice above the slice threshold is in a negative study: not "flagged"."""
 TILE = 256  # px of each image shown per flagged slice
@@ -84,6 +78,7 @@ def build_report(study: Study, result: StudyResult, artefacts: Artefacts, output
                 "specificity": chosen["val_specificity"],
             },
             "dvc_lock_md5": artefacts.versions,
+            "bundle_md5": artefacts.bundle_md5,
         },
         "input": {
             "path": study.path,

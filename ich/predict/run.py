@@ -7,14 +7,13 @@ half-written report behind. The moves happen under a lock on the output folder, 
 one folder leave the files of one of them, never a mix. Only files an earlier report in the
 folder lists as its own are replaced or removed: a file of the user's of the same name (a
 ground-truth ``mask.nii.gz`` beside the study) is refused, never overwritten
-(:func:`refuse_foreign_outputs`).
+(:func:`ich.predict.outputs.refuse_foreign_outputs`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import shutil
 import tempfile
@@ -27,42 +26,12 @@ from ich.predict.artefacts import Artefacts
 from ich.predict.infer import StudyResult, run_study, timed
 from ich.predict.inputs import Study
 from ich.predict.mask_file import MaskNotWritten, write_mask_nifti
+from ich.predict.outputs import OutputRefusedError, refuse_foreign_outputs
 from ich.predict.report import write_report
 from ich.predict.seg import SegmentationNotWritten, write_segmentation
 
-OUTPUT_FILES = ("report.json", "report.html", "seg.dcm", "mask.nii.gz")
-"""Every file a study's report may consist of: one left in ``out_dir`` by an earlier study and not
-written now is removed, so no file in the folder belongs to another study."""
 WORK_PREFIX = ".ich-predict-"
 """The working folder of one run inside the output folder."""
-
-
-class OutputRefusedError(ValueError):
-    """The output folder cannot take this report; the message names the folder and the problem."""
-
-
-def _own_outputs(out_dir: Path) -> set[str]:
-    """The files the report already in ``out_dir`` lists as its own (none without one)."""
-    try:
-        outputs = json.loads((out_dir / "report.json").read_text())["outputs"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return set()
-    return {"report.json"} | {name for name in outputs.values() if name in OUTPUT_FILES}
-
-
-def refuse_foreign_outputs(out_dir: str | Path) -> set[str]:
-    """The files an earlier report in ``out_dir`` lists as its own; raise :class:`OutputRefusedError` when
-    the folder holds files a report would write but no earlier report there wrote: the user's own (a
-    ground-truth ``mask.nii.gz``, a ``seg.dcm`` of another tool), never to be touched."""
-    out_dir = Path(out_dir)
-    own = _own_outputs(out_dir)
-    foreign = [name for name in OUTPUT_FILES if (out_dir / name).exists() and name not in own]
-    if foreign:
-        raise OutputRefusedError(
-            f"{out_dir}: holds {', '.join(foreign)}, which no earlier report there lists as its own; ich predict "
-            "would overwrite it. Write the report into another folder (--out)"
-        )
-    return own
 
 
 @contextlib.contextmanager

@@ -14,7 +14,6 @@ from datetime import datetime
 from pathlib import Path
 
 import cv2
-import highdicom as hd
 import numpy as np
 import pydicom
 from pydicom.sr.codedict import codes
@@ -72,6 +71,8 @@ def write_segmentation(
     """
     if study.kind != "dicom":
         raise SegmentationNotWritten(f"a DICOM Segmentation needs DICOM input, this study is {study.kind}")
+    import highdicom as hd  # 0.3 s to import: only a study that gets a SEG pays for it
+
     sources = [_source(s.source_path) for s in study.slices]
 
     def uid(what: str) -> str:
