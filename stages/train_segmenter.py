@@ -26,6 +26,7 @@ def main(name: str) -> None:
         fitted = fit_segmenter(
             name,
             params["segment"][name],
+            params["segment"]["defaults"],
             layout.CONVERTED,
             parts,
             candidates,

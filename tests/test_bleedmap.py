@@ -164,7 +164,7 @@ def test_dataset_carries_the_mask_and_whether_it_is_known(tiny_cohort):
 def test_bleedmap_trains_on_masks_with_pasted_bleeds_from_training_patients_only(tiny_cohort, tiny_split):
     spec = ClassifierSpec("bleedmap_cnn", input_size=32, brain_window_only=True, context=1, arch_options={"width": 8})
     training = ClassifierTraining(paste=0.5, rewindow={"source": [0, 80]})
-    config = TrainConfig(epochs=2, batch_size=16, lr=3e-3, seed=0)
+    config = TrainConfig(epochs=2, batch_size=16, lr=3e-3, scheduler="none", seed=0)
     table = tiny_cohort["index"].merge(tiny_split[["patient_id", "set", "fold"]], on="patient_id")
     train = table[table["set"] == "train"].reset_index(drop=True)
     data = training.dataset(spec, train, tiny_cohort["converted"])
@@ -232,7 +232,7 @@ def test_a_bleed_map_model_declared_in_one_place_trains_on_masks_with_no_edit_el
     )
     spec = ClassifierSpec("coarse_map", input_size=32, brain_window_only=True)
     assert spec.uses_masks and not spec.per_study and "coarse_map" in available(bleed_map=True)
-    config = TrainConfig(epochs=1, batch_size=16, lr=3e-3, seed=0)
+    config = TrainConfig(epochs=1, batch_size=16, lr=3e-3, scheduler="none", seed=0)
     _, result, predictions = train_classifier(
         tiny_cohort["index"], tiny_split, tiny_cohort["converted"], spec, config, ClassifierTraining(paste=0.5),
         balance_policy="loss_weights",

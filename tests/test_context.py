@@ -72,7 +72,11 @@ def test_every_classifier_takes_a_stack(name):
 def test_training_with_context_runs_end_to_end(tiny_cohort, tiny_split, one_thread):
     spec = ClassifierSpec("wa2d_cnn3", input_size=32, context=1)
     model, result, predictions = train_classifier(
-        tiny_cohort["index"], tiny_split, tiny_cohort["converted"], spec, TrainConfig(epochs=2, batch_size=16, seed=0)
+        tiny_cohort["index"],
+        tiny_split,
+        tiny_cohort["converted"],
+        spec,
+        TrainConfig(epochs=2, batch_size=16, scheduler="none", seed=0),
     )
     first = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
     assert first.in_channels == 9

@@ -22,7 +22,7 @@ SCRIPT = textwrap.dedent(
     index = pd.read_csv(sys.argv[1]); split = pd.read_csv(sys.argv[2])
     _, result, predictions = train_classifier(
         index, split, sys.argv[3], ClassifierSpec("wa2d_cnn3", input_size=32),
-        TrainConfig(epochs=2, batch_size=8, seed=0), balance_policy="weighted_sampler")
+        TrainConfig(epochs=2, batch_size=8, scheduler="none", seed=0), balance_policy="weighted_sampler")
     if is_main_process():
         predictions.to_csv(sys.argv[4], index=False)
         print("epochs", len(result.history))

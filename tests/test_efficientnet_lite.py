@@ -72,7 +72,7 @@ def test_the_unet_takes_the_encoder_part_and_draws_a_full_resolution_map(imagene
     assert model(torch.rand(2, 3, 96, 64)).shape == (2, 1, 96, 64)
     with pytest.raises(ValueError, match="divisible by 32"):
         model(torch.rand(1, 3, 48, 48))
-    with pytest.raises(ValueError, match="remove batch_norm"):
+    with pytest.raises(TypeError, match="model 'lite0_unet' takes no option batch_norm"):
         unet_spec({"method": "lite0_unet", "batch_norm": True})
 
 

@@ -20,6 +20,7 @@ from ich.labels import LABELS
 from ich.models import available, build, cam_layer, registry
 from ich.models.effclass import DECONVS, FUSED_CHANNELS, fused_side
 from ich.models.registry import ImageNetSource, imagenet_path
+from ich.networks.classifier import ClassifierSpec
 
 # classifier -> small input side that the architecture accepts (CPU-fast)
 CLASSIFIERS = {
@@ -56,15 +57,24 @@ def head_swap(total: int, width: int, outputs: int) -> int:
 
 def test_every_family_is_registered_with_what_it_is():
     # a new file in ich/models registers itself: the families here are the ones this file tests
-    assert {*CLASSIFIERS, "study_gru", "unet", "lite0_unet"} <= set(available())  # study_gru: tests/test_sequence.py
+    assert {*CLASSIFIERS, "study_gru"} <= set(available())  # study_gru: tests/test_sequence.py
     assert available(bleed_map=True) == ["bleedmap_cnn", "bleedmap_lite0"]
     assert available(reads_studies=True) == ["study_gru"]
+    # segmenters are the registry's too, and no classifier
+    assert available(segments=True) == ["lite0_unet", "unet"] and not {"unet", "lite0_unet"} & set(available())
+
+
+def test_a_segmenter_is_no_classifier_and_a_builder_refuses_what_it_does_not_take():
+    with pytest.raises(ValueError, match="'unet' is a segmentation network"):
+        ClassifierSpec("unet")
+    with pytest.raises(TypeError, match="model .lite0_unet. takes no option batch_norm"):
+        build("lite0_unet", input_size=64, batch_norm=True)
 
 
 def test_unknown_name_lists_the_known_ones():
     with pytest.raises(KeyError) as err:
         build("resnet51")
-    assert all(name in str(err.value) for name in ["resnet51", *available()])
+    assert all(name in str(err.value) for name in ["resnet51", *available(), *available(segments=True)])
 
 
 @pytest.mark.parametrize("num_outputs", [1, len(LABELS)])

@@ -9,15 +9,13 @@ sees no other change than that file and ``params.yaml``.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 from ich.synth.cohort import write_cohort
-from tests.tiny_project import git_commit, make_tiny_project, run
+from tests.tiny_project import add_in_one_file, make_tiny_project, run
 
 pytestmark = pytest.mark.slow
 
@@ -63,18 +61,15 @@ SECTION = {
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     root = make_tiny_project(tmp_path_factory.mktemp("new-model"))
-    (root / "ich" / "models" / "tiny_net.py").write_text(MODEL_FILE)
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["models"].append("tiny_net")
-    params["train"]["tiny_net"] = SECTION
-    params["ensemble"]["members"] = params["models"]
-    params["explain"]["models"] = ["tiny_net"]
-    params["report"]["model"] = "tiny_net"
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    changed = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True).stdout
-    assert sorted(line[3:] for line in changed.splitlines()) == ["ich/models/tiny_net.py", "params.yaml"]
-    git_commit(root, "a new model: its file and its params section")
-    run(["dvc", "repro"], root)
+
+    def edit(params: dict) -> None:
+        params["models"].append("tiny_net")
+        params["train"]["tiny_net"] = SECTION
+        params["ensemble"]["members"] = params["models"]
+        params["explain"]["models"] = ["tiny_net"]
+        params["report"]["model"] = "tiny_net"
+
+    add_in_one_file(root, "tiny_net", MODEL_FILE, edit)
     return root
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import MISSING, fields
 
 import pytest
 import yaml
@@ -80,3 +80,18 @@ def test_a_profile_whose_base_is_missing_is_refused(tmp_path):
     (tmp_path / "p.yaml").write_text("base: nowhere.yaml\nmodels: []\n")
     with pytest.raises(FileNotFoundError, match="nowhere.yaml does not exist"):
         resolve_profile(tmp_path / "p.yaml", root=tmp_path)
+
+
+def test_the_code_keeps_params_yaml_train_defaults_as_its_own():
+    """A test, a library caller or a section that leaves a key out gets what the pipeline uses:
+    every default of the classes a ``train`` section fills is ``train.defaults``' value, and every
+    ``train.defaults`` key is one of their fields."""
+    written = yaml.safe_load((REPO / "params.yaml").read_text())["train"]["defaults"]
+    checked = set()
+    for cls in (ClassifierSpec, ClassifierTraining, TrainConfig):
+        for field in fields(cls):
+            if field.name in written:
+                default = field.default if field.default is not MISSING else field.default_factory()
+                assert default == written[field.name], (cls.__name__, field.name, default, written[field.name])
+                checked.add(field.name)
+    assert checked == set(written)

@@ -3,6 +3,7 @@ and their two DVC stages, run as plain functions on the tiny synthetic cohort.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from dataclasses import replace
@@ -40,13 +41,13 @@ from ich.train.segmenter.data import read_pair, segmentation_parts, training_cro
 from ich.train.segmenter.fit import choose_on_validation, predict_split
 from ich.train.segmenter.fit_band import band_predictor, fit_band
 from ich.train.segmenter.fit_unet import train_unet
-from ich.train.segmenter.settings import UNET_TRAINING, BandSpec, UNetTraining, band_settings, unet_settings
+from ich.train.segmenter.settings import BandSpec, UNetTraining, band_settings, unet_settings
 from tests.conftest import REPO, load_script
 
 # 64 px slices: 32 px crops with stride 16 (3 x 3 per slice), the demo's 64/32 at 128 px halved.
 SPEC = UNetSpec(base_width=8, crop=32, stride=16)
 TRAINING = UNetTraining(loss="bce_dice")
-CONFIG = TrainConfig(epochs=20, batch_size=16, lr=3e-3, seed=0)
+CONFIG = TrainConfig(epochs=20, batch_size=16, lr=3e-3, scheduler="none", seed=0)
 POST = PostProcess(threshold=0.5, close_kernel=3, open_kernel=3)
 
 
@@ -192,17 +193,38 @@ def test_predict_prob_map_stitches_crop_predictions_back_exactly():
 
 
 def test_unet_settings_default_to_the_paper_and_reject_unknown_keys():
-    spec, training, config = unet_settings({"method": "unet"})
+    defaults = yaml.safe_load((REPO / "params.yaml").read_text())["segment"]["defaults"]
+    spec, training, config = unet_settings({"method": "unet"}, defaults)
     assert (spec.crop, spec.stride, spec.base_width) == (160, 80, 64)
     assert (training.loss, training.augment, training.negative_ratio) == ("bce", AffineRanges(), 1.0)
-    assert config == UNET_TRAINING and (config.lr, config.epochs, config.batch_size) == (1e-5, 150, 32)
-    spec, training, config = unet_settings({"method": "unet", "augment": False, "lr": 0.003, "crop": 64})
+    assert (config.lr, config.epochs, config.batch_size, config.scheduler) == (1e-5, 150, 32, "none")
+    spec, training, config = unet_settings({"method": "unet", "augment": False, "lr": 0.003, "crop": 64}, defaults)
     assert training.augment is None and spec.crop == 64 and config.lr == 0.003 and config.epochs == 150
-    _, training, _ = unet_settings({"method": "unet", "augment": {"rotation_deg": 5}})
+    _, training, _ = unet_settings({"method": "unet", "augment": {"rotation_deg": 5}}, defaults)
     assert training.augment == AffineRanges(rotation_deg=5)
-    assert unet_settings({"method": "unet", "augment": True})[1].augment == AffineRanges()
+    assert unet_settings({"method": "unet", "augment": True}, defaults)[1].augment == AffineRanges()
     with pytest.raises(ValueError, match="unknown keys"):
-        unet_settings({"method": "unet", "epoch": 3}, where="segment.unet")
+        unet_settings({"method": "unet", "epoch": 3}, defaults, where="segment.unet")
+    # the loop's own defaults are the classifiers': a segmenter never gets them unasked
+    with pytest.raises(ValueError, match="segment.defaults must set every loop key; it lacks scheduler"):
+        unet_settings({"method": "unet"}, {k: v for k, v in defaults.items() if k != "scheduler"})
+
+
+def test_the_code_keeps_params_yaml_segment_defaults_as_its_own():
+    """As train.defaults for classifiers (tests/test_params.py): the spec and training classes of a
+    network segmenter default to segment.defaults, and segment.defaults sets every key they and the
+    loop have."""
+    defaults = yaml.safe_load((REPO / "params.yaml").read_text())["segment"]["defaults"]
+    for cls in (UNetSpec, UNetTraining):
+        for field in dataclasses.fields(cls):
+            if field.name == "method":
+                continue
+            default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+            written = AffineRanges(**defaults[field.name]) if field.name == "augment" else defaults[field.name]
+            assert default == written, (cls.__name__, field.name, default, written)
+    everything = {f.name for cls in (UNetSpec, UNetTraining, TrainConfig) for f in dataclasses.fields(cls)}
+    assert set(defaults) == everything - {"method"}
+
     assert band_settings({"method": "threshold_band", "lo": [1, 2, 1]}).lo == (1, 2, 1)
     with pytest.raises(ValueError, match="unknown keys"):
         band_settings({"method": "threshold_band", "band": [1, 2]})

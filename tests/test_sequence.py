@@ -19,7 +19,7 @@ from ich.train.loop import TrainConfig
 from ich.train.study import StudyLoss
 
 SPEC = ClassifierSpec("study_gru", input_size=32)
-CONFIG = TrainConfig(epochs=2, batch_size=1, lr=3e-3, seed=0)
+CONFIG = TrainConfig(epochs=2, batch_size=1, lr=3e-3, scheduler="none", seed=0)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

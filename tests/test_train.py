@@ -13,7 +13,7 @@ from ich.train.loop import TrainConfig
 
 SPEC = ClassifierSpec("wa2d_cnn3", input_size=64)
 PLAIN = ClassifierTraining(augment=False)
-CONFIG = TrainConfig(epochs=3, batch_size=16, lr=3e-3, seed=0)
+CONFIG = TrainConfig(epochs=3, batch_size=16, lr=3e-3, scheduler="none", seed=0)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -164,7 +164,7 @@ def test_batchnorm_recalibration_replaces_stale_statistics_with_those_of_the_tra
     model = nn.Sequential(nn.BatchNorm2d(3), nn.Flatten(), nn.Linear(3 * 8 * 8, 1))
     model[0].running_mean.fill_(5.0)  # stale
     prepare = BatchPreparation(3, augment=True).train()
-    config = TrainConfig(batch_size=8, bn_recalibration_batches=2)
+    config = TrainConfig(epochs=10, batch_size=8, scheduler="none", bn_recalibration_batches=2)
     rows = np.arange(len(images))
     loop.recalibrate_batchnorm(model, dataset, rows, config, torch.device("cpu"), prepare)
     chosen = rows[np.linspace(0, len(rows) - 1, 16).round().astype(int)]

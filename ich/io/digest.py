@@ -13,13 +13,17 @@ IGNORED_PARTS = frozenset({"__pycache__", ".pytest_cache"})
 """Folder names whose files never count as inputs (interpreter caches)."""
 
 
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
+def _file_digest(path: str | Path, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(CHUNK), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes, read in chunks."""
+    return _file_digest(path, "sha256")
 
 
 def digest_values(*values: object) -> str:
@@ -57,21 +61,19 @@ def code_digest() -> str:
     return digest_paths([Path(__file__).resolve().parents[1]])
 
 
+def md5_file(path: str | Path) -> str:
+    """Hex md5 of a file's bytes, read in chunks (the digest DVC records for a file)."""
+    return _file_digest(path, "md5")
+
+
 def dvc_md5(path: str | Path) -> str:
     """The md5 ``dvc.lock`` records for ``path``: the file's md5, or for a folder DVC's ``.dir`` hash
     (the md5 of the JSON list of its files' md5s and relative paths, sorted by path)."""
     path = Path(path)
-
-    def md5(file: Path) -> str:
-        digest = hashlib.md5()
-        with open(file, "rb") as f:
-            for block in iter(lambda: f.read(CHUNK), b""):
-                digest.update(block)
-        return digest.hexdigest()
-
     if path.is_file():
-        return md5(path)
+        return md5_file(path)
     entries = sorted(
-        ({"md5": md5(p), "relpath": p.relative_to(path).as_posix()} for p in _files(path)), key=lambda e: e["relpath"]
+        ({"md5": md5_file(p), "relpath": p.relative_to(path).as_posix()} for p in _files(path)),
+        key=lambda e: e["relpath"],
     )
     return hashlib.md5(json.dumps(entries).encode()).hexdigest() + ".dir"

@@ -13,10 +13,10 @@ import importlib
 import pkgutil
 
 from ich.models.cam import cam_layer
-from ich.models.registry import Capabilities, available, build, capabilities, register
+from ich.models.registry import Capabilities, available, build, capabilities, refuse_options, register
 
 for _module in pkgutil.iter_modules(__path__):
     # every module of this package registers its families when imported: a new file is a new model
     importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["Capabilities", "available", "build", "cam_layer", "capabilities", "register"]
+__all__ = ["Capabilities", "available", "build", "cam_layer", "capabilities", "refuse_options", "register"]

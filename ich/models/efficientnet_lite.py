@@ -186,6 +186,7 @@ def bleedmap_lite0(
 @register(
     "lite0_unet",
     imagenet=ImageNetSource(LITE0_WEIGHTS, target="trunk", skip=("classifier.", "conv_head.", "bn2."), rename=timm_key),
+    segments=True,
 )
 def lite0_unet(*, in_channels: int, num_outputs: int, input_size: int, base_width: int = 16) -> Lite0UNet:
     """EfficientNet-Lite0 encoder with a U-Net decoder; ``base_width``: the decoder's width at stride 2."""

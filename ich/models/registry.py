@@ -24,10 +24,11 @@ U-Net ``base_width``) and returns a randomly initialised ``nn.Module`` mapping
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import logging
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -124,10 +125,13 @@ class Capabilities:
             slice and the study's last (:func:`ich.models.sequence.split_study_output`); else slices.
         bleed_map: the network has a bleed-map head (``forward_maps``), trained on the masks as
             well as the labels (:mod:`ich.train.bleedmap`).
+        segments: a segmentation network, ``(B, 3, H, W)`` to bleed-map logits ``(B, 1, H, W)``: a
+            ``segment.<name>`` method (:mod:`ich.networks.segmenter`), never a classifier.
     """
 
     reads_studies: bool = False
     bleed_map: bool = False
+    segments: bool = False
 
 
 @dataclass(frozen=True)
@@ -141,39 +145,65 @@ _REGISTRY: dict[str, _Entry] = {}
 
 
 def register(
-    name: str, *, imagenet: ImageNetSource | None = None, reads_studies: bool = False, bleed_map: bool = False
+    name: str,
+    *,
+    imagenet: ImageNetSource | None = None,
+    reads_studies: bool = False,
+    bleed_map: bool = False,
+    segments: bool = False,
 ) -> Callable[[Builder], Builder]:
     """Decorator that registers ``builder`` under ``name``.
 
     Args:
-        name: the model name used in ``params.yaml``.
+        name: the model name used in ``params.yaml`` (a ``train`` section's ``arch``, or a
+            ``segment`` section's ``method`` for a segmenter).
         imagenet: where ``pretrained="imagenet"`` loads from; ``None`` if the architecture has
             no ImageNet weights.
-        reads_studies, bleed_map: its :class:`Capabilities`.
+        reads_studies, bleed_map, segments: its :class:`Capabilities`.
     """
 
     def wrap(builder: Builder) -> Builder:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = _Entry(builder, imagenet, Capabilities(reads_studies=reads_studies, bleed_map=bleed_map))
+        declared = Capabilities(reads_studies=reads_studies, bleed_map=bleed_map, segments=segments)
+        _REGISTRY[name] = _Entry(builder, imagenet, declared)
         return builder
 
     return wrap
 
 
+def _known() -> str:
+    return f"classifiers {', '.join(available())}; segmenters {', '.join(available(segments=True))}"
+
+
 def capabilities(name: str) -> Capabilities:
     """What the model registered as ``name`` is (KeyError listing the known names)."""
     if name not in _REGISTRY:
-        raise KeyError(f"unknown model {name!r}; available: {', '.join(available())}")
+        raise KeyError(f"unknown model {name!r}; available: {_known()}")
     return _REGISTRY[name].capabilities
 
 
 def available(**wanted: bool) -> list[str]:
-    """Names of every registered model, sorted; ``wanted`` keeps those with these
-    :class:`Capabilities` (``available(bleed_map=True)``)."""
+    """Names of the registered classifiers, sorted; ``wanted`` keeps those with these
+    :class:`Capabilities` (``available(bleed_map=True)``), and ``available(segments=True)``
+    names the segmentation networks instead."""
+    wanted.setdefault("segments", False)
     return sorted(
         name for name, entry in _REGISTRY.items() if all(getattr(entry.capabilities, k) == v for k, v in wanted.items())
     )
+
+
+def refuse_options(name: str, options: Mapping[str, object]) -> None:
+    """Raise ``TypeError`` naming the model when its builder takes none of some ``options`` keys: a
+    section can be checked before anything is built or trained."""
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown model {name!r}; available: {_known()}")
+    accepted = inspect.signature(_REGISTRY[name].builder).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+        return
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise TypeError(f"model {name!r} takes no option {', '.join(unknown)} (it takes {', '.join(accepted)})")
 
 
 def build(
@@ -201,12 +231,13 @@ def build(
         FileNotFoundError: the ImageNet file or the checkpoint does not exist.
     """
     if name not in _REGISTRY:
-        raise KeyError(f"unknown model {name!r}; available: {', '.join(available())}")
+        raise KeyError(f"unknown model {name!r}; available: {_known()}")
     entry = _REGISTRY[name]
+    refuse_options(name, options)
     model = entry.builder(in_channels=in_channels, num_outputs=num_outputs, input_size=input_size, **options)
     if pretrained == "imagenet":
         if entry.imagenet is None:
-            with_imagenet = [n for n in available() if _REGISTRY[n].imagenet is not None]
+            with_imagenet = sorted(n for n, e in _REGISTRY.items() if e.imagenet is not None)
             raise ValueError(
                 f"model {name!r} has no ImageNet weights; use pretrained: none or a checkpoint "
                 f"path (ImageNet weights exist for {', '.join(with_imagenet)})"

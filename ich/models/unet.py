@@ -119,7 +119,7 @@ def _initialise(model: UNet) -> UNet:
     return model
 
 
-@register("unet")
+@register("unet", segments=True)
 def unet(
     *, in_channels: int, num_outputs: int, input_size: int, base_width: int = 64, batch_norm: bool = False
 ) -> UNet:

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from ich.data.datasets import SliceDataset, StudyDataset
 from ich.data.transforms import BatchPreparation
 from ich.labels import LABELS
-from ich.models import build, capabilities
+from ich.models import available, build, capabilities
 from ich.networks import NETWORK_FILE
 
 
@@ -29,16 +29,24 @@ class ClassifierSpec:
     The network part of a ``train.<model>`` section; how it is trained (initial weights,
     augmentation, pasted bleeds, the map loss) is training's (:class:`ich.train.classify.ClassifierTraining`).
     Training writes it beside the weights (:data:`NETWORK_FILE`), and inference builds from there.
+    The defaults are ``params.yaml``'s ``train.defaults`` (``tests/test_params.py`` holds them equal).
     """
 
     arch: str
-    input_size: int = 128
+    input_size: int = 64
     subtypes: bool = False  # true: "any" and the five subtypes (a multi-label network)
     brain_window_only: bool = False  # one channel: the brain window alone (the thesis CNN; the CT-ICH profile)
     context: int = 0  # neighbouring slices on each side stacked as channels (ich.data.context)
     arch_options: dict[str, Any] = field(
         default_factory=dict
     )  # keywords of the architecture's builder (e.g. batch_norm)
+
+    def __post_init__(self) -> None:
+        if capabilities(self.arch).segments:
+            raise ValueError(
+                f"{self.arch!r} is a segmentation network: name it as a segment.<name> method, not a classifier's arch "
+                f"(classifiers: {', '.join(available())})"
+            )
 
     @property
     def label_columns(self) -> tuple[str, ...]:

@@ -1,8 +1,10 @@
 """A segmenter network as its ``segment.<name>`` section (and then its ``network.json``) describes it:
 spec, build, predictor.
 
-Two methods: the U-Net of Hssayeni 2020 (``unet``, crops of the slice) and the EfficientNet-Lite0
-U-Net (``lite0_unet``, :mod:`ich.models.efficientnet_lite`, whole slices: ``crop`` = the slice).
+A section's ``method`` names a segmentation network of the registry
+(``ich.models.available(segments=True)``: the U-Net of Hssayeni 2020, the EfficientNet-Lite0 U-Net,
+and any network a file in ``ich/models`` registers with ``segments=True``); this module keeps no
+list of them and no branch per network.
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from ich.models import build
+from ich.models import available, build, refuse_options
 from ich.networks import NETWORK_FILE
 from ich.segmentation.inference import predict_prob_map
 
-NETWORK_METHODS = ("unet", "lite0_unet")
-"""``segment.<name>.method`` values that are networks (weights in ``model.pt``), all described by :class:`UNetSpec`."""
+
+def segmentation_networks() -> list[str]:
+    """The ``segment.<name>.method`` values that are networks (weights in ``model.pt``), all described
+    by :class:`UNetSpec`: the registry's segmenters."""
+    return available(segments=True)
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,9 @@ class UNetSpec:
 
     method: str = "unet"
     base_width: int = 64
-    batch_norm: bool = False  # BatchNorm in every block (ich.models.unet; not in Hssayeni 2020); unet only
+    batch_norm: bool = (
+        False  # BatchNorm in every block (ich.models.unet; not in Hssayeni 2020): an option of that builder
+    )
     crop: int = 160
     stride: int = 80
     inference_batch: int = 64
@@ -64,12 +71,20 @@ def segmenter_view(image: np.ndarray, spec: UNetSpec) -> np.ndarray:
 def unet_spec(section: Mapping[str, Any]) -> UNetSpec:
     """The network part of a ``method: unet`` section (the other keys are training's:
     :func:`ich.train.segmenter.settings.unet_settings` checks the whole section)."""
-    if section.get("method", "unet") not in NETWORK_METHODS:
-        raise ValueError(f"segmenter method must be one of {NETWORK_METHODS}, got {section.get('method')!r}")
-    if section.get("method") == "lite0_unet" and "batch_norm" in section:
-        raise ValueError("lite0_unet has BatchNorm in every layer, as EfficientNet has: remove batch_norm")
+    if section.get("method", UNetSpec.method) not in segmentation_networks():
+        raise ValueError(
+            f"segmenter method must be one of {', '.join(segmentation_networks())}, got {section.get('method')!r}"
+        )
     keys = {f.name for f in fields(UNetSpec)}
-    return UNetSpec(**{k: v for k, v in section.items() if k in keys})
+    spec = UNetSpec(**{k: v for k, v in section.items() if k in keys})
+    refuse_options(spec.method, _options(spec))  # before anything trains
+    return spec
+
+
+def _options(spec: UNetSpec) -> dict[str, object]:
+    """The builder options beyond the shared keywords; BatchNorm only when asked for (EfficientNet's
+    is in every layer, and its builder takes no such option)."""
+    return {"batch_norm": True} if spec.batch_norm else {}
 
 
 def write_segmenter_spec(folder: str | Path, spec: UNetSpec) -> None:
@@ -89,8 +104,6 @@ def build_unet(spec: UNetSpec, state_dict: str | Path | None = None, *, pretrain
     """The U-Net of ``spec``: with ``state_dict`` (a trained ``model.pt``) its weights loaded safely, else
     initialised as ``pretrained`` says (``none``, ``imagenet`` for ``lite0_unet``, or a checkpoint path)."""
     pretrained = str(state_dict) if state_dict is not None else pretrained
-    # the Lite0 U-Net has BatchNorm in every layer, as EfficientNet has: only the paper's U-Net chooses
-    options = {"batch_norm": spec.batch_norm} if spec.method == "unet" else {}
     return build(
         spec.method,
         in_channels=3,
@@ -98,7 +111,7 @@ def build_unet(spec: UNetSpec, state_dict: str | Path | None = None, *, pretrain
         input_size=spec.crop,
         base_width=spec.base_width,
         pretrained=pretrained,
-        **options,
+        **_options(spec),
     )
 
 
@@ -111,10 +124,10 @@ def unet_predictor(model: nn.Module, spec: UNetSpec) -> Callable[[np.ndarray], n
 
 
 __all__ = [
-    "NETWORK_METHODS",
     "UNetSpec",
     "build_unet",
     "read_segmenter_spec",
+    "segmentation_networks",
     "segmenter_view",
     "unet_predictor",
     "unet_spec",

@@ -33,7 +33,7 @@ from typing import Any
 import yaml
 
 from ich import layout
-from ich.io.digest import CHUNK
+from ich.io.digest import md5_file
 from ich.params import SAFE_LOADER
 
 BUNDLE_FORMAT = "ich-bundle/1"
@@ -45,15 +45,6 @@ DEFAULT = "default"
 
 class StaleArtefactError(RuntimeError):
     """The trained artefacts are missing, altered or not what ``dvc.lock`` records; the message says what to do."""
-
-
-def file_md5(path: Path) -> str:
-    """Hex md5 of a file's bytes (the digest DVC records)."""
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -92,7 +83,7 @@ class Bundle:
                     f"{path}: {path.stat().st_size} bytes, the manifest records {entry['size']}: the bundle was altered "
                     "or half-copied; copy it again"
                 )
-        return cls(root, manifest, file_md5(manifest_path))
+        return cls(root, manifest, md5_file(manifest_path))
 
     def path(self, relpath: str) -> Path:
         """The file ``relpath`` of the bundle, after checking its md5 against the manifest."""
@@ -100,7 +91,7 @@ class Bundle:
         if entry is None:
             raise StaleArtefactError(f"{self.root}: the manifest lists no {relpath}")
         path = self.root / relpath
-        actual = file_md5(path)
+        actual = md5_file(path)
         if actual != entry["md5"]:
             raise StaleArtefactError(
                 f"{path}: md5 {actual}, the manifest records {entry['md5']}: the bundle was altered; copy it again"
@@ -173,4 +164,4 @@ def open_bundle(project: str | Path = ".", bundle: str | Path | Bundle | None = 
     return opened
 
 
-__all__ = ["BUNDLE_FORMAT", "DEFAULT", "MANIFEST", "Bundle", "StaleArtefactError", "file_md5", "open_bundle"]
+__all__ = ["BUNDLE_FORMAT", "DEFAULT", "MANIFEST", "Bundle", "StaleArtefactError", "open_bundle"]

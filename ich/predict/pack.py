@@ -24,12 +24,12 @@ import pandas as pd
 from ich import __version__, layout
 from ich.data.cohort_conversion import ConvertConfig
 from ich.io.atomic import write_json, write_text
-from ich.io.digest import dvc_md5
+from ich.io.digest import dvc_md5, md5_file
 from ich.labels import SUBTYPES
 from ich.networks import NETWORK_FILE
-from ich.networks.segmenter import NETWORK_METHODS
+from ich.networks.segmenter import segmentation_networks
 from ich.params import load_params
-from ich.predict.bundle import BUNDLE_FORMAT, MANIFEST, file_md5
+from ich.predict.bundle import BUNDLE_FORMAT, MANIFEST
 from ich.predict.familiarity import training_reference
 from ich.predict.names import DISCLAIMER, ENSEMBLE
 from ich.predict.provenance import study_conversion, training_cohort
@@ -63,7 +63,7 @@ def _deciders(project: Path, models: list[str], ensemble: bool) -> dict[str, dic
 
 
 def _network_segmenters(params: dict[str, Any]) -> list[str]:
-    return [name for name in params["segmenters"] if params["segment"][name].get("method") in NETWORK_METHODS]
+    return [name for name in params["segmenters"] if params["segment"][name].get("method") in segmentation_networks()]
 
 
 def _metadata(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -204,7 +204,7 @@ def pack_bundle(
     write_json(out / "configs/metadata.json", _metadata(manifest))
     write_text(out / "docs/README.md", _readme(manifest))
     files = sorted(p for p in out.rglob("*") if p.is_file())
-    manifest["files"] = {p.relative_to(out).as_posix(): {"md5": file_md5(p), "size": p.stat().st_size} for p in files}
+    manifest["files"] = {p.relative_to(out).as_posix(): {"md5": md5_file(p), "size": p.stat().st_size} for p in files}
     write_json(out / MANIFEST, manifest, sort_keys=False)  # the classifiers' order picks the subtype model
     return manifest
 

@@ -34,15 +34,18 @@ from ich.reproducible import pin_threads
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings; every field is a ``params.yaml`` key of a ``train`` section."""
+    """Optimisation settings; every field is a ``params.yaml`` key of a ``train`` section.
 
-    epochs: int = 10
-    batch_size: int = 32
+    The defaults are ``params.yaml``'s ``train.defaults`` (``tests/test_params.py`` holds them equal):
+    a section, or a test, that leaves a key out gets what the pipeline uses."""
+
+    epochs: int = 6
+    batch_size: int = 16
     optimizer: str = "adam"  # adam | sgd
     lr: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 0.0
-    scheduler: str = "none"  # none | plateau (ReduceLROnPlateau on validation loss) | cosine (per epoch, to 0)
+    scheduler: str = "cosine"  # none | plateau (ReduceLROnPlateau on validation loss) | cosine (per epoch, to 0)
     plateau_patience: int = 2
     plateau_factor: float = 0.1
     seed: int = 0

@@ -6,9 +6,10 @@ slice with a reference mask gets a bleed-probability map (:func:`predict_split`,
 candidates (:func:`choose_on_validation`), and that :class:`~ich.segmentation.PostProcess`,
 stored beside the segmenter, turns maps into masks in the evaluation and in ``ich predict``.
 
-* ``method: unet`` (the U-Net of Hssayeni 2020) and ``method: lite0_unet`` (EfficientNet-Lite0 encoder,
-  whole slices): through the shared loop (:mod:`ich.train.segmenter.fit_unet`); the best weights
-  go to ``model.pt``.
+* a segmentation network of the registry (``ich.models.available(segments=True)``: the U-Net of
+  Hssayeni 2020, the EfficientNet-Lite0 U-Net on whole slices, any file that registers one), with
+  ``segment.defaults`` under its section: through the shared loop (:mod:`ich.train.segmenter.fit_unet`);
+  the best weights go to ``model.pt``.
 * ``method: threshold_band``: the grey-level band grid-searched on the training slices
   (:mod:`ich.train.segmenter.fit_band`); the band goes to ``band.json``.
 """
@@ -24,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ich.io.atomic import write_json
-from ich.networks.segmenter import NETWORK_METHODS, unet_predictor, write_segmenter_spec
+from ich.networks.segmenter import segmentation_networks, unet_predictor, write_segmenter_spec
 from ich.segmentation import (
     PostProcess,
     choose_post_process,
@@ -53,9 +54,9 @@ class FittedSegmenter:
 
 
 def _unet(
-    name: str, section: Mapping[str, Any], root: str | Path, parts, candidates, out: Path, **resume
+    name: str, section: Mapping[str, Any], root: str | Path, parts, candidates, out: Path, *, defaults, **resume
 ) -> FittedSegmenter:
-    spec, training, config = unet_settings(section, where=f"segment.{name}")
+    spec, training, config = unet_settings(section, defaults, where=f"segment.{name}")
     model, result = train_unet(root, parts, spec, training, config, candidates, **resume)
     save_atomic(model.state_dict(), out / "model.pt")
     write_segmenter_spec(out, spec)
@@ -70,9 +71,7 @@ def _unet(
     return FittedSegmenter(unet_predictor(model, spec), curve, metrics)
 
 
-def _band(
-    name: str, section: Mapping[str, Any], root: str | Path, parts, candidates, out: Path, **_
-) -> FittedSegmenter:
+def _band(name: str, section: Mapping[str, Any], root: str | Path, parts, candidates, out: Path) -> FittedSegmenter:
     spec = band_settings(section, where=f"segment.{name}")
     lo, hi, grid = fit_band(root, parts["train"], spec, candidates[0])  # a 0/1 map: only the kernels matter
     write_json(out / "band.json", {"lo": lo, "hi": hi, "channel": spec.channel})
@@ -85,12 +84,14 @@ def _band(
     return FittedSegmenter(band_predictor(lo, hi, spec), grid, metrics)
 
 
-METHODS = {**dict.fromkeys(NETWORK_METHODS, _unet), "threshold_band": _band}
+BAND = "threshold_band"
+"""The one segmenter that is no network: a grey-level band (Hssayeni 2020's baseline)."""
 
 
 def fit_segmenter(
     name: str,
     section: Mapping[str, Any],
+    defaults: Mapping[str, Any],
     root: str | Path,
     parts: Mapping[str, pd.DataFrame],
     candidates: Sequence[PostProcess],
@@ -101,15 +102,29 @@ def fit_segmenter(
 ) -> FittedSegmenter:
     """Fit the segmenter of params section ``segment.<name>`` on ``parts`` (train, val), saving it in ``out``.
 
+    ``defaults`` is ``segment.defaults``, under a network's section as ``train.defaults`` is under a
+    classifier's (:func:`ich.train.segmenter.settings.unet_settings`); the band takes none of it.
     ``candidates`` are the post-processings (thresholds) validation may choose from.
     ``checkpoint`` and ``inputs_digest`` resume an interrupted U-Net run as in
     :func:`ich.train.classify.train_classifier`; the band has nothing to resume.
     """
-    method = section.get("method")
-    if method not in METHODS:
-        raise ValueError(f"params.yaml segment.{name}.method must be one of {sorted(METHODS)}, got {method!r}")
-    return METHODS[method](
-        name, section, root, parts, candidates, out, checkpoint=checkpoint, inputs_digest=inputs_digest
+    method, networks = section.get("method"), segmentation_networks()
+    if method != BAND and method not in networks:
+        raise ValueError(
+            f"params.yaml segment.{name}.method must be one of {', '.join([*networks, BAND])}, got {method!r}"
+        )
+    if method == BAND:
+        return _band(name, section, root, parts, candidates, out)
+    return _unet(
+        name,
+        section,
+        root,
+        parts,
+        candidates,
+        out,
+        defaults=defaults,
+        checkpoint=checkpoint,
+        inputs_digest=inputs_digest,
     )
 
 

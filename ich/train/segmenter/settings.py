@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ich.networks.segmenter import UNetSpec, unet_spec
 from ich.params import check_known_keys
 from ich.segmentation import AffineRanges
 from ich.train.loop import TrainConfig
-
-UNET_TRAINING = TrainConfig(epochs=150, batch_size=32, optimizer="adam", lr=1e-5)
-"""Hssayeni 2020's optimisation (Adam, learning rate 1e-5, mini-batch 32, 150 epochs): what a
-``method: unet`` section gets for every ``TrainConfig`` key it does not set."""
 
 
 @dataclass(frozen=True)
@@ -50,16 +46,27 @@ class BandSpec:
     objective: str = "jaccard"
 
 
-def unet_settings(section: Mapping[str, Any], where: str = "segment") -> tuple[UNetSpec, UNetTraining, TrainConfig]:
-    """Parse a network section into the spec, its training and the loop settings (Hssayeni 2020's by default)."""
-    check_known_keys(section, UNetSpec, UNetTraining, TrainConfig, where=where)
+def unet_settings(
+    section: Mapping[str, Any], defaults: Mapping[str, Any], where: str = "segment"
+) -> tuple[UNetSpec, UNetTraining, TrainConfig]:
+    """Parse a network section, with ``segment.defaults`` (``defaults``) under it as ``train.defaults`` is
+    under a classifier's, into the spec, its training and the loop settings.
+
+    ``segment.defaults`` holds Hssayeni 2020's settings and sets every loop key: the loop's own
+    defaults are the classifiers' (``train.defaults``), which a segmenter must not get unasked.
+    """
+    merged = {**defaults, **section}  # a mapping such as augment is replaced whole, as arch_options is
+    check_known_keys(merged, UNetSpec, UNetTraining, TrainConfig, where=where)
+    unset = sorted({f.name for f in fields(TrainConfig)} - set(merged))
+    if unset:
+        raise ValueError(f"{where}: segment.defaults must set every loop key; it lacks {', '.join(unset)}")
     spec_keys, training_keys = {f.name for f in fields(UNetSpec)}, {f.name for f in fields(UNetTraining)}
-    values = {k: v for k, v in section.items() if k in training_keys}
+    values = {k: v for k, v in merged.items() if k in training_keys}
     if "augment" in values:  # a mapping of ranges (missing ones: the paper's), true: the paper's, false: none
         augment = values["augment"]
         values["augment"] = AffineRanges() if augment is True else AffineRanges(**augment) if augment else None
-    config_values = {k: v for k, v in section.items() if k not in spec_keys | training_keys}
-    return unet_spec(section), UNetTraining(**values), replace(UNET_TRAINING, **config_values)
+    config_values = {k: v for k, v in merged.items() if k not in spec_keys | training_keys}
+    return unet_spec(merged), UNetTraining(**values), TrainConfig(**config_values)
 
 
 def band_settings(section: Mapping[str, Any], where: str = "segment") -> BandSpec:
