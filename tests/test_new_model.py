@@ -67,9 +67,8 @@ def project(tmp_path_factory) -> Path:
         params["train"]["tiny_net"] = SECTION
         params["ensemble"]["members"] = params["models"]
         params["explain"]["models"] = ["tiny_net"]
-        params["report"]["model"] = "tiny_net"
 
-    add_in_one_file(root, "tiny_net", MODEL_FILE, edit)
+    add_in_one_file(root, "tiny_net", MODEL_FILE, edit, targets=("evaluate", "explain", "bundle"))
     return root
 
 

@@ -63,7 +63,7 @@ def project(tmp_path_factory) -> Path:
         params["segmenters"].append("tiny_seg")
         params["segment"]["tiny_seg"] = SECTION
 
-    add_in_one_file(root, "tiny_seg", SEGMENTER_FILE, edit)
+    add_in_one_file(root, "tiny_seg", SEGMENTER_FILE, edit, targets=("evaluate_segmentation", "bundle"))
     return root
 
 

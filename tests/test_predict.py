@@ -302,8 +302,9 @@ def test_bad_input_exits_non_zero_with_its_message(project, tmp_path, capsys, ma
 
 
 def test_a_bundle_dvc_lock_does_not_record_is_refused_in_its_project(project, tmp_path, capsys):
-    copy = tmp_path / "copy"
-    shutil.copytree(project, copy, ignore=shutil.ignore_patterns(".dvc", ".git"))
+    copy = tmp_path / "copy"  # what a project's ich predict reads: its dvc.lock and data/bundle
+    shutil.copytree(project / "data/bundle", copy / "data/bundle")
+    shutil.copy(project / "dvc.lock", copy / "dvc.lock")
     load_artefacts(copy, segmenter=None)
     lock = yaml.safe_load((copy / "dvc.lock").read_text())
     recorded = lock["stages"]["bundle"]["outs"][0]

@@ -76,9 +76,10 @@ def make_tiny_project(root: Path, edit=None) -> Path:
     return root
 
 
-def add_in_one_file(root: Path, name: str, source: str, edit) -> None:
+def add_in_one_file(root: Path, name: str, source: str, edit, targets: tuple[str, ...] = ()) -> None:
     """Add the network ``name`` to the tiny project ``root`` as a user would: its file in ``ich/models``
-    and ``edit(params)``; assert git sees nothing else, commit, and ``dvc repro``."""
+    and ``edit(params)``; assert git sees nothing else, commit, and ``dvc repro`` (``targets``: those
+    stages and what they need; none: the whole pipeline)."""
     (root / "ich" / "models" / f"{name}.py").write_text(source)
     params = yaml.safe_load((root / "params.yaml").read_text())
     edit(params)
@@ -86,4 +87,4 @@ def add_in_one_file(root: Path, name: str, source: str, edit) -> None:
     changed = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True).stdout
     assert sorted(line[3:] for line in changed.splitlines()) == [f"ich/models/{name}.py", "params.yaml"]
     git_commit(root, f"a new network, {name}: its file and its params section")
-    run(["dvc", "repro"], root)
+    run(["dvc", "repro", *targets], root)
