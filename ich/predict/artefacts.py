@@ -27,7 +27,7 @@ from ich.data.transforms import BatchPreparation
 from ich.networks import default_device
 from ich.networks.classifier import ClassifierSpec, build_classifier, read_network_spec
 from ich.networks.segmenter import build_unet, read_segmenter_spec, unet_predictor
-from ich.predict.bundle import DEFAULT, Bundle, StaleArtefactError, open_bundle
+from ich.predict.bundle import DEFAULT, Bundle, open_bundle
 from ich.predict.names import ENSEMBLE
 from ich.predict.provenance import bundle_conversion
 from ich.segmentation import PostProcess, read_post_process
@@ -62,7 +62,6 @@ class Segmenter:
 class Artefacts:
     """What one prediction needs; :func:`load_artefacts` builds it once for many studies."""
 
-    bundle: Path  # the bundle folder they come from
     bundle_md5: str  # its manifest's md5: the bundle's identity
     convert: ConvertConfig  # how a study is rendered: the convert stage's, windowed as the training slices were
     decider: str  # a model name or "ensemble"
@@ -140,7 +139,6 @@ def load_artefacts(
         folders.append(layout.SEGMENTERS / segmenter)
     convert, windows_note = bundle_conversion(manifest)
     return Artefacts(
-        bundle=opened.root,
         bundle_md5=opened.md5,
         convert=convert,
         decider=model,
@@ -157,4 +155,4 @@ def load_artefacts(
     )
 
 
-__all__ = ["Artefacts", "Classifier", "Segmenter", "StaleArtefactError", "decider_dir", "load_artefacts"]
+__all__ = ["Artefacts", "Classifier", "Segmenter", "decider_dir", "load_artefacts"]

@@ -124,7 +124,7 @@ class Bundle:
         """The bleed segmenters packed."""
         return list(self.manifest["segmenters"])
 
-    def check_choices(self, model: str = "default", segmenter: str | None = "default") -> tuple[str, str | None]:
+    def check_choices(self, model: str = DEFAULT, segmenter: str | None = DEFAULT) -> tuple[str, str | None]:
         """``model`` and ``segmenter`` as chosen (:data:`DEFAULT`: the bundle's; segmenter ``None``: none),
         refused with ``ValueError`` listing the choices when the bundle has no such one."""
         defaults = self.manifest["defaults"]
