@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 from ich.data.batch import MapTargets, MaskedSlices
 from ich.data.bleed_paste import BleedBank
 from ich.data.context import neighbour_rows
+from ich.data.exports import ExportAugmentation
 from ich.data.resize import resize_square
 from ich.io.slices import read_slice
 from ich.labels import has_mask_file, mask_is_known
@@ -64,6 +65,10 @@ class SliceDataset(Dataset):
         paste: fraction of the normal slices that receive a real bleed cut from another
             training slice (:mod:`ich.data.bleed_paste`); needs ``masks`` and a training table
             (``set`` all "train"). 0: off.
+        exports: training slices shown as another site exports them and ``ich predict`` harmonises
+            them (:class:`ich.data.exports.ExportAugmentation`), drawn afresh at every item from a
+            generator seeded off torch's global one (which the training loop seeds per epoch), before
+            any paste; ``None``: off. The cache then keeps all three windows: the export needs the bone window.
     """
 
     def __init__(
@@ -78,12 +83,14 @@ class SliceDataset(Dataset):
         context: int = 0,
         masks: bool = False,
         paste: float = 0.0,
+        exports: ExportAugmentation | None = None,
     ) -> None:
         self.paths = [Path(root) / p for p in table["image_path"]]
         self.stacks = neighbour_rows(table, context) if context else np.arange(len(table))[:, None]
         labels = np.array(table[list(label_columns)].astype(float).fillna(0), dtype=np.float32)
         self.input_size = input_size
-        self.grey = grey
+        self.grey, self.exports = grey, exports
+        self.decode_grey = grey and exports is None  # an export reads the bone window: keep it until then
         self.mask_paths: list[Path | None] | None = None
         self.mask_known: torch.Tensor | None = None
         if masks:
@@ -99,20 +106,21 @@ class SliceDataset(Dataset):
                 raise ValueError(
                     "paste cuts bleeds with their masks from cached grey slices: it needs masks, cache and grey"
                 )
-            self.bank = BleedBank(self._images, self._masks[:, 0], self.targets, table, probability=paste)
+            grey_images = self._images if self.decode_grey else self._images[:, :1]
+            self.bank = BleedBank(grey_images, self._masks[:, 0], self.targets, table, probability=paste)
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def _decode(self, row: int) -> torch.Tensor:
-        image = read_slice_image(self.paths[row], self.input_size, self.grey)
+        image = read_slice_image(self.paths[row], self.input_size, self.decode_grey)
         return torch.from_numpy(image.transpose(2, 0, 1).copy())
 
     def _decode_all(self) -> torch.Tensor:
         # OpenCV releases the GIL while decoding and resizing, so threads decode in parallel
         with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
             images = list(pool.map(self._decode, range(len(self.paths))))
-        channels = 1 if self.grey else 3
+        channels = 1 if self.decode_grey else 3
         return (
             torch.stack(images)
             if images
@@ -137,12 +145,22 @@ class SliceDataset(Dataset):
         return torch.stack(masks) if masks else torch.empty((0, 1, self.input_size, self.input_size), dtype=torch.uint8)
 
     def decoded(self, row: int) -> torch.Tensor:
-        """Row ``row``'s slice alone, decoded ``(C, H, W)`` uint8 (no neighbours, no mask)."""
-        return self._images[row] if self._images is not None else self._decode(row)
+        """Row ``row``'s slice alone, decoded ``(C, H, W)`` uint8 (no neighbours, no mask, no export)."""
+        image = self._images[row] if self._images is not None else self._decode(row)
+        return image[:1] if self.grey and not self.decode_grey else image
+
+    def _stack(self, rows: np.ndarray) -> torch.Tensor:
+        """The slices of ``rows`` stacked slice-major ``(C x len(rows), H, W)``, exported when drawn."""
+        if self.exports is None:
+            return self.decoded(int(rows[0])) if len(rows) == 1 else torch.cat([self.decoded(int(r)) for r in rows])
+        rgb = [self._images[int(r)] if self._images is not None else self._decode(int(r)) for r in rows]
+        rng = np.random.default_rng(int(torch.randint(2**62, ())))
+        exported = torch.from_numpy(self.exports(torch.stack(rgb).permute(0, 2, 3, 1).numpy(), rng)).permute(0, 3, 1, 2)
+        return (exported[:, :1] if self.grey else exported).flatten(0, 1).contiguous()
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor] | tuple[MaskedSlices, MapTargets]:
         rows = self.stacks[i]
-        image = self.decoded(int(rows[0])) if len(rows) == 1 else torch.cat([self.decoded(int(r)) for r in rows])
+        image = self._stack(rows)
         targets = self.targets[i]
         if self.mask_known is None:
             return image, targets

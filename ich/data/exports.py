@@ -6,16 +6,21 @@ matrix, from a scanner with its own noise and reconstruction kernel. :func:`rend
 one :class:`ExportSetting` to an HU slice in the order a scanner and its export would: kernel and
 noise on the HU image, the window with 8-bit quantisation, the resampling, then the codec round
 trip. :data:`NAMED_EXPORTS` are the settings the robustness measurement reports
-(``experiments/other_sites.py``); :class:`ExportRanges` draws them at random for training.
+(``experiments/other_sites.py``); :class:`ExportRanges` draws them at random, and
+:class:`ExportAugmentation` shows training slices that way, harmonised as ``ich predict`` would.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 
 import cv2
 import numpy as np
 
+from ich.data.approximate_hu import hu_from_windows
+from ich.data.window_estimate import WindowEstimate, harmonise
 from ich.data.windowing import window
 
 
@@ -117,4 +122,74 @@ def render_export(hu: np.ndarray, setting: ExportSetting, rng: np.random.Generat
     return grey
 
 
-__all__ = ["NAMED_EXPORTS", "ExportRanges", "ExportSetting", "render_export"]
+@dataclass(frozen=True)
+class ExportAugmentation:
+    """Training slices shown as another site sends them, then as ``ich predict`` harmonises them.
+
+    With probability ``share`` an item's slices (the slice and its neighbours, one site's export of
+    one study: one setting for all) are turned into approximate HU from the release's two windows
+    (:func:`ich.data.approximate_hu.hu_from_windows`: ``brain`` is the first channel's ``[lo, hi]`` HU,
+    ``bone`` the third's), exported at a setting drawn from ``ranges`` (:func:`render_export`) and
+    re-mapped to the brain window (:func:`ich.data.window_estimate.harmonise`) from a window
+    estimate that misses the true one as the estimator does: level off by a normal draw of
+    ``level_error_hu`` standard deviation, width scaled by a log-uniform factor within
+    ``width_ratio`` (``docs/results/window-estimator.json``: per study, median level error 2 HU, width
+    ratio 0.7-1.35 at the 10th-90th percentiles). The result is grey (R = G = B), as a harmonised
+    export reaches the networks.
+
+    A slice without a bone window (its first and third channels equal: a grey release such as
+    PHE-SICH's or RSNA's PNGs) keeps no HU beyond its window, so its item is left as it is.
+    """
+
+    share: float
+    brain: tuple[float, float]
+    bone: tuple[float, float]
+    ranges: ExportRanges = ExportRanges()
+    level_error_hu: float = 5.0
+    width_ratio: tuple[float, float] = (0.7, 1.4)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.share <= 1:
+            raise ValueError(f"exports.share must be in (0, 1], got {self.share}")
+        for name in ("brain", "bone"):
+            lo, hi = getattr(self, name)
+            if not hi > lo:
+                raise ValueError(f"exports.{name} must be the release's [lo, hi] HU window, got {[lo, hi]}")
+        if not 0 < self.width_ratio[0] <= self.width_ratio[1] or self.level_error_hu < 0:
+            raise ValueError("exports: width_ratio must be [low, high] > 0 and level_error_hu >= 0")
+
+    @staticmethod
+    def from_params(section: Mapping[str, Any]) -> ExportAugmentation:
+        """An ``exports`` params mapping: this class's keys and :class:`ExportRanges`' beside them."""
+        own = {f.name for f in fields(ExportAugmentation)} - {"ranges"}
+        ranges = {f.name for f in fields(ExportRanges)}
+        unknown = sorted(set(section) - own - ranges)
+        if unknown:
+            raise ValueError(f"exports: unknown keys {unknown}; known: {sorted(own | ranges)}")
+        tupled = {k: tuple(v) if isinstance(v, list) else v for k, v in section.items()}
+        return ExportAugmentation(
+            ranges=ExportRanges(**{k: v for k, v in tupled.items() if k in ranges}),
+            **{k: v for k, v in tupled.items() if k in own},
+        )
+
+    def __call__(self, slices: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """``slices`` (uint8 ``(S, H, W, 3)``, one item's) exported and harmonised with probability ``share``."""
+        if slices.ndim != 4 or slices.shape[-1] != 3:
+            raise ValueError(
+                f"expected uint8 (slices, H, W, 3) with a bone window in the third channel, got {slices.shape}"
+            )
+        if rng.uniform() >= self.share or np.array_equal(slices[..., 0], slices[..., 2]):
+            return slices
+        setting = self.ranges.draw(rng)
+        lo, hi = setting.window
+        level = (lo + hi) / 2 + rng.normal(0.0, self.level_error_hu)
+        width = (hi - lo) * float(np.exp(rng.uniform(*np.log(self.width_ratio))))
+        estimate = WindowEstimate(level - width / 2, level + width / 2, 0.0, 0)
+        out = np.empty_like(slices)
+        for k, image in enumerate(slices):
+            hu = hu_from_windows(image[..., 0], image[..., 2], self.brain, self.bone)
+            out[k] = harmonise(render_export(hu, setting, rng), estimate, self.brain)[..., None]
+        return out
+
+
+__all__ = ["NAMED_EXPORTS", "ExportAugmentation", "ExportRanges", "ExportSetting", "render_export"]

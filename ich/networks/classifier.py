@@ -16,6 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ich.data.datasets import SliceDataset, StudyDataset
+from ich.data.exports import ExportAugmentation
 from ich.data.transforms import BatchPreparation
 from ich.labels import LABELS
 from ich.models import available, build, capabilities
@@ -78,12 +79,19 @@ class ClassifierSpec:
         return BatchPreparation(self.slice_channels, augment=False, slices=self.stack)
 
     def dataset(
-        self, table: pd.DataFrame, root: str | Path, *, cache: bool = True, masks: bool = False, paste: float = 0.0
+        self,
+        table: pd.DataFrame,
+        root: str | Path,
+        *,
+        cache: bool = True,
+        masks: bool = False,
+        paste: float = 0.0,
+        exports: ExportAugmentation | None = None,
     ) -> SliceDataset | StudyDataset:
         """The rows of ``table`` as this network reads them: slices, or whole studies for a study model.
 
-        ``cache``, ``masks`` and ``paste`` are :class:`ich.data.datasets.SliceDataset`'s: training
-        asks a map model's items to carry their masks (and pasted bleeds).
+        ``cache``, ``masks``, ``paste`` and ``exports`` are :class:`ich.data.datasets.SliceDataset`'s:
+        training asks a map model's items to carry their masks (and pasted bleeds).
         """
         slices = SliceDataset(
             table,
@@ -95,6 +103,7 @@ class ClassifierSpec:
             context=self.context,
             masks=masks,
             paste=paste,
+            exports=exports,
         )
         return StudyDataset(slices, table) if self.per_study else slices
 

@@ -14,6 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ich.data.datasets import SliceDataset, StudyDataset
+from ich.data.exports import ExportAugmentation
 from ich.data.sampling import Balance, balance
 from ich.data.transforms import BatchPreparation, Rewindow
 from ich.io.digest import digest_values
@@ -39,15 +40,25 @@ class ClassifierTraining:
     intensity: float = 0.0  # random gamma, contrast and brightness when training (ich.data.transforms)
     rewindow: dict[str, Any] | None = None  # training images re-windowed (ich.data.transforms.Rewindow keys)
     paste: float = 0.0  # share of normal training slices given a real bleed (ich.data.bleed_paste); map models
+    exports: dict[str, Any] | None = (
+        None  # training slices exported as other sites do (ich.data.exports.ExportAugmentation keys)
+    )
     map_weight: float = 1.0  # weight of the bleed-map loss beside the slice loss (ich.train.bleedmap); map models
 
     def __post_init__(self) -> None:
         if (
-            self.rewindow or self.paste or self.window_dropout or self.intensity or self.single_image
+            self.rewindow or self.paste or self.window_dropout or self.intensity or self.single_image or self.exports
         ) and not self.augment:
             raise ValueError(
-                "rewindow, paste, window_dropout, single_image and intensity are augmentations: they need augment: true"
+                "rewindow, paste, window_dropout, single_image, intensity and exports are augmentations: "
+                "they need augment: true"
             )
+        if self.exports:
+            self.export_augmentation()  # refuse bad keys at parse time, before anything trains
+
+    def export_augmentation(self) -> ExportAugmentation | None:
+        """The ``exports`` mapping as the augmentation it describes (``None``: off)."""
+        return ExportAugmentation.from_params(self.exports) if self.exports else None
 
     def check(self, spec: ClassifierSpec) -> None:
         """Refuse what ``spec``'s network cannot train with."""
@@ -77,7 +88,14 @@ class ClassifierTraining:
     def dataset(self, spec: ClassifierSpec, table: pd.DataFrame, root: str | Path) -> SliceDataset | StudyDataset:
         """The training rows as ``spec`` learns from them: for a map model each item carries its mask
         (and pasted bleeds)."""
-        return spec.dataset(table, root, cache=self.cache_images, masks=spec.uses_masks, paste=self.paste)
+        return spec.dataset(
+            table,
+            root,
+            cache=self.cache_images,
+            masks=spec.uses_masks,
+            paste=self.paste,
+            exports=self.export_augmentation(),
+        )
 
 
 def parse_section(name: str, section: dict) -> tuple[ClassifierSpec, ClassifierTraining, TrainConfig]:

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ich.data.exports import ExportAugmentation
 from ich.io.slices import read_mask, read_slice
 from ich.labels import has_mask_file, mask_is_known
 from ich.networks.segmenter import UNetSpec, segmenter_view
@@ -56,19 +57,22 @@ def read_pairs(root: str | Path, table: pd.DataFrame) -> Iterator[tuple[np.ndarr
 class CropDataset(Dataset):
     """Training crops ``(float image (3, c, c) in [0, 1], float mask (1, c, c))`` of in-memory slices.
 
-    Each item is one ``(slice, corner)``; with ``ranges`` it is re-augmented at every draw, from
-    a generator seeded off torch's global one, which the training loop seeds per epoch (so a
-    resumed run draws the same augmentations).
+    Each item is one ``(slice, corner)`` of ``slices`` (converted RGB slices and their masks) as
+    ``spec``'s network reads it (:func:`ich.networks.segmenter.segmenter_view`); with ``ranges`` (and
+    ``exports``, first) it is re-augmented at every draw, from a generator seeded off torch's global
+    one, which the training loop seeds per epoch (so a resumed run draws the same augmentations).
     """
 
     def __init__(
         self,
         slices: Sequence[tuple[np.ndarray, np.ndarray]],
         crops: Sequence[tuple[int, tuple[int, int]]],
-        crop: int,
+        spec: UNetSpec,
         ranges: AffineRanges | None,
+        exports: ExportAugmentation | None = None,
     ) -> None:
-        self.slices, self.crops, self.crop, self.ranges = slices, list(crops), crop, ranges
+        self.slices, self.crops, self.spec, self.ranges, self.exports = slices, list(crops), spec, ranges, exports
+        self.crop = spec.crop
 
     def __len__(self) -> int:
         return len(self.crops)
@@ -76,10 +80,13 @@ class CropDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
         which, corner = self.crops[i]
         image, mask = self.slices[which]
+        rng = np.random.default_rng(int(torch.randint(2**62, ()))) if self.ranges or self.exports else None
+        if self.exports is not None:
+            image = self.exports(image[None], rng)[0]
+        image = segmenter_view(image, self.spec)
         if self.ranges is None:
             image, mask = extract_crops(image, [corner], self.crop)[0], extract_crops(mask, [corner], self.crop)[0]
         else:
-            rng = np.random.default_rng(int(torch.randint(2**62, ())))
             image, mask = augment_crop(image, mask, corner, self.crop, self.ranges, rng)
         x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float() / 255.0
         return x, torch.from_numpy(mask[None].astype(np.float32))
@@ -108,6 +115,6 @@ def training_crops(
     rows = sorted({k for k, _ in kept})
     renumber = {k: j for j, k in enumerate(rows)}
     slices = [read_pair(root, train.iloc[k]) for k in rows]
-    slices = [(segmenter_view(image, spec), mask) for image, mask in slices]
     print(f"training crops: {len(kept)} of {len(pool)} ({sum(positive)} with bleed) from {len(rows)} slices")
-    return CropDataset(slices, [(renumber[k], corner) for k, corner in kept], spec.crop, training.augment)
+    crops = [(renumber[k], corner) for k, corner in kept]
+    return CropDataset(slices, crops, spec, training.augment, training.exports)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from ich.data.exports import ExportAugmentation
 from ich.networks.segmenter import UNetSpec, unet_spec
 from ich.params import check_known_keys
 from ich.segmentation import AffineRanges
@@ -21,11 +22,14 @@ class UNetTraining:
     0.2); ``None`` (``augment: false`` in the params) switches augmentation off.
     ``loss`` is Hssayeni 2020's ``bce`` or ``bce_dice`` (BCE + ``dice_weight`` x soft-Dice loss).
     ``pretrained``: ``none``, ``imagenet`` (``lite0_unet``) or a checkpoint path, as for classifiers.
+    ``exports``: training slices exported as other sites send them and harmonised
+    (:class:`ich.data.exports.ExportAugmentation`, the classifiers' ``exports``), before the affine map.
     """
 
     pretrained: str = "none"
     negative_ratio: float = 1.0
     augment: AffineRanges | None = field(default_factory=AffineRanges)
+    exports: ExportAugmentation | None = None
     loss: str = "bce"
     dice_weight: float = 1.0
 
@@ -65,6 +69,8 @@ def unet_settings(
     if "augment" in values:  # a mapping of ranges (missing ones: the paper's), true: the paper's, false: none
         augment = values["augment"]
         values["augment"] = AffineRanges() if augment is True else AffineRanges(**augment) if augment else None
+    if values.get("exports"):
+        values["exports"] = ExportAugmentation.from_params(values["exports"])
     config_values = {k: v for k, v in merged.items() if k not in spec_keys | training_keys}
     return unet_spec(merged), UNetTraining(**values), TrainConfig(**config_values)
 
