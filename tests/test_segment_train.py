@@ -45,7 +45,7 @@ from ich.train.segmenter.settings import BandSpec, UNetTraining, band_settings, 
 from tests.conftest import REPO, load_script
 
 # 64 px slices: 32 px crops with stride 16 (3 x 3 per slice), the demo's 64/32 at 128 px halved.
-SPEC = UNetSpec(base_width=8, crop=32, stride=16)
+SPEC = UNetSpec(method="unet", base_width=8, crop=32, stride=16)
 TRAINING = UNetTraining(loss="bce_dice")
 CONFIG = TrainConfig(epochs=20, batch_size=16, lr=3e-3, scheduler="none", seed=0)
 POST = PostProcess(threshold=0.5, close_kernel=3, open_kernel=3)
@@ -414,7 +414,7 @@ def test_normal_slices_without_a_mask_file_count_as_empty_masks(tiny_cohort, tin
     image, mask = read_pair(tiny_cohort["converted"], normal)
     assert mask.shape == image.shape[:2] and not mask.any()
     crops = training_crops(
-        tiny_cohort["converted"], parts["train"], UNetSpec(crop=32, stride=32), UNetTraining(), seed=0
+        tiny_cohort["converted"], parts["train"], UNetSpec(method="unet", crop=32, stride=32), UNetTraining(), seed=0
     )
     assert len(crops) > 0
     no_masks = index.assign(mask_path="")

@@ -6,6 +6,7 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -16,10 +17,12 @@ from torch.utils.data import Dataset
 from ich.data.batch import MapTargets, MaskedSlices
 from ich.data.bleed_paste import BleedBank
 from ich.data.context import neighbour_rows
-from ich.data.exports import ExportAugmentation
 from ich.data.resize import resize_square
 from ich.io.slices import read_slice
 from ich.labels import has_mask_file, mask_is_known
+
+if TYPE_CHECKING:  # an export augmentation is handed in: these modules never build one
+    from ich.data.exports import ExportAugmentation
 
 
 def network_image(image: np.ndarray, input_size: int, grey: bool = False) -> np.ndarray:

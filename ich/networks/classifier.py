@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -16,11 +16,13 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ich.data.datasets import SliceDataset, StudyDataset
-from ich.data.exports import ExportAugmentation
 from ich.data.transforms import BatchPreparation
 from ich.labels import LABELS
 from ich.models import available, build, capabilities
 from ich.networks import NETWORK_FILE
+
+if TYPE_CHECKING:  # an export augmentation is handed in: these modules never build one
+    from ich.data.exports import ExportAugmentation
 
 
 @dataclass(frozen=True)

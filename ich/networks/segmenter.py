@@ -42,7 +42,7 @@ class UNetSpec:
     grey window then gives it what it learned from.
     """
 
-    method: str = "unet"
+    method: str  # a registered segmenter (ich.models.available(segments=True)); no default: a name lives in ich/models
     base_width: int = 64
     batch_norm: bool = (
         False  # BatchNorm in every block (ich.models.unet; not in Hssayeni 2020): an option of that builder
@@ -71,7 +71,7 @@ def segmenter_view(image: np.ndarray, spec: UNetSpec) -> np.ndarray:
 def unet_spec(section: Mapping[str, Any]) -> UNetSpec:
     """The network part of a ``method: unet`` section (the other keys are training's:
     :func:`ich.train.segmenter.settings.unet_settings` checks the whole section)."""
-    if section.get("method", UNetSpec.method) not in segmentation_networks():
+    if section.get("method") not in segmentation_networks():
         raise ValueError(
             f"segmenter method must be one of {', '.join(segmentation_networks())}, got {section.get('method')!r}"
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -14,12 +14,14 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from ich.data.exports import ExportAugmentation
 from ich.io.slices import read_mask, read_slice
 from ich.labels import has_mask_file, mask_is_known
 from ich.networks.segmenter import UNetSpec, segmenter_view
 from ich.segmentation import AffineRanges, augment_crop, crop_grid, extract_crops, positive_crops, undersample
 from ich.train.segmenter.settings import UNetTraining
+
+if TYPE_CHECKING:  # an export augmentation is handed in: these modules never build one
+    from ich.data.exports import ExportAugmentation
 
 
 def segmentation_parts(index: pd.DataFrame, split: pd.DataFrame) -> dict[str, pd.DataFrame]:
