@@ -202,6 +202,9 @@ def test_unet_settings_default_to_the_paper_and_reject_unknown_keys():
     assert training.augment is None and spec.crop == 64 and config.lr == 0.003 and config.epochs == 150
     _, training, _ = unet_settings({"method": "unet", "augment": {"rotation_deg": 5}}, defaults)
     assert training.augment == AffineRanges(rotation_deg=5)
+    # no default network: a section names its registered segmenter (the names live in ich/models)
+    with pytest.raises(ValueError, match="segmenter method must be one of .*got None"):
+        unet_settings({"crop": 64}, defaults)
     assert unet_settings({"method": "unet", "augment": True}, defaults)[1].augment == AffineRanges()
     with pytest.raises(ValueError, match="unknown keys"):
         unet_settings({"method": "unet", "epoch": 3}, defaults, where="segment.unet")
