@@ -64,6 +64,9 @@ def test_train_stages_depend_on_the_defaults():
 
 
 def test_applying_a_profile_writes_the_params_a_stage_reads_and_is_idempotent(tmp_path):
+    (tmp_path / "profiles").mkdir()
+    for profile in PROFILES:  # a profile may name another as its base
+        (tmp_path / "profiles" / profile.name).write_text(profile.read_text())
     for profile in PROFILES:
         out = tmp_path / "params.yaml"
         apply_profile([str(profile), "--out", str(out)])
