@@ -93,7 +93,6 @@ class SliceDataset(Dataset):
         labels = np.array(table[list(label_columns)].astype(float).fillna(0), dtype=np.float32)
         self.input_size = input_size
         self.grey, self.exports = grey, exports
-        self.decode_grey = grey and exports is None  # an export reads the bone window: keep it until then
         self.mask_paths: list[Path | None] | None = None
         self.mask_known: torch.Tensor | None = None
         if masks:
@@ -111,6 +110,11 @@ class SliceDataset(Dataset):
                 )
             grey_images = self._images if self.decode_grey else self._images[:, :1]
             self.bank = BleedBank(grey_images, self._masks[:, 0], self.targets, table, probability=paste)
+
+    @property
+    def decode_grey(self) -> bool:
+        """Whether slices are decoded (and cached) as the brain window alone: an export reads the bone window."""
+        return self.grey and self.exports is None
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -149,14 +153,17 @@ class SliceDataset(Dataset):
 
     def decoded(self, row: int) -> torch.Tensor:
         """Row ``row``'s slice alone, decoded ``(C, H, W)`` uint8 (no neighbours, no mask, no export)."""
-        image = self._images[row] if self._images is not None else self._decode(row)
+        image = self._decoded_as_cached(row)
         return image[:1] if self.grey and not self.decode_grey else image
+
+    def _decoded_as_cached(self, row: int) -> torch.Tensor:
+        return self._images[row] if self._images is not None else self._decode(row)
 
     def _stack(self, rows: np.ndarray) -> torch.Tensor:
         """The slices of ``rows`` stacked slice-major ``(C x len(rows), H, W)``, exported when drawn."""
         if self.exports is None:
             return self.decoded(int(rows[0])) if len(rows) == 1 else torch.cat([self.decoded(int(r)) for r in rows])
-        rgb = [self._images[int(r)] if self._images is not None else self._decode(int(r)) for r in rows]
+        rgb = [self._decoded_as_cached(int(r)) for r in rows]
         rng = np.random.default_rng(int(torch.randint(2**62, ())))
         exported = torch.from_numpy(self.exports(torch.stack(rgb).permute(0, 2, 3, 1).numpy(), rng)).permute(0, 3, 1, 2)
         return (exported[:, :1] if self.grey else exported).flatten(0, 1).contiguous()
