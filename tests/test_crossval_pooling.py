@@ -55,6 +55,14 @@ def test_each_fold_is_decided_at_its_own_threshold_and_calibrated_by_its_own_fit
         block = result[key]
         assert block["ci_low"] <= block["value"] <= block["ci_high"], key
     assert set(result["slice_roc_auc_folds"]["per_fold"]) == {0, 1, 2}
+    # slices are flagged at their own fold's slice_youden threshold, on the raw probability
+    for k, part in slices.groupby("fold"):
+        assert (part["flagged"] == (part["prob_any"] >= points[k]["slice_youden"]["threshold"])).all()
+    normal = slices[slices["any"] == 0]
+    flagged = result["slices_flagged"]
+    assert flagged["point"] == "slice_youden"
+    assert flagged["specificity"]["value"] == pytest.approx(1 - normal["flagged"].mean(), abs=1e-6)
+    assert flagged["specificity"]["ci_low"] <= flagged["specificity"]["value"] <= flagged["specificity"]["ci_high"]
     assert result["ece_calibrated"] < result["ece"]  # fold scales differ; each fold's fit undoes most of it
 
 
@@ -95,6 +103,9 @@ def test_each_cohort_is_summarised_apart_and_one_where_everyone_bleeds_says_so()
     assert set(blocks) == {"first", "second"}
     assert blocks["second"]["patient_figures"] == "undefined: every patient of this cohort bleeds"
     assert "patient_roc_auc" not in blocks["second"] and 0.5 < blocks["second"]["slice_roc_auc_pooled"]["value"] <= 1
+    second = pool_folds(tables, points, labels)[0].merge(labels[labels["cohort"] == "second"][["slice_id"]])
+    expected = second.loc[second["any"] == 1, "flagged"].mean()  # the decision figure a bleeding-only site has
+    assert blocks["second"]["slices_flagged"]["sensitivity"]["value"] == pytest.approx(expected, abs=1e-6)
     first = labels[labels["cohort"] == "first"]
     alone = summary({k: t[t["patient_id"].isin(set(first["patient_id"]))] for k, t in tables.items()}, points, first,
                     n_boot=100, seed=0)  # fmt: skip

@@ -10,7 +10,11 @@ footing with what that fold chose on its own validation patients (``operating_po
   are computed;
 - each test patient is called positive when its raw study score reaches the fold's
   ``patient_youden`` threshold, and those decisions are pooled into one sensitivity and one
-  specificity.
+  specificity;
+- each test slice is flagged when its raw probability reaches the fold's ``slice_youden``
+  threshold, the point ``ich predict`` flags slices at, pooled the same way: for a cohort whose
+  patients all bleed (PHE-SICH) or that comes as single slices (RSNA's), this is the decision
+  figure there is.
 
 Every figure comes with a 95% patient-bootstrap interval (``ich.metrics.ci``) over all pooled
 patients. :func:`summary` gives the keys of ``docs/results/<profile>-crossval.json``;
@@ -26,14 +30,8 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from ich.metrics.calibration import calibrate, expected_calibration_error
-from ich.metrics.ci import bootstrap_ci
-from ich.metrics.classification import weighted_ranking_metrics
-from ich.metrics.model_evaluation import interval, ranking_and_decision
+from ich.metrics.model_evaluation import ranking_and_decision
 from ich.metrics.operating_points import study_scores
-
-
-def _roc_auc(y: np.ndarray, p: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    return weighted_ranking_metrics(y, p, weights)["roc_auc"]
 
 
 def pool_folds(
@@ -42,7 +40,7 @@ def pool_folds(
     """``(slices, patients)`` over all folds.
 
     ``tables[k]``: fold k's test predictions (Predictions contract); ``points[k]``: its
-    ``operating_points.json``. ``slices`` gains ``any`` and ``prob_calibrated``; ``patients``
+    ``operating_points.json``. ``slices`` gains ``any``, ``prob_calibrated`` and ``flagged``; ``patients``
     has ``patient_id, fold, label, score, score_calibrated, pred``. A patient or slice in two
     test folds is an error.
     """
@@ -52,7 +50,11 @@ def pool_folds(
         if test.empty:
             raise ValueError(f"fold {fold}: no {subset} predictions")
         fit = points[fold]["calibration"]
-        test = test.assign(fold=fold, prob_calibrated=calibrate(test["prob_any"], fit))
+        test = test.assign(
+            fold=fold,
+            prob_calibrated=calibrate(test["prob_any"], fit),
+            flagged=test["prob_any"] >= points[fold]["slice_youden"]["threshold"],
+        )
         raw = study_scores(test, points[fold]["patient_youden"]["study_score"])
         threshold = points[fold]["patient_youden"]["threshold"]
         patient_parts.append(
@@ -113,17 +115,20 @@ def _slice_figures(slices: pd.DataFrame, *, n_boot: int, seed: int) -> dict:
     """The slice-level part of :func:`summary`, from :func:`pool_folds`'s slices."""
     y_slice = slices["any"].to_numpy().astype(np.int64)
     p_slice = slices["prob_calibrated"].to_numpy(dtype=float)
-    pooled = bootstrap_ci(_roc_auc, y_slice, p_slice, groups=slices["patient_id"], n_boot=n_boot, seed=seed)
+    ranking, flagged = ranking_and_decision(
+        y_slice, p_slice, slices["flagged"].to_numpy(dtype=bool), slices["patient_id"], n_boot=n_boot, seed=seed
+    )
     per_fold = {
         int(k): round(float(roc_auc_score(part["any"], part["prob_any"])), 6) for k, part in slices.groupby("fold")
     }
     return {
-        "slice_roc_auc_pooled": interval(*pooled),
+        "slice_roc_auc_pooled": ranking["roc_auc"],
         "slice_roc_auc_folds": {
             "per_fold": per_fold,
             "mean": round(float(np.mean(list(per_fold.values()))), 6),
             "sd": round(float(np.std(list(per_fold.values()), ddof=1)), 6) if len(per_fold) > 1 else None,
         },
+        "slices_flagged": {"point": "slice_youden", **flagged},
         "ece": round(expected_calibration_error(y_slice, slices["prob_any"].to_numpy(dtype=float)), 6),
         "ece_calibrated": round(expected_calibration_error(y_slice, p_slice), 6),
         "n_slices": len(slices),
