@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -28,15 +30,25 @@ def load_script(path: str) -> ModuleType:
     return module
 
 
-@pytest.fixture
-def one_thread():
-    """Train on one thread: two threads on two busy cores oversubscribe and run several times slower."""
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """PyTorch on one intra-op thread while inside: two threads on two busy cores oversubscribe
+    (OpenMP spin-waits) and run several times slower. For fixtures of any scope."""
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def one_thread():
+    """Train on one thread (:func:`one_torch_thread`)."""
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ from ich.train.loop import TrainConfig
 from ich.train.segmenter.data import segmentation_parts
 from ich.train.segmenter.fit_band import band_predictor, fit_band
 from ich.train.segmenter.settings import BandSpec
+from tests.conftest import one_torch_thread
 from tests.test_segment_train import _evaluate
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -128,16 +129,12 @@ def brain_window_unet(tiny_cohort, tiny_split):
     from ich.train.segmenter.fit_unet import train_unet
     from ich.train.segmenter.settings import UNetTraining
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the one_thread fixture, which a module fixture cannot request
-    try:
+    with one_torch_thread():  # the one_thread fixture is function-scoped
         parts = segmentation_parts(tiny_cohort["index"], tiny_split)
         spec = UNetSpec(method="lite0_unet", base_width=8, crop=64, stride=64, brain_window_only=True)
         training = UNetTraining(pretrained="imagenet", loss="bce_dice")
         config = TrainConfig(epochs=16, batch_size=8, lr=3e-3, seed=0, scheduler="cosine")
         model, result = train_unet(tiny_cohort["converted"], parts, spec, training, config, [POST])
-    finally:
-        torch.set_num_threads(threads)
     return {"parts": parts, "spec": spec, "model": model, "result": result}
 
 

@@ -21,6 +21,7 @@ from ich.models import available, build, cam_layer, registry
 from ich.models.effclass import DECONVS, FUSED_CHANNELS, fused_side
 from ich.models.registry import ImageNetSource, imagenet_path
 from ich.networks.classifier import ClassifierSpec
+from tests.conftest import one_torch_thread
 
 # classifier -> small input side that the architecture accepts (CPU-fast)
 CLASSIFIERS = {
@@ -40,10 +41,8 @@ CLASSIFIERS = {
 def one_thread():
     """Run these tiny-tensor tests on one intra-op thread: OpenMP's spin-waiting makes two
     threads many times slower when the two cores are shared with other processes."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with one_torch_thread():
+        yield
 
 
 def n_params(model: nn.Module) -> int:
