@@ -1,4 +1,4 @@
-"""A new segmenter is one file plus its params section (README, "Add a segmenter").
+"""A new segmenter is one file plus its params section (README, "Add a segmenter"), and reads the channel policy.
 
 As ``tests/test_new_model.py`` does for a classifier: the test writes a tiny segmentation network
 into ``ich/models/`` of a tiny copy of the project, registered with ``segments=True``, names it in
@@ -10,6 +10,7 @@ classifier list names it, and git sees no other change than that file and ``para
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -52,6 +53,9 @@ SECTION = {
     "batch_size": 16,
     "lr": 0.01,
     "seed": 0,
+    # the channel policy with two windows cut from the demo's brain window ([0, 80] HU, convert.windows[0])
+    "brain_window_only": True,
+    "derived_windows": {"source": [0, 80], "windows": [[40, 80], [95, 100]]},
 }
 
 
@@ -93,3 +97,18 @@ def test_a_segmenter_in_one_file_outlines_a_study_through_ich_predict(project, t
     report = json.loads((out / "report.json").read_text())
     assert report["bleed"]["segmenter"] == "tiny_seg" and report["outputs"]["mask"] == "mask.nii.gz"
     assert all("bleed_pixels" in s for s in report["slices"])
+
+
+def test_a_segmenter_cut_from_another_brain_window_is_not_packed(project, tmp_path):
+    """Its derived windows would show other HU than it learned: the bundle refuses it, naming it."""
+    from ich.predict.pack import pack_networks
+
+    copy = tmp_path / "project"
+    shutil.copytree(project, copy, ignore=shutil.ignore_patterns(".dvc", ".git"))
+    network = copy / "data" / "segmenters" / "tiny_seg" / "network.json"
+    described = json.loads(network.read_text())
+    assert described["spec"]["derived_windows"] == SECTION["derived_windows"]
+    described["spec"]["derived_windows"]["source"] = [-20, 100]
+    network.write_text(json.dumps(described))
+    with pytest.raises(ValueError, match=r"segmenter tiny_seg: derived_windows.source is \[-20, 100\] HU.*\[0, 80\]"):
+        pack_networks(copy, tmp_path / "bundle", ["wa2d_cnn3"], "tiny_seg")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from ich.data.windowing import DEFAULT_WINDOWS, levels_to_hu, rewindow, stack_windows, window
+from ich.data.windowing import DEFAULT_WINDOWS, levels_to_hu, recut_window, rewindow, stack_windows, window
 
 
 def test_window_against_hand_computed_values():
@@ -46,3 +46,18 @@ def test_rewindow_recovers_the_hu_and_keeps_saturated_pixels():
     assert wide[5] == pytest.approx(150 / 200, abs=0.005)
     tensor = rewindow(torch.from_numpy(levels), (-20, 100), torch.tensor(0.0), torch.tensor(80.0))
     assert np.allclose(tensor.numpy(), shown)
+
+
+def test_recut_window_shows_a_narrower_window_of_the_brain_window_as_the_hu_would():
+    """A blood window ([40, 80] HU) cut from CT-ICH's brain window equals windowing the HU directly inside
+    the brain window; bone, saturated in the brain window, stays white in any window cut from it."""
+    hu = np.array([[-500.0, 0.0, 30.0, 45.0, 60.0, 75.0, 85.0, 1000.0]])
+    brain = window(hu, -20, 100)
+    blood = recut_window(brain, (-20, 100), (40, 80))
+    assert blood.dtype == np.uint8
+    direct = window(levels_to_hu(brain / 255.0, (-20, 100)), 40, 80)
+    assert np.abs(blood.astype(int) - direct.astype(int)).max() <= 1
+    assert blood[0, :3].tolist() == [0, 0, 0] and blood[0, -2:].tolist() == [255, 255]
+    assert 90 < blood[0, 4] < 165  # 60 HU: the middle of the blood window
+    saturation = recut_window(brain, (-20, 100), (95, 100))
+    assert saturation[0].tolist() == [0] * 7 + [255]  # only bone (saturated) is lit

@@ -69,6 +69,14 @@ def stack_windows_stored(
     return stack_windows(hu, key)
 
 
+def recut_window(grey: np.ndarray, source: Sequence[float], target: Sequence[float]) -> np.ndarray:
+    """A uint8 image windowed at ``source`` (``[lo, hi]`` HU) shown at the window ``target`` instead,
+    as uint8 (:func:`rewindow`: exact inside ``source``, saturated pixels stay saturated)."""
+    levels = grey.astype(np.float32) / np.float32(255)
+    shown = rewindow(levels, source, np.float32(target[0]), np.float32(target[1]))
+    return np.clip(shown * np.float32(255) + np.float32(0.5), 0, 255).astype(np.uint8)
+
+
 T = TypeVar("T")  # a NumPy array or a torch tensor (torch is not imported here: convert does not need it)
 
 

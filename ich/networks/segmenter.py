@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from ich.data.windowing import Window, recut_window
 from ich.models import available, build, refuse_options
 from ich.networks import NETWORK_FILE
 from ich.segmentation.inference import predict_prob_map
@@ -30,6 +31,38 @@ def segmentation_networks() -> list[str]:
 
 
 @dataclass(frozen=True)
+class DerivedWindows:
+    """Input channels 2 and 3 of a network that reads the brain window alone: two narrower HU windows
+    re-cut from the brain window's grey levels (:func:`ich.data.windowing.recut_window`).
+
+    ``source`` is the HU window the brain window shows (the training slices' first window, which
+    ``ich predict`` harmonises every grey study to; :func:`check_derived_source`). The RSNA 2019
+    solutions fed several HU windows as channels; a grey export carries one, and inside it a blood
+    window (acute blood 50-90 HU against brain's 20-40) and a saturation window (bone, 100 HU and
+    above, white) are still exact. They give the bleed and the skull, both bright in the brain
+    window, channels of their own, as the bone window of a release's blue channel did.
+    """
+
+    source: Window
+    windows: tuple[Window, Window]
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> DerivedWindows:
+        """From a ``derived_windows: {source: [lo, hi], windows: [[lo, hi], [lo, hi]]}`` mapping."""
+        if set(values) != {"source", "windows"} or len(values["windows"]) != 2:
+            raise ValueError(
+                f"derived_windows must be {{source: [lo, hi], windows: [[lo, hi], [lo, hi]]}} (two windows for "
+                f"input channels 2 and 3), got {dict(values)}"
+            )
+        source = (float(values["source"][0]), float(values["source"][1]))
+        windows = tuple((float(lo), float(hi)) for lo, hi in values["windows"])
+        for lo, hi in (source, *windows):
+            if not hi > lo:
+                raise ValueError(f"derived_windows: window [{lo:g}, {hi:g}] HU must have hi > lo")
+        return cls(source, windows)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
 class UNetSpec:
     """What a segmentation network is and how it reads a slice (the network part of a
     ``segment.<name>`` section; how it is trained is :class:`ich.train.segmenter.settings.UNetTraining`).
@@ -39,7 +72,9 @@ class UNetSpec:
     ``brain_window_only`` is the classifiers' channel policy (``train.<model>.brain_window_only``):
     the network reads the brain window alone, in all three of its input channels
     (:func:`segmenter_view`), in training, validation and prediction alike; a site that sends one
-    grey window then gives it what it learned from.
+    grey window then gives it what it learned from. ``derived_windows`` (with it) fills channels 2
+    and 3 with narrower windows cut from that brain window instead of repeating it
+    (:class:`DerivedWindows`).
     """
 
     method: str  # a registered segmenter (ich.models.available(segments=True)); no default: a name lives in ich/models
@@ -51,6 +86,14 @@ class UNetSpec:
     stride: int = 80
     inference_batch: int = 64
     brain_window_only: bool = False  # the channel policy: read the brain window alone (segmenter_view)
+    derived_windows: DerivedWindows | None = None  # channels 2 and 3 re-cut from the brain window
+
+    def __post_init__(self) -> None:
+        if self.derived_windows is not None and not self.brain_window_only:
+            raise ValueError(
+                "derived_windows are cut from the brain window: they need brain_window_only: true (a network "
+                "reading a release's own channels has no free channel for them)"
+            )
 
 
 def segmenter_view(image: np.ndarray, spec: UNetSpec) -> np.ndarray:
@@ -65,7 +108,25 @@ def segmenter_view(image: np.ndarray, spec: UNetSpec) -> np.ndarray:
         return image
     if image.ndim != 3:
         raise ValueError(f"expected an (H, W, C) slice, got shape {image.shape}")
-    return np.ascontiguousarray(np.repeat(image[..., :1], 3, axis=2))
+    if spec.derived_windows is None:
+        return np.ascontiguousarray(np.repeat(image[..., :1], 3, axis=2))
+    brain = image[..., 0]
+    derived = spec.derived_windows
+    return np.stack([brain, *(recut_window(brain, derived.source, window) for window in derived.windows)], axis=2)
+
+
+def check_derived_source(spec: UNetSpec, brain_window: Window, name: str) -> None:
+    """Refuse a segmenter whose derived windows assume another brain window than ``brain_window``, the HU
+    window its slices show (the training slices' first window, to which ``ich predict`` renders and
+    harmonises every study): its channels 2 and 3 would show other HU than it learned."""
+    if spec.derived_windows is None:
+        return
+    source = spec.derived_windows.source
+    if tuple(map(float, source)) != tuple(map(float, brain_window)):
+        raise ValueError(
+            f"segmenter {name}: derived_windows.source is [{source[0]:g}, {source[1]:g}] HU but its slices show the "
+            f"brain window [{brain_window[0]:g}, {brain_window[1]:g}] HU; set segment.{name}.derived_windows.source to it"
+        )
 
 
 def unet_spec(section: Mapping[str, Any]) -> UNetSpec:
@@ -76,9 +137,15 @@ def unet_spec(section: Mapping[str, Any]) -> UNetSpec:
             f"segmenter method must be one of {', '.join(segmentation_networks())}, got {section.get('method')!r}"
         )
     keys = {f.name for f in fields(UNetSpec)}
-    spec = UNetSpec(**{k: v for k, v in section.items() if k in keys})
+    spec = _spec({k: v for k, v in section.items() if k in keys})
     refuse_options(spec.method, _options(spec))  # before anything trains
     return spec
+
+
+def _spec(values: Mapping[str, Any]) -> UNetSpec:
+    """A spec from plain values (a params section's or ``network.json``'s)."""
+    derived = values.get("derived_windows")
+    return UNetSpec(**{**values, "derived_windows": DerivedWindows.from_values(derived) if derived else None})
 
 
 def _options(spec: UNetSpec) -> dict[str, object]:
@@ -97,7 +164,7 @@ def read_segmenter_spec(folder: str | Path) -> UNetSpec:
     path = Path(folder) / NETWORK_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: the segmenter was trained by an older version; run `dvc repro`")
-    return UNetSpec(**json.loads(path.read_text())["spec"])
+    return _spec(json.loads(path.read_text())["spec"])
 
 
 def build_unet(spec: UNetSpec, state_dict: str | Path | None = None, *, pretrained: str = "none") -> nn.Module:
@@ -124,8 +191,10 @@ def unet_predictor(model: nn.Module, spec: UNetSpec) -> Callable[[np.ndarray], n
 
 
 __all__ = [
+    "DerivedWindows",
     "UNetSpec",
     "build_unet",
+    "check_derived_source",
     "read_segmenter_spec",
     "segmentation_networks",
     "segmenter_view",

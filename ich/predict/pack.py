@@ -27,7 +27,7 @@ from ich.io.atomic import write_json, write_text
 from ich.io.digest import dvc_md5, md5_file
 from ich.labels import SUBTYPES
 from ich.networks import NETWORK_FILE
-from ich.networks.segmenter import segmentation_networks
+from ich.networks.segmenter import check_derived_source, read_segmenter_spec, segmentation_networks
 from ich.params import load_params
 from ich.predict.bundle import BUNDLE_FORMAT, MANIFEST
 from ich.predict.familiarity import training_reference
@@ -176,6 +176,7 @@ def pack_bundle(
             _copy(folder / file, out, f"models/{name}/{file}")
     for name in segmenters:
         folder = project / layout.SEGMENTERS / name
+        check_derived_source(read_segmenter_spec(folder), convert.windows[0], name)
         versions[(layout.SEGMENTERS / name).as_posix()] = dvc_md5(folder)
         for file in (NETWORK_FILE, WEIGHTS_FILE, POST_PROCESS_FILE):
             _copy(folder / file, out, f"segmenters/{name}/{file}")
